@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * spillway: a reserved pool of system RAM handed out as dma-bufs, and a
+ * memory-pressure watchdog.  This header is the one contract between the
+ * kernel module, the CUDA shim and the spillway command: every ioctl number,
+ * struct layout and constant is defined here and nowhere else.
+ *
+ * All structs have fixed sizes (checked by the module at build time), use
+ * only fixed-width types and are little-endian on every supported machine.
+ * Fields named "reserved" must be zero on input and are zero on output.
+ */
+#ifndef _UAPI_LINUX_SPILLWAY_H
+#define _UAPI_LINUX_SPILLWAY_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+/* The misc device is /dev/SPILLWAY_DEVICE_NAME. */
+#define SPILLWAY_DEVICE_NAME		"spillway"
+
+/*
+ * ABI version.  The major number changes when an existing struct or ioctl
+ * changes meaning; the minor number when something is added.
+ */
+#define SPILLWAY_ABI_MAJOR		1
+#define SPILLWAY_ABI_MINOR		0
+
+/* Pressure levels, in increasing order of danger. */
+#define SPILLWAY_LEVEL_OK		0
+#define SPILLWAY_LEVEL_WARN		1
+#define SPILLWAY_LEVEL_CRITICAL		2
+
+/* Why the watchdog chose a level: a bitmask of the signals past a mark. */
+#define SPILLWAY_REASON_MEM_AVAILABLE	(1U << 0) /* MemAvailable below a watermark */
+#define SPILLWAY_REASON_SWAP_FREE	(1U << 1) /* free swap below its mark */
+#define SPILLWAY_REASON_SWAP_RATE	(1U << 2) /* swap-in + swap-out pages/s above its mark */
+#define SPILLWAY_REASON_OOM		(1U << 3) /* the OOM notifier ran */
+#define SPILLWAY_REASON_RECOVERED	(1U << 4) /* every signal back under its mark */
+
+/* Event record types (struct spillway_event.type). */
+#define SPILLWAY_EVENT_LEVEL		1 /* the level changed */
+#define SPILLWAY_EVENT_OVERFLOW		2 /* this reader missed @count records */
+#define SPILLWAY_EVENT_RELEASE		3 /* free pool memory went back to the kernel */
+
+/**
+ * struct spillway_event - one record read() from /dev/spillway
+ * @seq:		sequence number, starting at 1, never reused while loaded
+ * @type:		SPILLWAY_EVENT_*
+ * @level:		level after the event (SPILLWAY_LEVEL_*)
+ * @prev_level:		level before the event
+ * @reason:		SPILLWAY_REASON_* bits that led to @level
+ * @time_ns:		CLOCK_MONOTONIC time of the sample, in nanoseconds
+ * @mem_available:	MemAvailable at the sample, bytes
+ * @swap_free:		free swap at the sample, bytes
+ * @swap_rate:		swap-in + swap-out rate at the sample, pages per second
+ * @pool_free:		free bytes in the pool after the event
+ * @count:		OVERFLOW: records this reader lost; RELEASE: bytes released
+ *
+ * read() returns whole records only; a buffer smaller than one record gets
+ * EINVAL.  Each open file has its own cursor.  A reader that falls more than
+ * SPILLWAY_EVENT_QUEUE_LEN records behind first gets one OVERFLOW record.
+ */
+struct spillway_event {
+	__u64 seq;
+	__u32 type;
+	__u32 level;
+	__u32 prev_level;
+	__u32 reason;
+	__u64 time_ns;
+	__u64 mem_available;
+	__u64 swap_free;
+	__u64 swap_rate;
+	__u64 pool_free;
+	__u64 count;
+};
+#define SPILLWAY_EVENT_SIZE		72
+#define SPILLWAY_EVENT_QUEUE_LEN	256
+
+/**
+ * struct spillway_version - SPILLWAY_IOC_VERSION
+ * @major:		SPILLWAY_ABI_MAJOR of the loaded module
+ * @minor:		SPILLWAY_ABI_MINOR of the loaded module
+ * @event_size:		sizeof(struct spillway_event)
+ * @test_ioctls:	1 when the test-only ioctls exist (module parameter)
+ * @reserved:		zero
+ */
+struct spillway_version {
+	__u32 major;
+	__u32 minor;
+	__u32 event_size;
+	__u32 test_ioctls;
+	__u64 reserved[2];
+};
+#define SPILLWAY_VERSION_SIZE		32
+
+/**
+ * struct spillway_info - SPILLWAY_IOC_INFO: the pool and watchdog at a glance
+ * @pool_bytes:		bytes the pool holds now (used + free)
+ * @requested_bytes:	bytes last asked for (load or resize); more than
+ *			@pool_bytes when memory was short or was given back
+ * @used_bytes:		bytes in live buffers
+ * @free_bytes:		bytes in the pool not in any buffer
+ * @floor_bytes:	pool_floor_mb: pressure never shrinks the pool below this
+ * @released_bytes:	bytes given back to the kernel under pressure, in total
+ * @user_limit_bytes:	per-user limit on live buffer bytes, 0 = none
+ * @buffers:		live buffers
+ * @events:		event records produced since load
+ * @level:		current SPILLWAY_LEVEL_*
+ * @reason:		SPILLWAY_REASON_* bits behind @level
+ * @watermark_warn:	MemAvailable under this is WARN, bytes
+ * @watermark_critical:	MemAvailable under this is CRITICAL, bytes
+ * @mem_available:	MemAvailable at the last sample, bytes
+ * @swap_total:		total swap, bytes
+ * @swap_free:		free swap at the last sample, bytes
+ * @swap_rate:		swap-in + swap-out pages per second at the last sample
+ * @watchdog_ms:	sampling period
+ * @reserved0:		zero
+ * @reserved:		zero
+ */
+struct spillway_info {
+	__u64 pool_bytes;
+	__u64 requested_bytes;
+	__u64 used_bytes;
+	__u64 free_bytes;
+	__u64 floor_bytes;
+	__u64 released_bytes;
+	__u64 user_limit_bytes;
+	__u64 buffers;
+	__u64 events;
+	__u32 level;
+	__u32 reason;
+	__u64 watermark_warn;
+	__u64 watermark_critical;
+	__u64 mem_available;
+	__u64 swap_total;
+	__u64 swap_free;
+	__u64 swap_rate;
+	__u32 watchdog_ms;
+	__u32 reserved0;
+	__u64 reserved[7];
+};
+#define SPILLWAY_INFO_SIZE		192
+
+/**
+ * struct spillway_alloc - SPILLWAY_IOC_ALLOC: a buffer from the pool
+ * @size:	in: bytes, > 0; rounded up to a whole page
+ * @flags:	in: zero (no flags are defined yet)
+ * @fd:		out: a dma-buf fd (O_CLOEXEC|O_RDWR); mmap it MAP_SHARED
+ * @id:		out: the buffer's id, as in SPILLWAY_IOC_LIST_BUFFERS
+ * @reserved:	zero
+ *
+ * Errors: EINVAL (size 0 or above the pool, flags or reserved not zero),
+ * ENOMEM (the pool has too little free), EDQUOT (per-user limit).
+ */
+struct spillway_alloc {
+	__u64 size;
+	__u32 flags;
+	__s32 fd;
+	__u64 id;
+	__u64 reserved[2];
+};
+#define SPILLWAY_ALLOC_SIZE		40
+
+/**
+ * struct spillway_resize - SPILLWAY_IOC_RESIZE: grow or shrink the pool
+ * @pool_bytes:	in: the size wanted, bytes (rounded up to a page)
+ * @flags:	in: zero
+ * @reserved0:	zero
+ * @result_bytes: out: the pool's size afterwards.  Growing stops short when
+ *		memory is short; shrinking releases only chunks no buffer uses.
+ *		Neither is an error: compare with @pool_bytes.
+ * @reserved:	zero
+ *
+ * Needs CAP_SYS_ADMIN (EPERM).
+ */
+struct spillway_resize {
+	__u64 pool_bytes;
+	__u32 flags;
+	__u32 reserved0;
+	__u64 result_bytes;
+	__u64 reserved[2];
+};
+#define SPILLWAY_RESIZE_SIZE		40
+
+/**
+ * struct spillway_watermarks - SPILLWAY_IOC_SET_WATERMARKS
+ * @warn:	MemAvailable under this is WARN, bytes
+ * @critical:	MemAvailable under this is CRITICAL, bytes; <= @warn
+ * @flags:	zero
+ * @reserved0:	zero
+ * @reserved:	zero
+ *
+ * Needs CAP_SYS_ADMIN (EPERM); EINVAL when @critical > @warn.
+ */
+struct spillway_watermarks {
+	__u64 warn;
+	__u64 critical;
+	__u32 flags;
+	__u32 reserved0;
+	__u64 reserved[2];
+};
+#define SPILLWAY_WATERMARKS_SIZE	40
+
+/**
+ * struct spillway_buffer_info - one entry of SPILLWAY_IOC_LIST_BUFFERS
+ * @id:		buffer id
+ * @size:	bytes
+ * @pid:	thread-group id of the process that allocated it
+ * @uid:	its real uid, as seen from the initial user namespace
+ * @reserved:	zero
+ */
+struct spillway_buffer_info {
+	__u64 id;
+	__u64 size;
+	__s32 pid;
+	__u32 uid;
+	__u64 reserved;
+};
+#define SPILLWAY_BUFFER_INFO_SIZE	32
+
+/**
+ * struct spillway_list - SPILLWAY_IOC_LIST_BUFFERS
+ * @entries:	in: user pointer to an array of struct spillway_buffer_info
+ * @capacity:	in: entries the array holds (at most 65536)
+ * @count:	out: live buffers in all; only min(@count, @capacity) are written
+ * @reserved:	zero
+ */
+struct spillway_list {
+	__u64 entries;
+	__u32 capacity;
+	__u32 count;
+	__u64 reserved[2];
+};
+#define SPILLWAY_LIST_SIZE		32
+#define SPILLWAY_LIST_MAX		65536
+
+/**
+ * struct spillway_test_pin - SPILLWAY_IOC_TEST_PIN (test builds only)
+ * @addr:	in: page-aligned user address of a mapping
+ * @size:	in: bytes, page multiple, > 0, at most 1 GiB
+ * @flags:	in: zero
+ * @reserved0:	zero
+ * @pinned:	out: pages that pin_user_pages_fast(FOLL_LONGTERM|FOLL_WRITE)
+ *		pinned; they are unpinned before the ioctl returns
+ * @reserved:	zero
+ *
+ * Exists only when the module was loaded with test_ioctls=1 (else ENOTTY):
+ * it proves that a mapping can be pinned the way cuMemHostRegister pins it.
+ */
+struct spillway_test_pin {
+	__u64 addr;
+	__u64 size;
+	__u32 flags;
+	__u32 reserved0;
+	__u64 pinned;
+	__u64 reserved[2];
+};
+#define SPILLWAY_TEST_PIN_SIZE		48
+
+#define SPILLWAY_IOC_MAGIC		0xB7
+
+#define SPILLWAY_IOC_VERSION		_IOR(SPILLWAY_IOC_MAGIC, 0x00, struct spillway_version)
+#define SPILLWAY_IOC_INFO		_IOR(SPILLWAY_IOC_MAGIC, 0x01, struct spillway_info)
+#define SPILLWAY_IOC_ALLOC		_IOWR(SPILLWAY_IOC_MAGIC, 0x02, struct spillway_alloc)
+#define SPILLWAY_IOC_RESIZE		_IOWR(SPILLWAY_IOC_MAGIC, 0x03, struct spillway_resize)
+#define SPILLWAY_IOC_SET_WATERMARKS	_IOW(SPILLWAY_IOC_MAGIC, 0x04, struct spillway_watermarks)
+#define SPILLWAY_IOC_LIST_BUFFERS	_IOWR(SPILLWAY_IOC_MAGIC, 0x05, struct spillway_list)
+#define SPILLWAY_IOC_TEST_PIN		_IOWR(SPILLWAY_IOC_MAGIC, 0x40, struct spillway_test_pin)
+
+#endif /* _UAPI_LINUX_SPILLWAY_H */
