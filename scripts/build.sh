@@ -4,6 +4,7 @@
 # the VM harness (test/vm/), not here.
 set -e
 cd "$(dirname "$0")/.."
+[ -f test/kmod/Makefile ] && make -s -C test/kmod
 [ -f shim/Makefile ] && make -s -C shim
 [ -f cli/native/binding.gyp ] && (cd cli/native && npx --no-install node-gyp rebuild --silent >/dev/null)
 [ -f cli/src/main.ts ] && npx --no-install tsc -p tsconfig.json
