@@ -1,0 +1,66 @@
+/*
+ * Host backend, for machines without the module: memfd memory mapped MAP_SHARED (page-backed,
+ * so cuMemHostRegister can pin it), from hugetlb pages when the system has them reserved.
+ */
+#define _GNU_SOURCE
+#include "shim.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define HUGE_2M (2ULL << 20)
+
+static void *map_memfd(size_t size, unsigned int flags)
+{
+	int fd = memfd_create("spillway", MFD_CLOEXEC | flags);
+	void *addr = MAP_FAILED;
+
+	if (fd < 0)
+		return NULL;
+	if (ftruncate(fd, (off_t)size) == 0)
+		addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return addr == MAP_FAILED ? NULL : addr;
+}
+
+int host_map(size_t size, struct backend_map *m)
+{
+	void *addr;
+
+	size = round_up(size, HUGE_2M);
+	/* hugetlb reserves its pages at mmap, so a shortage shows here, not as SIGBUS later. */
+	addr = map_memfd(size, MFD_HUGETLB);
+	if (!addr) {
+		addr = map_memfd(size, 0);
+		if (!addr)
+			return -ENOMEM;
+		madvise(addr, size, MADV_HUGEPAGE);
+	}
+	m->addr = addr;
+	m->size = size;
+	m->kind = SPILL_HOST;
+	m->pool_id = 0;
+	return 0;
+}
+
+/* MemAvailable less a reserve (1/8 of RAM, at least 1 GiB) so spilling never starves the host. */
+uint64_t host_available(void)
+{
+	unsigned long long total = 0, avail = 0, kb;
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+			total = kb << 10;
+		else if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			avail = kb << 10;
+	}
+	fclose(f);
+	return sat_sub(avail, total / 8 > (1ULL << 30) ? total / 8 : (1ULL << 30));
+}

@@ -1,0 +1,228 @@
+/*
+ * What the application is told: free/total memory (driver and NVML) and the attributes of
+ * pointers into spilled memory.
+ */
+#include "shim.h"
+
+#include <string.h>
+
+static void report(uint64_t real_free, uint64_t real_total, int dev, uint64_t *free_out,
+		   uint64_t *total_out)
+{
+	const struct spw_config *c = spw_config();
+	uint64_t spill_avail = c->report == REPORT_VIRTUAL ? spill_available() : 0;
+
+	policy_report(c, real_free, real_total, dev >= 0 ? stats_vram_used(dev) : 0,
+		      stats_spill_used_total(), spill_avail, free_out, total_out);
+}
+
+CUresult CUDAAPI cuMemGetInfo_v2(size_t *free, size_t *total)
+{
+	real_cuMemGetInfo_v2_t real = REAL(cuMemGetInfo_v2);
+	size_t f = 0, t = 0;
+	uint64_t rf, rt;
+	CUcontext ctx;
+	CUresult rc;
+	int dev;
+
+	if (!real)
+		return CUDA_ERROR_NOT_FOUND;
+	if (spw_depth)
+		return real(free, total);
+	spw_init();
+	rc = real(&f, &t);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	spw_depth++;
+	if (ctx_current_dev(&ctx, &dev) != 0)
+		dev = -1;
+	report(f, t, dev, &rf, &rt);
+	spw_depth--;
+	if (free)
+		*free = (size_t)rf;
+	if (total)
+		*total = (size_t)rt;
+	return rc;
+}
+
+CUresult CUDAAPI cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
+{
+	real_cuDeviceTotalMem_v2_t real = REAL(cuDeviceTotalMem_v2);
+	size_t t = 0;
+	uint64_t rf, rt;
+	CUresult rc;
+
+	if (!real)
+		return CUDA_ERROR_NOT_FOUND;
+	if (spw_depth || !bytes)
+		return real(bytes, dev);
+	spw_init();
+	rc = real(&t, dev);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	spw_depth++;
+	report(t, t, (int)dev, &rf, &rt);
+	spw_depth--;
+	*bytes = (size_t)rt;
+	return rc;
+}
+
+/* NVML numbers devices its own way: find the CUDA ordinal by PCI bus id, or -1. */
+static int nvml_to_cuda(nvmlDevice_t device)
+{
+	real_nvmlDeviceGetPciInfo_v3_t pci_info = REAL(nvmlDeviceGetPciInfo_v3);
+	real_cuDeviceGetByPCIBusId_t by_bus = REAL(cuDeviceGetByPCIBusId);
+	nvmlPciInfo_t pci;
+	CUdevice dev;
+
+	memset(&pci, 0, sizeof(pci));
+	if (!pci_info || !by_bus || pci_info(device, &pci) != NVML_SUCCESS)
+		return -1;
+	if (by_bus(&dev, pci.busId) != CUDA_SUCCESS)
+		return -1;
+	return (int)dev;
+}
+
+static void nvml_report(nvmlDevice_t device, unsigned long long *free,
+			unsigned long long *total, unsigned long long *used)
+{
+	uint64_t rf, rt;
+	int dev;
+
+	spw_init();
+	spw_depth++;
+	dev = nvml_to_cuda(device);
+	report(*free, *total, dev, &rf, &rt);
+	spw_depth--;
+	*free = rf;
+	*total = rt;
+	*used = rt - rf;
+}
+
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory)
+{
+	real_nvmlDeviceGetMemoryInfo_t real = REAL(nvmlDeviceGetMemoryInfo);
+	nvmlReturn_t rc;
+
+	if (!real)
+		return NVML_ERROR_FUNCTION_NOT_FOUND;
+	rc = real(device, memory);
+	if (rc == NVML_SUCCESS && memory && !spw_depth)
+		nvml_report(device, &memory->free, &memory->total, &memory->used);
+	return rc;
+}
+
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory)
+{
+	real_nvmlDeviceGetMemoryInfo_v2_t real = REAL(nvmlDeviceGetMemoryInfo_v2);
+	nvmlReturn_t rc;
+
+	if (!real)
+		return NVML_ERROR_FUNCTION_NOT_FOUND;
+	rc = real(device, memory);
+	if (rc == NVML_SUCCESS && memory && !spw_depth) {
+		unsigned long long used;
+
+		/* v2 separates the driver's reserved bytes from used; keep reserved as it was. */
+		nvml_report(device, &memory->free, &memory->total, &used);
+		memory->used = used > memory->reserved ? used - memory->reserved : 0;
+	}
+	return rc;
+}
+
+/*
+ * Attributes of spilled memory, answered from the registry.  The driver would say HOST
+ * (registered or host-NUMA memory) and report the whole arena as the range; frameworks that
+ * check a pointer before a kernel (PyTorch, CuPy, DLPack importers) expect a device pointer of
+ * the size they allocated.  Returns 1 when answered.
+ */
+static int spilled_attribute(const struct alloc_rec *r, CUpointer_attribute attr, void *data,
+			     CUdeviceptr ptr)
+{
+	switch (attr) {
+	case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+		*(unsigned int *)data = CU_MEMORYTYPE_DEVICE;
+		return 1;
+	case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
+		*(int *)data = r->dev;
+		return 1;
+	case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+		*(CUdeviceptr *)data = ptr;
+		return 1;
+	case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+		*(CUdeviceptr *)data = r->base;
+		return 1;
+	case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+		*(size_t *)data = r->size;
+		return 1;
+	case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+		*(unsigned int *)data = 0;
+		return 1;
+	case CU_POINTER_ATTRIBUTE_MAPPED:
+		*(unsigned int *)data = 1;
+		return 1;
+	case CU_POINTER_ATTRIBUTE_CONTEXT:
+		if (r->kind != REC_SPILL)
+			return 0;
+		*(CUcontext *)data = r->ctx;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int lookup_spilled(CUdeviceptr ptr, struct alloc_rec *r)
+{
+	return range_lookup(ptr, r) && r->spilled;
+}
+
+CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)
+{
+	real_cuPointerGetAttribute_t real = REAL(cuPointerGetAttribute);
+	struct alloc_rec r;
+
+	if (!real)
+		return CUDA_ERROR_NOT_FOUND;
+	if (spw_depth || !data || !lookup_spilled(ptr, &r) ||
+	    !spilled_attribute(&r, attribute, data, ptr))
+		return real(data, attribute, ptr);
+	return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attribute *attributes,
+					void **data, CUdeviceptr ptr)
+{
+	real_cuPointerGetAttributes_t real = REAL(cuPointerGetAttributes);
+	struct alloc_rec r;
+	CUresult rc;
+
+	if (!real)
+		return CUDA_ERROR_NOT_FOUND;
+	if (spw_depth || !attributes || !data || !lookup_spilled(ptr, &r))
+		return real(numAttributes, attributes, data, ptr);
+	/* The driver fills what we do not answer; then we overwrite what we do. */
+	rc = real(numAttributes, attributes, data, ptr);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	for (unsigned int i = 0; i < numAttributes; i++)
+		if (data[i])
+			spilled_attribute(&r, attributes[i], data[i], ptr);
+	return rc;
+}
+
+CUresult CUDAAPI cuMemGetAddressRange_v2(CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr)
+{
+	real_cuMemGetAddressRange_v2_t real = REAL(cuMemGetAddressRange_v2);
+	struct alloc_rec r;
+
+	if (!real)
+		return CUDA_ERROR_NOT_FOUND;
+	/* The driver is wrong for host-NUMA maps (a base 12 GiB off) and says "arena" for pieces. */
+	if (spw_depth || !lookup_spilled(dptr, &r))
+		return real(pbase, psize, dptr);
+	if (pbase)
+		*pbase = r.base;
+	if (psize)
+		*psize = r.size;
+	return CUDA_SUCCESS;
+}

@@ -1,0 +1,438 @@
+/*
+ * Spilled allocations: arenas of host memory (pool or host backend) registered with the
+ * driver once each and cut into pieces, so a small spill costs no pinning.
+ *
+ * An arena belongs to the context that registered it, and is released with it.  Requests
+ * bigger than SPILLWAY_CHUNK get an arena of their own, released at their free.  A shared
+ * arena that empties is released unless it is its context's only empty one.
+ *
+ * spill_mutex protects the arena list, every arena's free list and the pending list; it is
+ * never held across a driver call that pins or unpins memory.
+ */
+#define _GNU_SOURCE
+#include "shim.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SPILL_ALIGN (64ULL << 10)	/* piece granularity: 64 KiB keeps fragmentation low */
+
+struct extent {
+	size_t off, len;
+	struct extent *next;
+};
+
+struct arena {
+	struct backend_map map;
+	CUdeviceptr dbase;	/* device address of map.addr */
+	CUcontext ctx;
+	size_t used;		/* bytes in live or pending pieces */
+	int dedicated;
+	struct extent *free_list;	/* sorted by offset, coalesced */
+	struct arena *next;
+};
+
+/* A stream-ordered free waiting for its event. */
+struct pending {
+	struct alloc_rec *rec;
+	CUevent event;
+	struct pending *next;
+};
+
+static pthread_mutex_t spill_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct arena *arenas;		/* Protected by spill_mutex. */
+static struct pending *pending;		/* Protected by spill_mutex. */
+
+void spill_lock(void)
+{
+	pthread_mutex_lock(&spill_mutex);
+}
+
+void spill_unlock(void)
+{
+	pthread_mutex_unlock(&spill_mutex);
+}
+
+void spill_reset_lock(void)
+{
+	pthread_mutex_init(&spill_mutex, NULL);
+}
+
+static size_t piece_len(size_t size)
+{
+	return (size_t)round_up(size ? size : 1, SPILL_ALIGN);
+}
+
+/* First fit.  Returns the offset, or (size_t)-1. */
+static size_t extent_take(struct arena *a, size_t len)
+{
+	for (struct extent **pp = &a->free_list; *pp; pp = &(*pp)->next) {
+		struct extent *e = *pp;
+		size_t off = e->off;
+
+		if (e->len < len)
+			continue;
+		e->off += len;
+		e->len -= len;
+		if (!e->len) {
+			*pp = e->next;
+			free(e);
+		}
+		a->used += len;
+		return off;
+	}
+	return (size_t)-1;
+}
+
+static void extent_give(struct arena *a, size_t off, size_t len)
+{
+	struct extent **pp = &a->free_list, *prev = NULL, *e;
+
+	while (*pp && (*pp)->off < off) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	a->used -= len;
+	if (prev && prev->off + prev->len == off) {
+		prev->len += len;
+		if (*pp && prev->off + prev->len == (*pp)->off) {
+			e = *pp;
+			prev->len += e->len;
+			prev->next = e->next;
+			free(e);
+		}
+		return;
+	}
+	if (*pp && off + len == (*pp)->off) {
+		(*pp)->off = off;
+		(*pp)->len += len;
+		return;
+	}
+	e = malloc(sizeof(*e));
+	if (!e)
+		return;	/* the piece is lost to reuse; the arena still goes when released */
+	e->off = off;
+	e->len = len;
+	e->next = *pp;
+	*pp = e;
+}
+
+static int map_backend(size_t size, struct backend_map *m)
+{
+	const struct spw_config *c = spw_config();
+	int err = -ENODEV;
+
+	if (c->backend == BACKEND_POOL || (c->backend == BACKEND_AUTO && pool_usable())) {
+		err = pool_map(size, m);
+		if (err == 0 || c->backend == BACKEND_POOL) {
+			if (err)
+				spw_log(LOG_WARN, "pool backend: %zu bytes: %s", size, strerror(-err));
+			return err;
+		}
+		spw_log(LOG_INFO, "pool backend: %s; using host memory", strerror(-err));
+	}
+	return host_map(size, m);
+}
+
+static struct arena *arena_create(size_t size, CUcontext ctx, int dedicated)
+{
+	real_cuMemHostRegister_v2_t reg = REAL(cuMemHostRegister_v2);
+	real_cuMemHostGetDevicePointer_v2_t devptr = REAL(cuMemHostGetDevicePointer_v2);
+	real_cuMemHostUnregister_t unreg = REAL(cuMemHostUnregister);
+	struct arena *a = calloc(1, sizeof(*a));
+	struct extent *whole = calloc(1, sizeof(*whole));
+	CUresult rc;
+
+	if (!a || !whole || !reg || !devptr || !unreg)
+		goto free_structs;
+	if (map_backend(size, &a->map) != 0)
+		goto free_structs;
+	rc = reg(a->map.addr, a->map.size, CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_PORTABLE);
+	if (rc != CUDA_SUCCESS) {
+		spw_log(LOG_WARN, "cuMemHostRegister(%zu bytes) failed: %d", a->map.size, (int)rc);
+		goto unmap;
+	}
+	rc = devptr(&a->dbase, a->map.addr, 0);
+	if (rc != CUDA_SUCCESS) {
+		spw_log(LOG_WARN, "cuMemHostGetDevicePointer failed: %d", (int)rc);
+		goto unregister;
+	}
+	a->ctx = ctx;
+	a->dedicated = dedicated;
+	whole->len = a->map.size;
+	a->free_list = whole;
+	stats_count(CNT_arenas_created);
+	spw_log(LOG_INFO, "arena %p: %zu bytes from the %s backend", a->map.addr, a->map.size,
+		a->map.kind == SPILL_POOL ? "pool" : "host");
+	return a;
+
+unregister:
+	unreg(a->map.addr);
+unmap:
+	backend_unmap(&a->map);
+free_structs:
+	free(whole);
+	free(a);
+	return NULL;
+}
+
+static void unregister_arena(void *arg)
+{
+	struct arena *a = arg;
+	real_cuMemHostUnregister_t unreg = REAL(cuMemHostUnregister);
+
+	if (unreg)
+		unreg(a->map.addr);
+}
+
+static void arena_release(struct arena *a)
+{
+	with_context(a->ctx, unregister_arena, a);
+	backend_unmap(&a->map);
+	while (a->free_list) {
+		struct extent *e = a->free_list;
+
+		a->free_list = e->next;
+		free(e);
+	}
+	stats_count(CNT_arenas_released);
+	free(a);
+}
+
+static void unlink_arena(struct arena *a)
+{
+	for (struct arena **pp = &arenas; *pp; pp = &(*pp)->next) {
+		if (*pp == a) {
+			*pp = a->next;
+			return;
+		}
+	}
+}
+
+/* Called with spill_mutex held: whether @a should go now that it is empty. */
+static int arena_should_go(struct arena *a)
+{
+	if (a->dedicated)
+		return 1;
+	for (struct arena *b = arenas; b; b = b->next)
+		if (b != a && b->ctx == a->ctx && !b->dedicated && !b->used)
+			return 1;
+	return 0;
+}
+
+static struct pending *take_finished(int wait);
+
+CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out)
+{
+	const struct spw_config *c = spw_config();
+	size_t len = piece_len(size), off = (size_t)-1;
+	struct alloc_rec *rec;
+	struct arena *a = NULL;
+
+	if (c->backend == BACKEND_OFF)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	spill_reclaim(0);
+	if (c->spill_limit && sat_add(stats_spill_used_total(), len) > c->spill_limit) {
+		spw_log(LOG_WARN, "spill of %zu bytes would pass SPILLWAY_SPILL_LIMIT", size);
+		stats_count(CNT_spill_failures);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	rec = calloc(1, sizeof(*rec));
+	if (!rec)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (len <= c->chunk) {
+		pthread_mutex_lock(&spill_mutex);
+		for (a = arenas; a; a = a->next) {
+			if (a->ctx != ctx || a->dedicated)
+				continue;
+			off = extent_take(a, len);
+			if (off != (size_t)-1)
+				break;
+		}
+		pthread_mutex_unlock(&spill_mutex);
+	}
+	if (off == (size_t)-1) {
+		/* Pin outside the lock: registering a large arena takes milliseconds. */
+		int dedicated = len > c->chunk;
+
+		a = arena_create(dedicated ? len : c->chunk, ctx, dedicated);
+		if (!a) {
+			free(rec);
+			stats_count(CNT_spill_failures);
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		}
+		pthread_mutex_lock(&spill_mutex);
+		off = extent_take(a, len);
+		a->next = arenas;
+		arenas = a;
+		pthread_mutex_unlock(&spill_mutex);
+	}
+	rec->base = a->dbase + off;
+	rec->size = size;
+	rec->dev = dev;
+	rec->ctx = ctx;
+	rec->kind = REC_SPILL;
+	rec->arena = a;
+	rec->offset = off;
+	rec->spilled = 1;
+	if (range_insert(rec) != 0) {
+		/* Cannot happen unless the driver handed out an address twice; keep the piece. */
+		spw_log(LOG_ERROR, "spilled range %#llx overlaps a known range",
+			(unsigned long long)rec->base);
+		free(rec);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	stats_spill(dev, a->map.kind, (int64_t)len);
+	stats_count(CNT_spills);
+	*out = rec->base;
+	spw_log(LOG_DEBUG, "spilled %zu bytes at %#llx", size, (unsigned long long)rec->base);
+	return CUDA_SUCCESS;
+}
+
+void spill_free_now(struct alloc_rec *r)
+{
+	struct arena *a = r->arena, *gone = NULL;
+	size_t len = piece_len(r->size);
+
+	pthread_mutex_lock(&spill_mutex);
+	extent_give(a, r->offset, len);
+	if (!a->used && arena_should_go(a)) {
+		unlink_arena(a);
+		gone = a;
+	}
+	pthread_mutex_unlock(&spill_mutex);
+	stats_spill(r->dev, a->map.kind, -(int64_t)len);
+	free(r);
+	if (gone)
+		arena_release(gone);
+}
+
+void spill_free_ordered(struct alloc_rec *r, CUstream stream, int per_thread)
+{
+	real_cuEventCreate_t create = REAL(cuEventCreate);
+	real_cuEventRecord_t record = per_thread ? (real_cuEventRecord_t)REAL(cuEventRecord_ptsz)
+						 : REAL(cuEventRecord);
+	real_cuEventDestroy_v2_t destroy = REAL(cuEventDestroy_v2);
+	real_cuStreamSynchronize_t sync = per_thread ?
+		(real_cuStreamSynchronize_t)REAL(cuStreamSynchronize_ptsz) : REAL(cuStreamSynchronize);
+	struct pending *p = malloc(sizeof(*p));
+	CUevent ev = NULL;
+
+	if (p && create && record && destroy &&
+	    create(&ev, CU_EVENT_DISABLE_TIMING) == CUDA_SUCCESS) {
+		if (record(ev, stream) == CUDA_SUCCESS) {
+			p->rec = r;
+			p->event = ev;
+			pthread_mutex_lock(&spill_mutex);
+			p->next = pending;
+			pending = p;
+			pthread_mutex_unlock(&spill_mutex);
+			stats_count(CNT_deferred_frees);
+			return;
+		}
+		destroy(ev);
+	}
+	/* No event: wait for the stream instead, never free under queued work. */
+	free(p);
+	if (sync)
+		sync(stream);
+	spill_free_now(r);
+}
+
+/* Unlink the pending frees whose events completed (all of them when @wait). */
+static struct pending *take_finished(int wait)
+{
+	real_cuEventQuery_t query = REAL(cuEventQuery);
+	real_cuEventSynchronize_t synchronize = REAL(cuEventSynchronize);
+	struct pending *done = NULL, **pp;
+
+	pthread_mutex_lock(&spill_mutex);
+	pp = &pending;
+	while (*pp) {
+		struct pending *p = *pp;
+		CUresult rc = query ? query(p->event) : CUDA_SUCCESS;
+
+		if (rc == CUDA_ERROR_NOT_READY && !wait) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		p->next = done;
+		done = p;
+	}
+	pthread_mutex_unlock(&spill_mutex);
+	/* Waiting happens outside the lock. */
+	for (struct pending *p = done; p && wait && synchronize; p = p->next)
+		synchronize(p->event);
+	return done;
+}
+
+void spill_reclaim(int wait)
+{
+	real_cuEventDestroy_v2_t destroy = REAL(cuEventDestroy_v2);
+	struct pending *p;
+
+	if (!pending)	/* unlocked peek: a free queued right now is reclaimed next time */
+		return;
+	p = take_finished(wait);
+	while (p) {
+		struct pending *next = p->next;
+
+		if (destroy)
+			destroy(p->event);
+		spill_free_now(p->rec);
+		free(p);
+		p = next;
+	}
+}
+
+void spill_drop_context(CUcontext ctx)
+{
+	struct arena *mine = NULL, **pp;
+
+	spill_reclaim(1);
+	pthread_mutex_lock(&spill_mutex);
+	pp = &arenas;
+	while (*pp) {
+		struct arena *a = *pp;
+
+		if (a->ctx != ctx) {
+			pp = &a->next;
+			continue;
+		}
+		*pp = a->next;
+		a->next = mine;
+		mine = a;
+	}
+	pthread_mutex_unlock(&spill_mutex);
+	while (mine) {
+		struct arena *next = mine->next;
+
+		arena_release(mine);
+		mine = next;
+	}
+}
+
+uint64_t spill_available(void)
+{
+	const struct spw_config *c = spw_config();
+	uint64_t in_arenas = 0, avail = 0;
+
+	if (c->backend == BACKEND_OFF)
+		return 0;
+	pthread_mutex_lock(&spill_mutex);
+	for (struct arena *a = arenas; a; a = a->next)
+		if (!a->dedicated)
+			in_arenas += a->map.size - a->used;
+	pthread_mutex_unlock(&spill_mutex);
+	if (c->backend != BACKEND_HOST && pool_usable())
+		avail = pool_free_bytes();
+	if (c->backend != BACKEND_POOL)
+		avail = sat_add(avail, host_available());
+	avail = sat_add(avail, in_arenas);
+	if (c->spill_limit && avail > sat_sub(c->spill_limit, stats_spill_used_total()))
+		avail = sat_sub(c->spill_limit, stats_spill_used_total());
+	return avail;
+}
