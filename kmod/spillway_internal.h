@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * spillway: state shared by the module's files.
+ *
+ * One struct (struct spillway) owns all state.  Lock order, outermost first:
+ *   pool.resize_lock -> pool.lock
+ *   wd.lock -> pool.lock
+ *   events.lock is a leaf (spinlock, taken under any of the above).
+ */
+#ifndef _SPILLWAY_INTERNAL_H
+#define _SPILLWAY_INTERNAL_H
+
+#include <linux/list.h>
+#include <linux/miscdevice.h>
+#include <linux/mutex.h>
+#include <linux/notifier.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include "include/uapi/spillway.h"
+
+/* Pool chunks are order-9 (2 MiB on x86) unless memory is fragmented. */
+#define SPILLWAY_CHUNK_ORDER	9
+#define SPILLWAY_CHUNK_PAGES	(1U << SPILLWAY_CHUNK_ORDER)
+
+/* Module parameters (main.c); read-only after load. */
+extern unsigned int spillway_pool_mb;
+extern unsigned int spillway_user_limit_mb;
+extern unsigned int spillway_watchdog_ms;
+extern unsigned int spillway_swap_warn_mb;
+extern unsigned int spillway_swap_critical_mb;
+extern unsigned int spillway_swap_rate_warn;
+extern unsigned int spillway_swap_rate_critical;
+extern bool spillway_test_ioctls;
+
+/**
+ * struct spillway_chunk - one high-order allocation, split into order-0 pages
+ * @node:	in spillway_pool.chunks
+ * @first:	first page; the chunk is @first .. @first + (1 << @order) - 1
+ *		(one buddy allocation: its struct pages are contiguous, so
+ *		plain pointer arithmetic is right and nth_page() not needed)
+ * @order:	allocation order
+ * @used:	pages in live buffers
+ * @gone:	pages given to the kernel at buffer release because someone
+ *		else still held a reference (a pin); never reused
+ * @busy:	bit set: page in a buffer or gone
+ */
+struct spillway_chunk {
+	struct list_head node;
+	struct page *first;
+	unsigned int order;
+	unsigned int used;
+	unsigned int gone;
+	DECLARE_BITMAP(busy, SPILLWAY_CHUNK_PAGES);
+};
+
+/**
+ * struct spillway_pool - the reserved pages
+ * @resize_lock:	serialises growing and shrinking; taken before @lock
+ * @lock:		protects every other field, the chunks and the buffers
+ * @chunks:		struct spillway_chunk list
+ * @buffers:		live struct spillway_buffer list
+ * @nr_pages:		pages held (in buffers or free)
+ * @used_pages:		pages in live buffers
+ * @requested_pages:	pages last asked for (load or resize)
+ * @floor_pages:	pressure never shrinks the pool below this
+ * @released_pages:	pages given back under pressure, in total
+ * @nr_buffers:		live buffers
+ */
+struct spillway_pool {
+	struct mutex resize_lock;
+	struct mutex lock;
+	struct list_head chunks;
+	struct list_head buffers;
+	unsigned long nr_pages;
+	unsigned long used_pages;
+	unsigned long requested_pages;
+	unsigned long floor_pages;
+	unsigned long released_pages;
+	unsigned long nr_buffers;
+};
+
+/**
+ * struct spillway_events - the event ring every reader of the device shares
+ * @lock:	protects @next_seq and @ring
+ * @next_seq:	sequence number the next record gets; records
+ *		max(1, @next_seq - QUEUE_LEN) .. @next_seq - 1 are in @ring
+ * @ring:	record with sequence number s is at (s - 1) % QUEUE_LEN
+ * @wait:	readers and pollers
+ */
+struct spillway_events {
+	spinlock_t lock;
+	u64 next_seq;
+	struct spillway_event ring[SPILLWAY_EVENT_QUEUE_LEN];
+	wait_queue_head_t wait;
+};
+
+/**
+ * struct spillway_watchdog - the pressure sampler
+ * @wq:		ordered, freezable, WQ_MEM_RECLAIM workqueue (see watchdog.c)
+ * @work:	the sampling work; requeues itself every watchdog_ms
+ * @oom_nb:	OOM notifier
+ * @lock:	protects the fields below
+ * @stopping:	set at unload; nothing may queue @work afterwards
+ * @warn:	MemAvailable watermark for WARN, bytes
+ * @critical:	MemAvailable watermark for CRITICAL, bytes
+ * @level:	current SPILLWAY_LEVEL_*
+ * @reason:	SPILLWAY_REASON_* bits behind @level
+ * @mem_available: last sample, bytes
+ * @swap_free:	last sample, bytes
+ * @swap_rate:	last sample, pages per second
+ * @swap_events: PSWPIN + PSWPOUT at the last sample
+ * @sample_ns:	CLOCK_MONOTONIC time of the last sample
+ * @uevent_at:	jiffies of the last uevent
+ * @uevent_pending: a level change whose uevent the rate limit held back
+ * @vm_events:	scratch array for all_vm_events()
+ */
+struct spillway_watchdog {
+	struct workqueue_struct *wq;
+	struct delayed_work work;
+	struct notifier_block oom_nb;
+	struct mutex lock;
+	bool stopping;
+	u64 warn;
+	u64 critical;
+	u32 level;
+	u32 reason;
+	u64 mem_available;
+	u64 swap_free;
+	u64 swap_rate;
+	u64 swap_events;
+	u64 sample_ns;
+	unsigned long uevent_at;
+	bool uevent_pending;
+	unsigned long *vm_events;
+};
+
+struct spillway {
+	struct miscdevice misc;
+	struct spillway_pool pool;
+	struct spillway_events events;
+	struct spillway_watchdog wd;
+};
+
+extern struct spillway spillway;
+
+/**
+ * struct spillway_buffer - a piece of the pool exported as one dma-buf
+ * @node:	in spillway_pool.buffers, under spillway_pool.lock
+ * @id:		unique id
+ * @nr_pages:	pages
+ * @pages:	the pages, in mapping order
+ * @chunks:	the chunk each page came from
+ * @pid:	allocating thread group
+ * @uid:	allocating real uid (initial user namespace)
+ * @lock:	protects @mappings
+ * @mappings:	struct spillway_mapping of importers' DMA mappings
+ */
+struct spillway_buffer {
+	struct list_head node;
+	u64 id;
+	unsigned long nr_pages;
+	struct page **pages;
+	struct spillway_chunk **chunks;
+	pid_t pid;
+	uid_t uid;
+	struct mutex lock;
+	struct list_head mappings;
+};
+
+/* pool.c */
+void spillway_pool_init(unsigned long pages);
+void spillway_pool_exit(void);
+unsigned long spillway_pool_resize(unsigned long pages);
+unsigned long spillway_pool_release_free(bool trylock);
+int spillway_pool_take(struct spillway_buffer *buf);
+void spillway_pool_put(struct spillway_buffer *buf);
+u64 spillway_pool_free_bytes(void);
+u64 spillway_pool_user_bytes(uid_t uid);
+u64 spillway_pool_bytes(void);
+void spillway_pool_set_floor(unsigned long pages);
+void spillway_pool_fill_info(struct spillway_info *info);
+u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity);
+
+/* buffer.c */
+struct dma_buf *spillway_buffer_export(u64 size, u64 *id);
+
+/* events.c */
+void spillway_events_init(void);
+void spillway_event_queue(struct spillway_event *ev);
+u64 spillway_events_produced(void);
+u64 spillway_events_cursor(void);
+ssize_t spillway_events_read(u64 *cursor, char __user *ubuf, size_t len,
+			     bool nonblock);
+bool spillway_events_pending(u64 cursor);
+
+/* watchdog.c */
+int spillway_watchdog_init(unsigned int warn_mb, unsigned int critical_mb);
+int spillway_watchdog_start(void);
+void spillway_watchdog_stop(bool started);
+int spillway_watchdog_set_marks(u64 warn, u64 critical);
+void spillway_watchdog_fill_event(struct spillway_event *ev, u32 type);
+void spillway_watchdog_fill_info(struct spillway_info *info);
+const char *spillway_level_name(u32 level);
+
+/* dev.c, sysfs.c */
+extern const struct file_operations spillway_fops;
+extern const struct attribute_group *spillway_groups[];
+void spillway_info_fill(struct spillway_info *info);
+int spillway_set_pool_bytes(u64 bytes, u64 *result);
+
+#endif /* _SPILLWAY_INTERNAL_H */

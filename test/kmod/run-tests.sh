@@ -1,0 +1,195 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Runs the spillway.ko tests inside a test VM, as root:
+#
+#   sh test/kmod/run-tests.sh [MODULE.ko]      (or SPILLWAY_KO=MODULE.ko)
+#
+# Loads the module once per case with the parameters the case needs (rmmod
+# between), runs the case's program from test/kmod/build/ (make -C test/kmod),
+# and prints TAP: "ok N - name", "not ok N - name", "# " diagnostics, the plan
+# last.  Ends by checking dmesg for BUG, WARNING, Oops and leak lines.
+# Exit status: 0 when every test passed.  Expects a VM of about 1 GiB
+# (the memory-hog cases size themselves from MemAvailable); the swap case
+# runs only when the VM has swap, and needs at least 512 MiB of it.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+bin=$here/build
+ko=${1:-${SPILLWAY_KO:-}}
+
+pass() { echo "ok - $*"; }
+fail() { echo "not ok - $*"; }
+check() { # check NAME COMMAND...: one test line from a command's status
+	name=$1
+	shift
+	if "$@"; then pass "$name"; else fail "$name"; fi
+}
+
+load() {
+	if out=$(insmod "$ko" "$@" 2>&1); then
+		pass "insmod spillway.ko $*"
+	else
+		fail "insmod spillway.ko $*"
+		echo "# $out"
+		return 1
+	fi
+}
+
+unload() {
+	if out=$(rmmod spillway 2>&1); then
+		pass "rmmod"
+	else
+		fail "rmmod"
+		echo "# $out"
+	fi
+}
+
+# MemAvailable plus the pages on per-cpu free lists, in KiB: freed pages sit
+# there for a while and are missing from MemAvailable.
+avail_kb() {
+	sync
+	echo 1 >/proc/sys/vm/drop_caches
+	a=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
+	p=$(awk '$1 == "count:" { s += $2 } END { print s + 0 }' /proc/zoneinfo)
+	echo $((a + p * $(getconf PAGESIZE) / 1024))
+}
+
+# within A B PCT: |A - B| <= PCT % of B
+within() {
+	d=$(($1 - $2))
+	[ "$d" -lt 0 ] && d=$((-d))
+	[ $((d * 100)) -le $(($2 * $3)) ]
+}
+
+run_case() { # run_case PROGRAM PARAMS...
+	prog=$1
+	shift
+	t0=$(date +%s.%N)
+	if load "$@"; then
+		"$bin/$prog" || true
+		unload
+	fi
+	echo "# $prog: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+}
+
+case_memavailable() {
+	pool_kb=$((256 * 1024))
+	before=$(avail_kb)
+	load pool_mb=256 || return
+	during=$(avail_kb)
+	check "pool_bytes is 256 MiB" test "$(cat /sys/class/misc/spillway/pool_bytes)" -eq $((pool_kb * 1024))
+	check "MemAvailable fell by the pool size within 2 %" within $((before - during)) $pool_kb 2
+	echo "# MemAvailable+pcp before ${before} KiB, with the pool ${during} KiB, delta $((before - during)) KiB for ${pool_kb} KiB"
+	unload
+	after=$(avail_kb)
+	check "rmmod gave the pool back within 2 %" within $((after - during)) $pool_kb 2
+	echo "# after rmmod ${after} KiB, returned $((after - during)) KiB"
+}
+
+case_shortfall() {
+	load pool_mb=4096 || return
+	req=$(cat /sys/class/misc/spillway/requested_bytes)
+	got=$(cat /sys/class/misc/spillway/pool_bytes)
+	check "load with too little memory succeeds and says so in sysfs" \
+		test "$req" -eq $((4096 * 1024 * 1024)) -a "$got" -lt "$req" -a "$got" -gt 0
+	check "and in the kernel log" sh -c 'dmesg | grep -q "spillway: pool: asked for"'
+	echo "# asked for 4096 MiB, got $((got / 1048576)) MiB; MemAvailable now $(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo) KiB"
+	dmesg | grep "spillway: pool: asked for" | sed 's/^/# /'
+	check "growing stopped at the warn mark: level not critical, nothing released" \
+		test "$(cat /sys/class/misc/spillway/level)" != critical -a \
+		"$(cat /sys/class/misc/spillway/released_bytes)" -eq 0
+	unload
+}
+
+case_bad_params() {
+	if insmod "$ko" watchdog_ms=5 2>/dev/null; then
+		fail "insmod watchdog_ms=5 refused"
+		rmmod spillway
+	else
+		pass "insmod watchdog_ms=5 refused"
+	fi
+	if insmod "$ko" watermark_warn_mb=10 watermark_critical_mb=20 2>/dev/null; then
+		fail "insmod with critical above warn refused"
+		rmmod spillway
+	else
+		pass "insmod with critical above warn refused"
+	fi
+}
+
+# The udev rule gives the device to group spillway, mode 0660.  Bookworm's
+# udevadm (252) has no "verify"; "udevadm test" parses the rule and applies it
+# to the device.  It adds a group and touches /dev, so only inside the test VM.
+case_udev() {
+	rules=$here/../../udev/60-spillway.rules
+	if [ "${SPILLWAY_VM:-}" != 1 ] || ! command -v udevadm >/dev/null; then
+		pass "udev rule # SKIP needs the test VM and udevadm"
+		return
+	fi
+	getent group spillway >/dev/null || groupadd --system spillway
+	gid=$(getent group spillway | cut -d: -f3)
+	mkdir -p /run/udev/rules.d
+	cp "$rules" /run/udev/rules.d/
+	load || return
+	uout=$(udevadm test --action=add /sys/class/misc/spillway 2>&1)
+	unload
+	rm -f /run/udev/rules.d/60-spillway.rules
+	case $uout in
+	*"Setting permissions /dev/spillway, uid=0, gid=$gid, mode=0660"*)
+		pass "udev rule sets group spillway (gid $gid) and mode 0660" ;;
+	*)
+		fail "udev rule sets group spillway (gid $gid) and mode 0660"
+		echo "$uout" | grep -i 'spillway\|error' | sed 's/^/# /' ;;
+	esac
+}
+
+case_dmesg() {
+	bad=$(dmesg | grep -E 'BUG|WARNING|Oops|general protection|leak|still referenced|list_del corruption|refcount_t' |
+		grep -v 'module verification failed')
+	if [ -z "$bad" ]; then
+		pass "dmesg has no BUG, WARNING, Oops or leak line"
+	else
+		fail "dmesg has no BUG, WARNING, Oops or leak line"
+		echo "$bad" | sed 's/^/# /'
+	fi
+}
+
+main() {
+	if [ -z "$ko" ] || [ ! -f "$ko" ]; then
+		fail "module file given (${ko:-none}; pass it as \$1 or SPILLWAY_KO)"
+		return
+	fi
+	if [ ! -x "$bin/hog" ]; then
+		fail "test programs built (make -C test/kmod)"
+		return
+	fi
+	echo "# kernel $(uname -r), module $ko"
+	start=$(date +%s)
+	dmesg -C
+	case_memavailable
+	case_shortfall
+	case_bad_params
+	run_case buffer pool_mb=64
+	run_case pool pool_mb=64 user_limit_mb=8
+	run_case pin pool_mb=64 test_ioctls=1
+	run_case badioctl pool_mb=16
+	run_case events
+	run_case hog pool_mb=128 pool_floor_mb=32 watchdog_ms=50
+	run_case oom pool_mb=256 pool_floor_mb=16 watchdog_ms=60000
+	if [ "$(wc -l </proc/swaps)" -gt 1 ]; then
+		run_case swap watermark_warn_mb=2 watermark_critical_mb=1 swap_warn_mb=1048576 \
+			swap_rate_warn=0 swap_rate_critical=64 watchdog_ms=100
+	else
+		pass "swap signals # SKIP the VM has no swap (run-vm.mjs --swap MB)"
+	fi
+	case_udev
+	case_dmesg
+	echo "# run-tests.sh: $(($(date +%s) - start)) s"
+}
+
+# Numbers the results across all programs and ends with the plan.
+main 2>&1 | awk '
+	/^ok - / { n++; print "ok " n substr($0, 3); fflush(); next }
+	/^not ok - / { n++; failed++; print "not ok " n substr($0, 7); fflush(); next }
+	/^#/ { print; fflush(); next }
+	{ print "# " $0; fflush() }
+	END { print "1.." n; exit failed ? 1 : 0 }'
