@@ -6,6 +6,10 @@ set -e
 cd "$(dirname "$0")/.."
 [ -f test/kmod/Makefile ] && make -s -C test/kmod
 [ -f shim/Makefile ] && make -s -C shim
-[ -f cli/native/binding.gyp ] && (cd cli/native && npx --no-install node-gyp rebuild --silent >/dev/null)
+# Node's own headers ship with Debian's and NodeSource's nodejs in /usr/include/node: point
+# node-gyp there so that it never tries to download them (CI has no internet).
+nodedir=""
+[ -f /usr/include/node/node_version.h ] && nodedir="--nodedir=/usr"
+[ -f cli/native/binding.gyp ] && (cd cli/native && npx --no-install node-gyp rebuild $nodedir --silent >/dev/null)
 [ -f cli/src/main.ts ] && npx --no-install tsc -p tsconfig.json
 exit 0

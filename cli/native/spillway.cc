@@ -1,0 +1,328 @@
+// Thin binding for /dev/spillway: the ioctls of the UAPI header, a poll() that runs off the JS
+// thread (PSI triggers signal with POLLPRI, which libuv can not watch), and the header's constants.
+// Validation beyond argument types, defaults and fd ownership live in the TypeScript wrapper
+// (cli/src/io/device.ts). Every ioctl number and struct layout comes from the header itself.
+#include <napi.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "../../kmod/include/uapi/spillway.h"
+
+namespace {
+
+// Largest integer a JS number holds exactly; byte counts above it are rejected, not rounded.
+constexpr double kMaxSafeInteger = 9007199254740991.0;
+
+std::string ErrnoName(int err) {
+  const char* name = strerrorname_np(err);
+  return name ? name : "E" + std::to_string(err);
+}
+
+// Throws an Error shaped like node's own system errors: code, errno, syscall.
+[[noreturn]] void ThrowErrno(Napi::Env env, const char* syscall, int err) {
+  Napi::Error error = Napi::Error::New(env, std::string(syscall) + ": " + strerror(err));
+  error.Set("code", Napi::String::New(env, ErrnoName(err)));
+  error.Set("errno", Napi::Number::New(env, -err));
+  error.Set("syscall", Napi::String::New(env, syscall));
+  throw error;
+}
+
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
+  throw Napi::TypeError::New(env, message);
+}
+
+void ExpectArgs(const Napi::CallbackInfo& info, size_t count, const char* usage) {
+  if (info.Length() != count) ThrowType(info.Env(), std::string("expected ") + usage);
+}
+
+int FdArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) ThrowType(info.Env(), "fd must be a number");
+  double value = info[i].As<Napi::Number>().DoubleValue();
+  if (value < 0 || value > INT32_MAX || value != static_cast<int32_t>(value))
+    ThrowType(info.Env(), "fd must be a non-negative integer");
+  return static_cast<int>(value);
+}
+
+uint64_t U64Arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) ThrowType(info.Env(), std::string(name) + " must be a number");
+  double value = info[i].As<Napi::Number>().DoubleValue();
+  if (!(value >= 0 && value <= kMaxSafeInteger) || value != static_cast<double>(static_cast<uint64_t>(value)))
+    ThrowType(info.Env(), std::string(name) + " must be a non-negative safe integer");
+  return static_cast<uint64_t>(value);
+}
+
+Napi::Number U64(Napi::Env env, uint64_t value) {
+  return Napi::Number::New(env, static_cast<double>(value));
+}
+
+template <typename T>
+void DoIoctl(Napi::Env env, int fd, unsigned long request, const char* name, T* arg) {
+  int ret;
+  do {
+    ret = ioctl(fd, request, arg);
+  } while (ret < 0 && errno == EINTR);
+  if (ret < 0) ThrowErrno(env, name, errno);
+}
+
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  ExpectArgs(info, 2, "open(path: string, writable: boolean)");
+  if (!info[0].IsString()) ThrowType(info.Env(), "path must be a string");
+  if (!info[1].IsBoolean()) ThrowType(info.Env(), "writable must be a boolean");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int flags = (info[1].As<Napi::Boolean>().Value() ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK;
+  int fd = open(path.c_str(), flags);
+  if (fd < 0) ThrowErrno(info.Env(), "open", errno);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value Version(const Napi::CallbackInfo& info) {
+  ExpectArgs(info, 1, "version(fd: number)");
+  spillway_version v{};
+  DoIoctl(info.Env(), FdArg(info, 0), SPILLWAY_IOC_VERSION, "SPILLWAY_IOC_VERSION", &v);
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("major", v.major);
+  out.Set("minor", v.minor);
+  out.Set("eventSize", v.event_size);
+  out.Set("testIoctls", v.test_ioctls != 0);
+  return out;
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  ExpectArgs(info, 1, "info(fd: number)");
+  Napi::Env env = info.Env();
+  spillway_info s{};
+  DoIoctl(env, FdArg(info, 0), SPILLWAY_IOC_INFO, "SPILLWAY_IOC_INFO", &s);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("poolBytes", U64(env, s.pool_bytes));
+  out.Set("requestedBytes", U64(env, s.requested_bytes));
+  out.Set("usedBytes", U64(env, s.used_bytes));
+  out.Set("freeBytes", U64(env, s.free_bytes));
+  out.Set("floorBytes", U64(env, s.floor_bytes));
+  out.Set("releasedBytes", U64(env, s.released_bytes));
+  out.Set("userLimitBytes", U64(env, s.user_limit_bytes));
+  out.Set("buffers", U64(env, s.buffers));
+  out.Set("events", U64(env, s.events));
+  out.Set("level", s.level);
+  out.Set("reason", s.reason);
+  out.Set("watermarkWarn", U64(env, s.watermark_warn));
+  out.Set("watermarkCritical", U64(env, s.watermark_critical));
+  out.Set("memAvailable", U64(env, s.mem_available));
+  out.Set("swapTotal", U64(env, s.swap_total));
+  out.Set("swapFree", U64(env, s.swap_free));
+  out.Set("swapRate", U64(env, s.swap_rate));
+  out.Set("watchdogMs", s.watchdog_ms);
+  return out;
+}
+
+Napi::Value Alloc(const Napi::CallbackInfo& info) {
+  ExpectArgs(info, 2, "alloc(fd: number, size: number)");
+  spillway_alloc a{};
+  int fd = FdArg(info, 0);
+  a.size = U64Arg(info, 1, "size");
+  DoIoctl(info.Env(), fd, SPILLWAY_IOC_ALLOC, "SPILLWAY_IOC_ALLOC", &a);
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("fd", a.fd);
+  out.Set("id", U64(info.Env(), a.id));
+  return out;
+}
+
+Napi::Value Resize(const Napi::CallbackInfo& info) {
+  ExpectArgs(info, 2, "resize(fd: number, poolBytes: number)");
+  spillway_resize r{};
+  int fd = FdArg(info, 0);
+  r.pool_bytes = U64Arg(info, 1, "poolBytes");
+  DoIoctl(info.Env(), fd, SPILLWAY_IOC_RESIZE, "SPILLWAY_IOC_RESIZE", &r);
+  return U64(info.Env(), r.result_bytes);
+}
+
+Napi::Value SetWatermarks(const Napi::CallbackInfo& info) {
+  ExpectArgs(info, 3, "setWatermarks(fd: number, warn: number, critical: number)");
+  spillway_watermarks w{};
+  int fd = FdArg(info, 0);
+  w.warn = U64Arg(info, 1, "warn");
+  w.critical = U64Arg(info, 2, "critical");
+  DoIoctl(info.Env(), fd, SPILLWAY_IOC_SET_WATERMARKS, "SPILLWAY_IOC_SET_WATERMARKS", &w);
+  return info.Env().Undefined();
+}
+
+Napi::Value ListBuffers(const Napi::CallbackInfo& info) {
+  ExpectArgs(info, 2, "listBuffers(fd: number, capacity: number)");
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  uint64_t capacity = U64Arg(info, 1, "capacity");
+  if (capacity > SPILLWAY_LIST_MAX) ThrowType(env, "capacity must be at most SPILLWAY_LIST_MAX");
+  std::vector<spillway_buffer_info> entries(capacity);
+  spillway_list l{};
+  l.entries = reinterpret_cast<uintptr_t>(entries.data());
+  l.capacity = static_cast<uint32_t>(capacity);
+  DoIoctl(env, fd, SPILLWAY_IOC_LIST_BUFFERS, "SPILLWAY_IOC_LIST_BUFFERS", &l);
+  uint32_t written = l.count < l.capacity ? l.count : l.capacity;
+  Napi::Array buffers = Napi::Array::New(env, written);
+  for (uint32_t i = 0; i < written; i++) {
+    Napi::Object b = Napi::Object::New(env);
+    b.Set("id", U64(env, entries[i].id));
+    b.Set("size", U64(env, entries[i].size));
+    b.Set("pid", entries[i].pid);
+    b.Set("uid", entries[i].uid);
+    buffers[i] = b;
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("count", l.count);
+  out.Set("buffers", buffers);
+  return out;
+}
+
+// poll() on a worker thread; resolves with the returned revents (0 on timeout).
+class PollWorker : public Napi::AsyncWorker {
+ public:
+  PollWorker(Napi::Env env, int fd, short events, int timeout_ms)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), fd_(fd),
+        events_(events), timeout_ms_(timeout_ms) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    struct pollfd p = {fd_, events_, 0};
+    int ret;
+    do {
+      ret = poll(&p, 1, timeout_ms_);
+    } while (ret < 0 && errno == EINTR);
+    if (ret < 0) {
+      err_ = errno;
+      return;
+    }
+    revents_ = ret == 0 ? 0 : p.revents;
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_ == 0) {
+      deferred_.Resolve(Napi::Number::New(env, revents_));
+      return;
+    }
+    Napi::Error error = Napi::Error::New(env, std::string("poll: ") + strerror(err_));
+    error.Set("code", Napi::String::New(env, ErrnoName(err_)));
+    error.Set("syscall", Napi::String::New(env, "poll"));
+    deferred_.Reject(error.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  int fd_;
+  short events_;
+  int timeout_ms_;
+  int err_ = 0;
+  short revents_ = 0;
+};
+
+Napi::Value Poll(const Napi::CallbackInfo& info) {
+  ExpectArgs(info, 3, "poll(fd: number, events: number, timeoutMs: number)");
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  if (!info[1].IsNumber()) ThrowType(env, "events must be a number");
+  int32_t events = info[1].As<Napi::Number>().Int32Value();
+  if (events <= 0 || (events & ~(POLLIN | POLLPRI)) != 0)
+    ThrowType(env, "events must be POLLIN, POLLPRI or both");
+  if (!info[2].IsNumber()) ThrowType(env, "timeoutMs must be a number");
+  double timeout = info[2].As<Napi::Number>().DoubleValue();
+  // A bounded wait keeps a libuv pool thread from being held forever by a quiet fd.
+  if (!(timeout >= 0 && timeout <= 60000) || timeout != static_cast<int>(timeout))
+    ThrowType(env, "timeoutMs must be an integer from 0 to 60000");
+  auto* worker = new PollWorker(env, fd, static_cast<short>(events), static_cast<int>(timeout));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+#define SET_CONST(obj, name) obj.Set(#name, Napi::Number::New(env, static_cast<double>(name)))
+#define SET_OFFSET(obj, type, field) obj.Set(#field, Napi::Number::New(env, offsetof(struct type, field)))
+
+Napi::Object Constants(Napi::Env env) {
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("SPILLWAY_DEVICE_NAME", Napi::String::New(env, SPILLWAY_DEVICE_NAME));
+  SET_CONST(c, SPILLWAY_ABI_MAJOR);
+  SET_CONST(c, SPILLWAY_ABI_MINOR);
+  SET_CONST(c, SPILLWAY_LEVEL_OK);
+  SET_CONST(c, SPILLWAY_LEVEL_WARN);
+  SET_CONST(c, SPILLWAY_LEVEL_CRITICAL);
+  SET_CONST(c, SPILLWAY_REASON_MEM_AVAILABLE);
+  SET_CONST(c, SPILLWAY_REASON_SWAP_FREE);
+  SET_CONST(c, SPILLWAY_REASON_SWAP_RATE);
+  SET_CONST(c, SPILLWAY_REASON_OOM);
+  SET_CONST(c, SPILLWAY_REASON_RECOVERED);
+  SET_CONST(c, SPILLWAY_EVENT_LEVEL);
+  SET_CONST(c, SPILLWAY_EVENT_OVERFLOW);
+  SET_CONST(c, SPILLWAY_EVENT_RELEASE);
+  SET_CONST(c, SPILLWAY_EVENT_SIZE);
+  SET_CONST(c, SPILLWAY_EVENT_QUEUE_LEN);
+  SET_CONST(c, SPILLWAY_LIST_MAX);
+  SET_CONST(c, SPILLWAY_IOC_MAGIC);
+  SET_CONST(c, SPILLWAY_IOC_VERSION);
+  SET_CONST(c, SPILLWAY_IOC_INFO);
+  SET_CONST(c, SPILLWAY_IOC_ALLOC);
+  SET_CONST(c, SPILLWAY_IOC_RESIZE);
+  SET_CONST(c, SPILLWAY_IOC_SET_WATERMARKS);
+  SET_CONST(c, SPILLWAY_IOC_LIST_BUFFERS);
+  SET_CONST(c, POLLIN);
+  SET_CONST(c, POLLPRI);
+  SET_CONST(c, POLLERR);
+  return c;
+}
+
+Napi::Object Sizes(Napi::Env env) {
+  Napi::Object s = Napi::Object::New(env);
+  s.Set("spillway_event", sizeof(struct spillway_event));
+  s.Set("spillway_version", sizeof(struct spillway_version));
+  s.Set("spillway_info", sizeof(struct spillway_info));
+  s.Set("spillway_alloc", sizeof(struct spillway_alloc));
+  s.Set("spillway_resize", sizeof(struct spillway_resize));
+  s.Set("spillway_watermarks", sizeof(struct spillway_watermarks));
+  s.Set("spillway_buffer_info", sizeof(struct spillway_buffer_info));
+  s.Set("spillway_list", sizeof(struct spillway_list));
+  return s;
+}
+
+Napi::Object EventOffsets(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  SET_OFFSET(o, spillway_event, seq);
+  SET_OFFSET(o, spillway_event, type);
+  SET_OFFSET(o, spillway_event, level);
+  SET_OFFSET(o, spillway_event, prev_level);
+  SET_OFFSET(o, spillway_event, reason);
+  SET_OFFSET(o, spillway_event, time_ns);
+  SET_OFFSET(o, spillway_event, mem_available);
+  SET_OFFSET(o, spillway_event, swap_free);
+  SET_OFFSET(o, spillway_event, swap_rate);
+  SET_OFFSET(o, spillway_event, pool_free);
+  SET_OFFSET(o, spillway_event, count);
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("version", Napi::Function::New(env, Version, "version"));
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("alloc", Napi::Function::New(env, Alloc, "alloc"));
+  exports.Set("resize", Napi::Function::New(env, Resize, "resize"));
+  exports.Set("setWatermarks", Napi::Function::New(env, SetWatermarks, "setWatermarks"));
+  exports.Set("listBuffers", Napi::Function::New(env, ListBuffers, "listBuffers"));
+  exports.Set("poll", Napi::Function::New(env, Poll, "poll"));
+  exports.Set("constants", Constants(env));
+  exports.Set("sizes", Sizes(env));
+  exports.Set("eventOffsets", EventOffsets(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(spillway, Init)

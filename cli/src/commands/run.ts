@@ -1,0 +1,138 @@
+// spillway run [--oom-safe] [--vram-limit SIZE] -- CMD...: runs CMD with the shim preloaded.
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import { Command } from 'commander'
+import { CliError, EXIT } from '../errors.js'
+import { progress, warn } from '../io/console.js'
+import { which } from '../io/exec.js'
+import { cgroupBase, cgroupRoot, createCgroup, removeCgroup, removeJob, writeJob } from '../io/jobs.js'
+import { watchPid } from '../io/watch-pid.js'
+import { newJobId } from '../lib/jobs.js'
+import { preloadValue, shimCandidates } from '../lib/shim-path.js'
+import { finish, repoDir, sizeOption } from './common.js'
+
+export interface RunContext {
+  command: string[]
+  oomSafe: boolean
+  vramLimitBytes?: number
+}
+
+export function findShim(env: NodeJS.ProcessEnv = process.env, root = repoDir()): string {
+  const candidates = shimCandidates(env, root)
+  const found = candidates.find((file) => fs.existsSync(file))
+  if (!found) {
+    throw new CliError(`libspillway-cuda.so was not found (looked at ${candidates.join(', ')})`,
+      'build it with `make -C shim`, or point SPILLWAY_SHIM at it', EXIT.failed)
+  }
+  return found
+}
+
+/** The job's environment: the shim first in LD_PRELOAD, its settings as SPILLWAY_* variables. */
+export function jobEnv(base: NodeJS.ProcessEnv, shim: string, ctx: RunContext): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base, LD_PRELOAD: preloadValue(shim, base.LD_PRELOAD) }
+  if (ctx.vramLimitBytes !== undefined) env.SPILLWAY_VRAM_LIMIT = String(ctx.vramLimitBytes)
+  return env
+}
+
+/**
+ * How the --oom-safe job starts: a shell puts itself into the job's cgroup, then execs the command
+ * (as the sudo user when run through sudo), so no instruction of the job runs outside the cgroup.
+ * LD_PRELOAD is set only for the exec, so the shell and setpriv do not load the shim.
+ */
+export function oomSafeArgv(procsFile: string, command: string[], env: NodeJS.ProcessEnv): string[] {
+  const dropTo = env.SUDO_UID && env.SUDO_GID && process.getuid?.() === 0 ? ['setpriv', `--reuid=${env.SUDO_UID}`, `--regid=${env.SUDO_GID}`, '--init-groups', '--'] : []
+  const script = 'echo $$ > "$1" || exit 125; shift; LD_PRELOAD=$SPILLWAY_JOB_PRELOAD; export LD_PRELOAD; unset SPILLWAY_JOB_PRELOAD; exec "$@"'
+  return ['/bin/sh', '-c', script, 'spillway-run', procsFile, ...dropTo, ...command]
+}
+
+/** A shell's convention: the exit code, or 128 + the number of the signal that killed it. */
+export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code
+  return 128 + (signal ? os.constants.signals[signal] : 0)
+}
+
+function waitChild(argv: string[], env: NodeJS.ProcessEnv, onSpawn: (pid: number) => void): Promise<number> {
+  const [file, ...args] = argv
+  return new Promise((resolve, reject) => {
+    const child = spawn(file ?? '', args, { stdio: 'inherit', env })
+    const forward = (signal: NodeJS.Signals) => child.kill(signal)
+    process.on('SIGTERM', forward)
+    process.on('SIGHUP', forward)
+    // SIGINT from a terminal reaches the job directly (same process group); only keep ourselves alive.
+    const ignoreInt = () => {}
+    process.on('SIGINT', ignoreInt)
+    const cleanup = () => {
+      process.off('SIGTERM', forward)
+      process.off('SIGHUP', forward)
+      process.off('SIGINT', ignoreInt)
+    }
+    child.once('spawn', () => onSpawn(child.pid ?? 0))
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      cleanup()
+      if (error.code === 'ENOENT') reject(new CliError(`${file}: command not found`, 'check the command after `--` (a full path works too)', 127))
+      else reject(new CliError(`could not start ${file}: ${error.message}`, 'check that it is executable', 126))
+    })
+    child.once('exit', (code, signal) => {
+      cleanup()
+      resolve(exitCodeOf(code, signal))
+    })
+  })
+}
+
+export async function runAction(ctx: RunContext): Promise<number> {
+  if (ctx.command.length === 0) throw new CliError('no command given', 'put the command after --: `spillway run -- python train.py`', EXIT.usage)
+  const shim = findShim()
+  const env = jobEnv(process.env, shim, ctx)
+  if (!ctx.oomSafe) return waitChild(ctx.command, env, () => {})
+
+  if (!fs.existsSync(`${cgroupRoot()}/cgroup.controllers`)) {
+    throw new CliError('--oom-safe needs cgroup v2 (the freezer), which is not mounted', 'boot with systemd.unified_cgroup_hierarchy=1, or run without --oom-safe', EXIT.failed)
+  }
+  if (env.SUDO_UID && !which('setpriv')) throw new CliError('setpriv is missing, so the job can not run as you under sudo', 'apt-get install util-linux', EXIT.failed)
+  if (watchPid() === null) warn('the watch daemon is not running, so nothing will freeze this job under pressure (`sudo systemctl start spillway-watch`)')
+  const id = newJobId(process.pid, new Date())
+  let cgroup: string
+  try {
+    cgroup = createCgroup(id)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+      throw new CliError(`--oom-safe could not create the job's cgroup under ${cgroupBase()}`, 'run it with sudo (the job itself then runs as you)', EXIT.permission, { cause: error })
+    }
+    throw error
+  }
+  const jobEnvWithPreload: NodeJS.ProcessEnv = { ...env, SPILLWAY_JOB_PRELOAD: env.LD_PRELOAD, LD_PRELOAD: process.env.LD_PRELOAD ?? '' }
+  if (!jobEnvWithPreload.LD_PRELOAD) delete jobEnvWithPreload.LD_PRELOAD
+  try {
+    return await waitChild(oomSafeArgv(`${cgroup}/cgroup.procs`, ctx.command, env), jobEnvWithPreload, (pid) => {
+      writeJob({ id, pid, cgroup, command: ctx.command, uid: Number(env.SUDO_UID ?? process.getuid?.() ?? 0), startedAt: new Date().toISOString() })
+      progress(`job ${id} runs in ${cgroup}; watch freezes it at critical pressure`)
+    })
+  } finally {
+    removeJob(id)
+    removeCgroup(cgroup)
+  }
+}
+
+export function runCommand(action = runAction): Command {
+  return new Command('run')
+    .description('run a command with the spillway CUDA shim preloaded')
+    .argument('<command...>', 'the command and its arguments, after --')
+    .option('--oom-safe', 'give the job its own cgroup, registered with `watch`, which freezes it at critical pressure and resumes it at ok')
+    .option('--vram-limit <size>', 'treat the GPU as having this much VRAM (SPILLWAY_VRAM_LIMIT)', sizeOption)
+    .passThroughOptions()
+    .addHelpText('after', `
+The shim is found through SPILLWAY_SHIM, then <repo>/shim/build/libspillway-cuda.so, then
+/usr/local/lib/spillway/ and /usr/lib/spillway/. Other shim settings (SPILLWAY_LOG, ...) pass through.
+
+Examples:
+  spillway run -- python train.py --epochs 3
+  spillway run --vram-limit 8G -- ./bench
+  sudo spillway run --oom-safe -- python train.py      # the job runs as you, in its own cgroup
+
+Exit codes: the command's own exit code (128+N when killed by signal N); 127 command not found;
+1 shim not found or no cgroup v2; 2 bad usage; 4 --oom-safe without permission for a cgroup.`)
+    .action(async (command: string[], o: { oomSafe?: boolean; vramLimit?: number }) =>
+      finish(await action({ command, oomSafe: o.oomSafe === true, vramLimitBytes: o.vramLimit })))
+}

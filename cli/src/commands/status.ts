@@ -1,0 +1,125 @@
+// spillway status: the module, the pool, pressure, buffers, RAM and GPUs; works without the module.
+import fs from 'node:fs'
+import { Command } from 'commander'
+import { CliError, EXIT } from '../errors.js'
+import { finish } from './common.js'
+import { print, printJson } from '../io/console.js'
+import { Device } from '../io/device.js'
+import { isFrozen, listJobs } from '../io/jobs.js'
+import { readSysfs } from '../io/sysfs.js'
+import { readGpus, readMemory, readText } from '../io/system.js'
+import { watchPid } from '../io/watch-pid.js'
+import { renderStatus } from '../lib/status.js'
+import type { StatusReport } from '../lib/status.js'
+import { DEVICE_PATH, levelName, reasonNames } from '../lib/uapi.js'
+
+export interface StatusContext {
+  json: boolean
+}
+
+function moduleLoaded(): boolean {
+  return fs.existsSync('/sys/module/spillway') || readSysfs() !== undefined
+}
+
+/** Opens the device read-only; says why not instead of throwing. */
+function openDevice(missing: string[]): { device: Device | null; access: StatusReport['module']['access'] } {
+  try {
+    return { device: Device.open({ writable: false }), access: 'read-only' }
+  } catch (error) {
+    if (!(error instanceof CliError)) throw error
+    if (error.exitCode === EXIT.noModule) return { device: null, access: 'missing' }
+    if (error.exitCode === EXIT.permission) {
+      missing.push(`you may not open ${DEVICE_PATH}: ${error.hint}`)
+      return { device: null, access: 'denied' }
+    }
+    missing.push(`${error.message}: ${error.hint}`)
+    return { device: null, access: 'no-binding' }
+  }
+}
+
+export async function gatherStatus(): Promise<StatusReport> {
+  const missing: string[] = []
+  const [memory, gpus] = await Promise.all([readMemory(), readGpus()])
+  const loaded = moduleLoaded()
+  const report: StatusReport = {
+    module: { loaded, device: DEVICE_PATH, access: 'missing', abi: null, source: null },
+    pool: null,
+    pressure: null,
+    buffers: null,
+    events: [],
+    memory,
+    gpus: gpus.map((g) => ({ model: g.model, vramBytes: g.vramBytes, busAddress: g.busAddress })),
+    jobs: listJobs().map((j) => ({ id: j.id, pid: j.pid, frozen: isFrozen(j.cgroup), command: j.command })),
+    watch: { running: false, pid: null },
+    missing,
+  }
+  const pid = watchPid()
+  report.watch = { running: pid !== null, pid }
+
+  if (!loaded) {
+    missing.push('the spillway module is not loaded: `sudo spillway load` (or `sudo spillway up` to build, load and start the watch daemon)')
+  } else {
+    const { device, access } = openDevice(missing)
+    report.module.access = access
+    if (device) {
+      try {
+        const version = device.version()
+        report.module.abi = { major: version.major, minor: version.minor }
+        const info = device.info()
+        report.module.source = 'ioctl'
+        report.pool = {
+          poolBytes: info.poolBytes, requestedBytes: info.requestedBytes, usedBytes: info.usedBytes, freeBytes: info.freeBytes,
+          floorBytes: info.floorBytes, releasedBytes: info.releasedBytes, buffers: info.buffers,
+        }
+        report.pressure = {
+          level: levelName(info.level), reasons: reasonNames(info.reason),
+          watermarkWarnBytes: info.watermarkWarn, watermarkCriticalBytes: info.watermarkCritical,
+        }
+        report.buffers = device.listBuffers().map((b) => ({
+          ...b, command: readText(`/proc/${b.pid}/comm`)?.trim() ?? null,
+        }))
+        report.events = device.readEvents().slice(-10)
+      } finally {
+        device.close()
+      }
+    }
+    if (!report.pool) {
+      const s = readSysfs()
+      if (s) {
+        report.module.source = 'sysfs'
+        report.pool = {
+          poolBytes: s.poolBytes, requestedBytes: s.requestedBytes, usedBytes: s.usedBytes, freeBytes: s.freeBytes,
+          floorBytes: s.floorBytes, releasedBytes: s.releasedBytes, buffers: s.buffers,
+        }
+        report.pressure = { level: s.level ?? 'unknown', reasons: [], watermarkWarnBytes: s.watermarkWarnBytes, watermarkCriticalBytes: s.watermarkCriticalBytes }
+      }
+    }
+  }
+  if (gpus.length === 0) missing.push('no NVIDIA GPU was found: jobs run, but there is no VRAM to extend (see `spillway doctor`)')
+  if (!report.watch.running) missing.push('the watch daemon is not running: `sudo systemctl start spillway-watch` (after `sudo spillway install`) or `spillway watch`')
+  return report
+}
+
+export async function statusAction(ctx: StatusContext): Promise<number> {
+  const report = await gatherStatus()
+  if (ctx.json) printJson(report)
+  else print(renderStatus(report))
+  return 0
+}
+
+export function statusCommand(action = statusAction): Command {
+  return new Command('status')
+    .description('show the module, the pool, memory pressure, buffers, RAM, swap and GPUs')
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', `
+Works without the module: it then says what is missing and how to fix it.
+
+Examples:
+  spillway status
+  spillway status --json | jq .pool
+
+Exit codes: 0 report printed (also when the module is missing), 1 failure.`)
+    .action(async (opts: { json?: boolean }) => {
+      finish(await action({ json: opts.json === true }))
+    })
+}

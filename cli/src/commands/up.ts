@@ -1,0 +1,97 @@
+// spillway up: build the module if needed, load it with an auto-sized pool, start watch, show status.
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { Command } from 'commander'
+import { CliError, EXIT } from '../errors.js'
+import { print, progress } from '../io/console.js'
+import { exec } from '../io/exec.js'
+import { runDir } from '../io/jobs.js'
+import { findModule, moduleLoaded, requireRoot } from '../io/kmod.js'
+import { kernelRelease } from '../io/system.js'
+import { watchPid } from '../io/watch-pid.js'
+import { PATHS } from '../lib/install-plan.js'
+import { renderStatus } from '../lib/status.js'
+import { finish, repoDir, selfCommand } from './common.js'
+import { loadAction } from './load.js'
+import { gatherStatus } from './status.js'
+
+export interface UpContext {
+  dryRun: boolean
+}
+
+/** Builds kmod/ against the running kernel's headers; returns the .ko. */
+function buildModule(dryRun: boolean): string {
+  const release = kernelRelease()
+  const kdir = `/lib/modules/${release}/build`
+  const src = path.join(repoDir(), 'kmod')
+  if (!fs.existsSync(kdir)) {
+    throw new CliError(`no kernel headers for ${release}, so spillway.ko can not be built`, `apt-get install linux-headers-${release}, then run \`sudo spillway up\` again`, EXIT.failed)
+  }
+  const argv = ['make', '-C', kdir, `M=${src}`, 'modules']
+  if (dryRun) {
+    print(`would run: ${argv.join(' ')}`)
+    return path.join(src, 'spillway.ko')
+  }
+  progress(`building spillway.ko for ${release} (about a minute)`)
+  const result = exec(argv, { timeoutMs: 900_000 })
+  if (result.status !== 0) {
+    throw new CliError(`building the module failed: ${result.stderr.trim().split('\n').slice(-3).join(' / ')}`, 'check that gcc and make are installed and the headers match the running kernel', EXIT.failed)
+  }
+  return path.join(src, 'spillway.ko')
+}
+
+function startWatch(dryRun: boolean): string {
+  if (watchPid() !== null) return 'already running'
+  if (fs.existsSync(PATHS.unit)) {
+    if (dryRun) return 'would run: systemctl start spillway-watch.service'
+    const result = exec(['systemctl', 'start', 'spillway-watch.service'])
+    if (result.status !== 0) throw new CliError(`\`systemctl start spillway-watch\` failed: ${result.stderr.trim()}`, 'see `journalctl -u spillway-watch`', EXIT.failed)
+    return 'started spillway-watch.service'
+  }
+  const log = path.join(runDir(), 'watch.log')
+  const [node = process.execPath, script = ''] = selfCommand()
+  if (dryRun) return `would start: ${node} ${script} watch >> ${log}`
+  fs.mkdirSync(runDir(), { recursive: true })
+  const out = fs.openSync(log, 'a')
+  const child = spawn(node, [script, 'watch'], { detached: true, stdio: ['ignore', out, out] })
+  child.unref()
+  fs.closeSync(out)
+  return `started in the background (pid ${child.pid}, log ${log}); \`sudo spillway install\` makes it a systemd service`
+}
+
+export async function upAction(ctx: UpContext): Promise<number> {
+  if (!ctx.dryRun) requireRoot('up')
+  if (moduleLoaded()) {
+    progress('the module is already loaded')
+  } else {
+    let modulePath: string | undefined
+    try {
+      findModule(undefined, repoDir())
+    } catch (error) {
+      if (!(error instanceof CliError) || error.exitCode !== EXIT.noModule) throw error
+      modulePath = buildModule(ctx.dryRun)
+    }
+    await loadAction({ pool: 'auto', testIoctls: false, modulePath, force: false, dryRun: ctx.dryRun })
+  }
+  const watch = startWatch(ctx.dryRun)
+  progress(`watch: ${watch}`)
+  if (ctx.dryRun) return 0
+  // Give the daemon a moment to write its pid file, so status shows it.
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  print(renderStatus(await gatherStatus()))
+  return 0
+}
+
+export function upCommand(action = upAction): Command {
+  return new Command('up')
+    .description('one command on a real host: build the module if needed, load it with an auto-sized pool, start watch, print status (needs root)')
+    .option('--dry-run', 'print what would be done')
+    .addHelpText('after', `
+Examples:
+  sudo spillway up
+  spillway up --dry-run
+
+Exit codes: 0 up, 1 a step failed (build, load, watch), 4 not root.`)
+    .action(async (o: { dryRun?: boolean }) => finish(await action({ dryRun: o.dryRun === true })))
+}

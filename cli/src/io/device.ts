@@ -1,0 +1,122 @@
+// /dev/spillway through the binding: owns the fd, turns errno into errors a user can act on.
+import fs from 'node:fs'
+import { CliError, EXIT, errnoCode } from '../errors.js'
+import { decodeEvents } from '../lib/events.js'
+import type { SpillwayEvent } from '../lib/events.js'
+import { DEVICE_PATH, EVENT_SIZE, LIST_MAX } from '../lib/uapi.js'
+import { loadBinding } from './native.js'
+import type { NativeBinding, NativeBuffer, NativeInfo, NativeVersion } from './native.js'
+
+export function binding(): NativeBinding {
+  const loaded = loadBinding()
+  if (loaded instanceof Error) {
+    throw new CliError(
+      `the native binding could not be loaded (${loaded.message.split('\n')[0]})`,
+      'build it with `npm run build` (needs gcc, make and python3)',
+      EXIT.failed,
+      { cause: loaded },
+    )
+  }
+  return loaded
+}
+
+/** Maps a failed open/ioctl on the device to a CliError that says what to do. */
+export function deviceError(error: unknown, action: string, devicePath = DEVICE_PATH): CliError {
+  const code = errnoCode(error)
+  const options = { cause: error }
+  switch (code) {
+    case 'ENOENT':
+    case 'ENODEV':
+    case 'ENXIO':
+      return new CliError(`${devicePath} does not exist, so the spillway module is not loaded`,
+        'load it with `sudo spillway load` (or `sudo spillway up` to build, load and start everything)', EXIT.noModule, options)
+    case 'EACCES':
+      return new CliError(`permission denied to ${action} ${devicePath}`,
+        'add yourself to the spillway group (`sudo usermod -aG spillway $USER`, then log in again) or use sudo', EXIT.permission, options)
+    case 'EPERM':
+      return new CliError(`${action} needs root (CAP_SYS_ADMIN)`, 'run it again with sudo', EXIT.permission, options)
+    case 'ENOTTY':
+      return new CliError(`${devicePath} does not understand the ${action} ioctl`,
+        'the loaded module and this spillway command are from different versions: reinstall both (`sudo spillway install`)', EXIT.failed, options)
+    default: {
+      const message = error instanceof Error ? error.message : String(error)
+      return new CliError(`${action} on ${devicePath} failed: ${message}`, 'check `dmesg` for messages from spillway', EXIT.failed, options)
+    }
+  }
+}
+
+export class Device {
+  private constructor(
+    private readonly native: NativeBinding,
+    readonly fd: number,
+    readonly path: string,
+  ) {}
+
+  static open(options: { writable?: boolean; path?: string } = {}): Device {
+    const native = binding()
+    const devicePath = options.path ?? DEVICE_PATH
+    try {
+      return new Device(native, native.open(devicePath, options.writable ?? false), devicePath)
+    } catch (error) {
+      throw deviceError(error, 'open', devicePath)
+    }
+  }
+
+  private call<T>(action: string, fn: () => T): T {
+    try {
+      return fn()
+    } catch (error) {
+      throw deviceError(error, action, this.path)
+    }
+  }
+
+  version(): NativeVersion {
+    return this.call('VERSION', () => this.native.version(this.fd))
+  }
+
+  info(): NativeInfo {
+    return this.call('INFO', () => this.native.info(this.fd))
+  }
+
+  resize(poolBytes: number): number {
+    return this.call('RESIZE', () => this.native.resize(this.fd, poolBytes))
+  }
+
+  setWatermarks(warnBytes: number, criticalBytes: number): void {
+    this.call('SET_WATERMARKS', () => this.native.setWatermarks(this.fd, warnBytes, criticalBytes))
+  }
+
+  /** Every live buffer; asks twice when more appeared between the count and the copy. */
+  listBuffers(): NativeBuffer[] {
+    let capacity = 64
+    for (;;) {
+      const { count, buffers } = this.call('LIST_BUFFERS', () => this.native.listBuffers(this.fd, capacity))
+      if (count <= capacity || capacity === LIST_MAX) return buffers
+      capacity = Math.min(LIST_MAX, count + 64)
+    }
+  }
+
+  /** Reads the records queued for this open file; [] when none are waiting (the fd is O_NONBLOCK). */
+  readEvents(maxRecords = 64): SpillwayEvent[] {
+    const buf = Buffer.alloc(EVENT_SIZE * maxRecords)
+    let length: number
+    try {
+      length = fs.readSync(this.fd, buf, 0, buf.length, null)
+    } catch (error) {
+      if (errnoCode(error) === 'EAGAIN') return []
+      throw deviceError(error, 'read events from', this.path)
+    }
+    return decodeEvents(buf, length)
+  }
+
+  /** Waits up to timeoutMs for records to read; true when some are waiting. */
+  async waitForEvents(timeoutMs: number): Promise<boolean> {
+    const pollin = Number(this.native.constants.POLLIN)
+    const revents = await this.native.poll(this.fd, pollin, timeoutMs)
+    return (revents & pollin) !== 0
+  }
+
+  close(): void {
+    fs.closeSync(this.fd)
+  }
+}

@@ -1,0 +1,105 @@
+// Facts for the install plan, and performing its steps.
+import fs from 'node:fs'
+import path from 'node:path'
+import { CliError, EXIT } from '../errors.js'
+import { dkmsSourceDir, PATHS } from '../lib/install-plan.js'
+import type { InitramfsTool, InstallFacts, Step } from '../lib/install-plan.js'
+import { progress } from './console.js'
+import { exec, which } from './exec.js'
+import { kernelRelease, readText } from './system.js'
+
+/** PACKAGE_VERSION from dkms.conf (the DKMS version must match it). */
+export function dkmsVersion(repoDir: string): string {
+  const conf = readText(path.join(repoDir, 'dkms.conf'))
+  if (!conf) throw new CliError(`${repoDir}/dkms.conf is missing`, 'install from a complete spillway checkout or release', EXIT.failed)
+  const match = /^PACKAGE_VERSION="?([^"\s]+)"?/m.exec(conf)
+  if (!match?.[1]) throw new CliError(`${repoDir}/dkms.conf has no PACKAGE_VERSION`, 'fix dkms.conf', EXIT.failed)
+  return match[1]
+}
+
+function dkmsState(version: string, release: string): InstallFacts['dkmsState'] {
+  if (!which('dkms')) return 'absent'
+  const out = exec(['dkms', 'status', '-m', 'spillway', '-v', version]).stdout
+  const lines = out.split('\n').filter((l) => l.includes(`spillway/${version}`) || l.includes(`spillway, ${version}`))
+  if (lines.some((l) => l.includes(release) && /installed/.test(l))) return 'installed'
+  if (lines.some((l) => l.includes(release) && /built/.test(l))) return 'built'
+  if (lines.length > 0) return 'added'
+  return 'absent'
+}
+
+/** Every file under dir, relative, sorted (for comparing the DKMS copy with the repo). */
+function listTree(dir: string): string[] {
+  try {
+    return (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(dir, f)).isFile()).sort()
+  } catch {
+    return []
+  }
+}
+
+function sameTree(a: string, b: string): boolean {
+  const files = listTree(a).filter((f) => !/\.(o|ko|mod|cmd|mod\.c|order|symvers)$/.test(f) && !f.includes('/.'))
+  return files.length > 0 && files.every((f) => readText(path.join(a, f)) === readText(path.join(b, f)))
+}
+
+function initramfsTool(): InitramfsTool {
+  if (which('update-initramfs') && fs.existsSync('/etc/initramfs-tools')) return 'initramfs-tools'
+  if (which('dracut')) return 'dracut'
+  return 'none'
+}
+
+function groupExists(name: string): boolean {
+  return (readText('/etc/group') ?? '').split('\n').some((line) => line.startsWith(`${name}:`))
+}
+
+export function gatherInstallFacts(repoDir: string, watchCommand: string, poolMb: number | null): InstallFacts {
+  const version = dkmsVersion(repoDir)
+  const release = kernelRelease()
+  const src = dkmsSourceDir(version)
+  const udevRule = readText(path.join(repoDir, 'udev/60-spillway.rules'))
+  if (!udevRule) throw new CliError(`${repoDir}/udev/60-spillway.rules is missing`, 'install from a complete spillway checkout or release', EXIT.failed)
+  const unitTemplate = readText(path.join(repoDir, 'systemd/spillway-watch.service'))
+  if (!unitTemplate) throw new CliError(`${repoDir}/systemd/spillway-watch.service is missing`, 'install from a complete spillway checkout or release', EXIT.failed)
+  const existing: Record<string, string | undefined> = {}
+  for (const file of [...Object.values(PATHS), `${src}/dkms.conf`]) existing[file] = readText(file)
+  const systemd = fs.existsSync('/run/systemd/system') && which('systemctl') !== undefined
+  return {
+    repoDir, version, kernelRelease: release, watchCommand, poolMb,
+    groupExists: groupExists('spillway'),
+    dkmsState: dkmsState(version, release),
+    dkmsSourceCurrent: readText(`${src}/dkms.conf`) === readText(path.join(repoDir, 'dkms.conf')) && sameTree(path.join(repoDir, 'kmod'), path.join(src, 'kmod')),
+    initramfs: initramfsTool(),
+    existing, udevRule, unitTemplate, systemd,
+    unitEnabled: systemd && exec(['systemctl', 'is-enabled', '--quiet', 'spillway-watch.service']).status === 0,
+  }
+}
+
+/** The Debian package of each program a plan runs, for the error when one is missing. */
+const DEBIAN_PACKAGE: Record<string, string> = {
+  dkms: 'dkms', udevadm: 'udev', 'update-initramfs': 'initramfs-tools', dracut: 'dracut', systemctl: 'systemd',
+  groupadd: 'passwd', groupdel: 'passwd', modprobe: 'kmod',
+}
+
+export function performStep(step: Step): void {
+  switch (step.kind) {
+    case 'file':
+      fs.mkdirSync(path.dirname(step.path), { recursive: true })
+      fs.writeFileSync(step.path, step.content, { mode: step.mode })
+      fs.chmodSync(step.path, step.mode)
+      return
+    case 'remove':
+      fs.rmSync(step.path, { force: true })
+      return
+    case 'command': {
+      const [program] = step.argv
+      if (program && !which(program)) {
+        throw new CliError(`${program} is not installed, so \`${step.argv.join(' ')}\` can not run`, `apt-get install ${DEBIAN_PACKAGE[program] ?? program}, then run the command again`, EXIT.failed)
+      }
+      progress(`running ${step.argv.join(' ')}`)
+      const result = exec(step.argv, { timeoutMs: 1_800_000 })
+      if (result.status !== 0) {
+        const tail = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-4).join(' / ')
+        throw new CliError(`\`${step.argv.join(' ')}\` failed (exit ${result.status}): ${tail}`, 'fix the cause above and run the command again: finished steps are skipped', EXIT.failed)
+      }
+    }
+  }
+}

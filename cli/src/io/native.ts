@@ -1,0 +1,68 @@
+// Loads the node-addon-api binding (cli/native) and gives it real types.
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+import type { PoolStatus } from '../lib/status.js'
+
+export interface NativeVersion {
+  major: number
+  minor: number
+  eventSize: number
+  testIoctls: boolean
+}
+
+/** struct spillway_info; the pool's part is the same shape as the status report's. */
+export interface NativeInfo extends PoolStatus {
+  userLimitBytes: number
+  events: number
+  level: number
+  reason: number
+  watermarkWarn: number
+  watermarkCritical: number
+  memAvailable: number
+  swapTotal: number
+  swapFree: number
+  swapRate: number
+  watchdogMs: number
+}
+
+export interface NativeBuffer {
+  id: number
+  size: number
+  pid: number
+  uid: number
+}
+
+export interface NativeBinding {
+  open(path: string, writable: boolean): number
+  version(fd: number): NativeVersion
+  info(fd: number): NativeInfo
+  alloc(fd: number, size: number): { fd: number; id: number }
+  resize(fd: number, poolBytes: number): number
+  setWatermarks(fd: number, warn: number, critical: number): void
+  listBuffers(fd: number, capacity: number): { count: number; buffers: NativeBuffer[] }
+  /** Resolves with poll()'s revents, 0 on timeout. */
+  poll(fd: number, events: number, timeoutMs: number): Promise<number>
+  constants: Record<string, number | string>
+  sizes: Record<string, number>
+  eventOffsets: Record<string, number>
+}
+
+export const BINDING_PATH = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../native/build/Release/spillway.node',
+)
+
+let cached: NativeBinding | Error | undefined
+
+/** The binding, or the Error that says why it could not be loaded (not built, wrong node ABI). */
+export function loadBinding(): NativeBinding | Error {
+  if (cached === undefined) {
+    try {
+      cached = createRequire(import.meta.url)(BINDING_PATH) as NativeBinding
+    } catch (error) {
+      cached = error instanceof Error ? error : new Error(String(error))
+    }
+  }
+  return cached
+}

@@ -1,0 +1,108 @@
+// /etc/spillway/config.json: parsed and checked here (pure), read by io/config-file.ts.
+import type { LevelName } from './uapi.js'
+
+export interface PsiTrigger {
+  /** /proc/pressure/<resource> */
+  resource: 'memory' | 'io'
+  kind: 'some' | 'full'
+  /** Stall time within the window that fires the trigger, ms. */
+  stallMs: number
+  level: Exclude<LevelName, 'ok'>
+}
+
+export interface WatchConfig {
+  freezeAtCritical: boolean
+  /** null: never kill; else kill frozen jobs after critical has lasted this long. */
+  killAfterCriticalMs: number | null
+  psiWindowMs: number
+  psiHoldMs: number
+  psiTriggers: PsiTrigger[]
+  hooks: Record<LevelName, string[]>
+}
+
+export interface Config {
+  watch: WatchConfig
+}
+
+// Windows of 2 s let unprivileged users create triggers too (the kernel wants multiples of 2 s
+// from them). Stall shares: lmkd uses 7 % some / 70 % full; systemd-oomd acts at 60 % over 30 s.
+const PSI_DEFAULTS = { windowMs: 2000, holdMs: 10_000, memorySomeWarnMs: 200, memoryFullCriticalMs: 400, ioFullWarnMs: 800 }
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
+
+function isObject(value: unknown): value is Record<string, Json> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function checkKeys(obj: Record<string, Json>, where: string, allowed: string[]): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) throw new ConfigError(`${where}${key} is not a setting (known: ${allowed.join(', ')})`)
+  }
+}
+
+function integer(value: Json | undefined, where: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${where} must be an integer from ${min} to ${max}, not ${JSON.stringify(value)}`)
+  }
+  return value
+}
+
+function stringList(value: Json | undefined, where: string): string[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v.trim() !== '')) {
+    throw new ConfigError(`${where} must be a list of shell commands (strings)`)
+  }
+  return value as string[]
+}
+
+/** Checks a parsed config file and fills in defaults; throws ConfigError naming the bad setting. */
+export function parseConfig(raw: unknown): Config {
+  if (!isObject(raw)) throw new ConfigError('the file must hold a JSON object')
+  checkKeys(raw, '', ['watch'])
+  const watch = raw.watch ?? {}
+  if (!isObject(watch)) throw new ConfigError('watch must be an object')
+  checkKeys(watch, 'watch.', ['freezeAtCritical', 'killAfterCriticalSeconds', 'psi', 'hooks'])
+
+  const freeze = watch.freezeAtCritical ?? true
+  if (typeof freeze !== 'boolean') throw new ConfigError('watch.freezeAtCritical must be true or false')
+
+  const killSeconds = watch.killAfterCriticalSeconds
+  const killAfterCriticalMs =
+    killSeconds === undefined || killSeconds === null ? null : integer(killSeconds, 'watch.killAfterCriticalSeconds', 0, 86_400, 0) * 1000
+
+  const psi = watch.psi ?? {}
+  if (!isObject(psi)) throw new ConfigError('watch.psi must be an object')
+  checkKeys(psi, 'watch.psi.', ['windowMs', 'holdMs', 'memorySomeWarnMs', 'memoryFullCriticalMs', 'ioFullWarnMs'])
+  // The kernel accepts windows of 500 ms to 10 s, and a stall time below the window.
+  const psiWindowMs = integer(psi.windowMs, 'watch.psi.windowMs', 500, 10_000, PSI_DEFAULTS.windowMs)
+  const psiHoldMs = integer(psi.holdMs, 'watch.psi.holdMs', 0, 600_000, PSI_DEFAULTS.holdMs)
+  const stall = (key: string, fallback: number) =>
+    integer(psi[key], `watch.psi.${key}`, 0, psiWindowMs - 1, Math.min(fallback, psiWindowMs - 1))
+  const psiTriggers: PsiTrigger[] = [
+    { resource: 'memory' as const, kind: 'some' as const, level: 'warn' as const, stallMs: stall('memorySomeWarnMs', PSI_DEFAULTS.memorySomeWarnMs) },
+    { resource: 'memory' as const, kind: 'full' as const, level: 'critical' as const, stallMs: stall('memoryFullCriticalMs', PSI_DEFAULTS.memoryFullCriticalMs) },
+    { resource: 'io' as const, kind: 'full' as const, level: 'warn' as const, stallMs: stall('ioFullWarnMs', PSI_DEFAULTS.ioFullWarnMs) },
+  ].filter((trigger) => trigger.stallMs > 0) // 0 turns a trigger off
+
+  const hooksRaw = watch.hooks ?? {}
+  if (!isObject(hooksRaw)) throw new ConfigError('watch.hooks must be an object with ok, warn and critical lists')
+  checkKeys(hooksRaw, 'watch.hooks.', ['ok', 'warn', 'critical'])
+  const hooks = {
+    ok: stringList(hooksRaw.ok, 'watch.hooks.ok'),
+    warn: stringList(hooksRaw.warn, 'watch.hooks.warn'),
+    critical: stringList(hooksRaw.critical, 'watch.hooks.critical'),
+  }
+  return { watch: { freezeAtCritical: freeze, killAfterCriticalMs, psiWindowMs, psiHoldMs, psiTriggers, hooks } }
+}
+
+/** The line written to /proc/pressure/<resource> to create a trigger: "some 200000 2000000" (µs). */
+export function psiTriggerLine(trigger: PsiTrigger, windowMs: number): string {
+  return `${trigger.kind} ${trigger.stallMs * 1000} ${windowMs * 1000}`
+}
+
+export const DEFAULT_CONFIG: Config = parseConfig({})

@@ -1,0 +1,41 @@
+// Builds the commander program. Tests build it with fake actions and exitOverride().
+import { Command } from 'commander'
+import { doctorCommand } from './commands/doctor.js'
+import { installCommand } from './commands/install.js'
+import { loadCommand } from './commands/load.js'
+import { poolCommand } from './commands/pool.js'
+import { runCommand } from './commands/run.js'
+import { statusCommand } from './commands/status.js'
+import { uninstallCommand } from './commands/uninstall.js'
+import { unloadCommand } from './commands/unload.js'
+import { upCommand } from './commands/up.js'
+import { vmCommand } from './commands/vm.js'
+import { watchCommand } from './commands/watch.js'
+
+export const VERSION = '0.1.0'
+
+export function buildProgram(commands: Command[] = defaultCommands()): Command {
+  const program = new Command('spillway')
+    .description('Run GPU jobs that need more memory than the card has: a reserved RAM pool, a CUDA shim, a pressure watchdog.')
+    .version(VERSION)
+    .option('--debug', 'show stack traces of errors')
+    .enablePositionalOptions()
+  for (const command of commands) program.addCommand(command)
+  // Errors reach main.ts as exceptions instead of process.exit() (subcommands do not inherit this).
+  const override = (command: Command): void => {
+    command.exitOverride().showHelpAfterError('(add --help for usage)')
+    command.commands.forEach(override)
+  }
+  override(program)
+  program.addHelpText('after', `
+Exit codes: 0 ok, 1 failed, 2 bad usage, 3 module not loaded, 4 permission denied,
+5 refused as unsafe (--force overrides), 6 busy (buffers in use). \`run\` exits with the job's code.`)
+  return program
+}
+
+export function defaultCommands(): Command[] {
+  return [
+    statusCommand(), poolCommand(), upCommand(), loadCommand(), unloadCommand(), installCommand(), uninstallCommand(),
+    watchCommand(), runCommand(), doctorCommand(), vmCommand(),
+  ]
+}

@@ -1,0 +1,117 @@
+// The real command as a subprocess on a host without the module (this CI machine).
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const bin = path.join(repo, 'cli/bin/spillway.js')
+const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spillway-run-'))
+t.teardown(() => fs.rmSync(runDir, { recursive: true, force: true }))
+
+function spillway(...args: string[]): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, SPILLWAY_RUN_DIR: runDir }, timeout: 60_000 })
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
+}
+
+const moduleHere = fs.existsSync('/sys/module/spillway')
+
+t.test('status --json without the module', { skip: moduleHere && 'the module is loaded on this host' }, async (t) => {
+  const r = spillway('status', '--json')
+  t.equal(r.status, 0, r.stderr)
+  const report = JSON.parse(r.stdout)
+  t.same(report.module, { loaded: false, device: '/dev/spillway', access: 'missing', abi: null, source: null })
+  t.equal(report.pool, null)
+  t.equal(report.buffers, null)
+  const meminfo = fs.readFileSync('/proc/meminfo', 'utf8')
+  const total = Number(/MemTotal:\s+(\d+) kB/.exec(meminfo)?.[1]) * 1024
+  t.equal(report.memory.ramBytes, total, 'RAM is MemTotal')
+  t.match(report.missing[0], /module is not loaded: `sudo spillway load`/)
+  t.same(report.watch, { running: false, pid: null })
+})
+
+t.test('status as text says what is missing', { skip: moduleHere && 'the module is loaded on this host' }, async (t) => {
+  const r = spillway('status')
+  t.equal(r.status, 0)
+  t.match(r.stdout, /^module {5}not loaded \(\/dev\/spillway is missing\)/)
+  t.match(r.stdout, /missing:\n {2}- the spillway module is not loaded/)
+})
+
+t.test('doctor --json answers every check', async (t) => {
+  const r = spillway('doctor', '--json')
+  const report = JSON.parse(r.stdout)
+  t.same(report.checks.map((c: { id: string }) => c.id), ['kernel', 'headers', 'dkms', 'secure-boot', 'module-signing', 'module', 'nvidia-driver', 'pcie-link', 'iommu', 'swap', 'cgroup2', 'psi'])
+  const failed = report.checks.some((c: { verdict: string }) => c.verdict === 'fail')
+  t.equal(r.status, failed ? 1 : 0, 'exit 1 exactly when a check fails')
+  t.equal(report.ok, !failed)
+  for (const c of report.checks) {
+    t.ok(['pass', 'warn', 'fail'].includes(c.verdict), `${c.id}: a verdict`)
+    if (c.verdict !== 'pass') t.type(c.fix, 'string', `${c.id}: a fix`)
+  }
+  const byId = Object.fromEntries(report.checks.map((c: { id: string; verdict: string }) => [c.id, c.verdict]))
+  t.equal(byId.cgroup2 === 'pass', fs.existsSync('/sys/fs/cgroup/cgroup.controllers'), 'the cgroup v2 verdict matches this host')
+  t.equal(byId.module, moduleHere ? byId.module : 'warn', 'module not loaded is a warning')
+  t.equal(byId.headers === 'pass', fs.existsSync(`/lib/modules/${os.release()}/build`), 'the headers verdict matches this host')
+})
+
+t.test('errors: one sentence, what to do, exit code; --debug adds the stack', async (t) => {
+  const bad = spillway('pool', 'set', '8X')
+  t.equal(bad.status, 2)
+  t.match(bad.stderr, /"8X" is not a size/)
+  const ram = Number(/MemTotal:\s+(\d+) kB/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1]) * 1024
+  const huge = spillway('pool', 'set', String(ram))
+  t.equal(huge.status, 5)
+  t.match(huge.stderr, /^spillway: refusing: a .* pool leaves 0 B of .* below the safe floor of .*\n {2}what to do: .*--force/)
+  t.notMatch(huge.stderr, /\n {4}at /, 'no stack trace')
+  const debug = spillway('--debug', 'pool', 'set', String(ram))
+  t.match(debug.stderr, /\n {4}at /, '--debug shows the stack')
+  const unknown = spillway('frobnicate')
+  t.equal(unknown.status, 2)
+  t.match(unknown.stderr, /unknown command 'frobnicate'/)
+  if (!moduleHere) {
+    const watermarks = spillway('pool', 'watermarks', '2G', '1G')
+    t.equal(watermarks.status, 3)
+    t.match(watermarks.stderr, /module is not loaded\n {2}what to do: load it with `sudo spillway load`/)
+  }
+  const run = spillway('run', '--', 'definitely-not-a-command-xyz')
+  t.equal(run.status, 127)
+  t.match(run.stderr, /definitely-not-a-command-xyz: command not found/)
+})
+
+t.test('run passes the exit code and preloads the shim', { skip: !fs.existsSync(path.join(repo, 'shim/build/libspillway-cuda.so')) && 'the shim is not built' }, async (t) => {
+  const r = spillway('run', '--vram-limit', '1G', '--', 'sh', '-c', 'echo "$LD_PRELOAD $SPILLWAY_VRAM_LIMIT"; exit 7')
+  t.equal(r.status, 7)
+  t.equal(r.stdout.trim(), `${path.join(repo, 'shim/build/libspillway-cuda.so')} ${2 ** 30}`)
+})
+
+t.test('help and version', async (t) => {
+  const help = spillway('--help')
+  t.equal(help.status, 0)
+  for (const c of ['status', 'pool', 'up', 'load', 'unload', 'install', 'uninstall', 'watch', 'run', 'doctor', 'vm']) t.match(help.stdout, new RegExp(`\\n  ${c}\\b`), c)
+  t.equal(spillway('--version').stdout.trim(), JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')).version)
+})
+
+t.test('watch without the module: PSI triggers on this kernel, clean stop on SIGTERM', {
+  skip: !fs.existsSync('/proc/pressure/memory') && 'no PSI on this kernel',
+}, async (t) => {
+  const config = path.join(runDir, 'config.json')
+  fs.writeFileSync(config, JSON.stringify({ watch: { psi: { windowMs: 2000, memorySomeWarnMs: 100 } } }))
+  const { spawn } = await import('node:child_process')
+  const child = spawn(process.execPath, [bin, 'watch', '--config', config], { env: { ...process.env, SPILLWAY_RUN_DIR: runDir }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d })
+  const deadline = Date.now() + 20_000
+  while (!out.includes('"event":"start"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+  t.ok(fs.existsSync(path.join(runDir, 'watch.pid')), 'watch wrote its pid file')
+  child.kill('SIGTERM')
+  const code = await new Promise((resolve) => child.once('exit', resolve))
+  t.equal(code, 0)
+  const lines = out.trim().split('\n').map((l) => JSON.parse(l))
+  const start = lines.find((l) => l.event === 'start')
+  t.same(start?.psi, ['memory some 100000 2000000', 'memory full 400000 2000000', 'io full 800000 2000000'], 'the kernel accepted every trigger')
+  if (!moduleHere) t.match(lines.find((l) => l.event === 'source-missing'), { source: 'module', why: /not loaded/ })
+  t.match(lines.at(-1), { event: 'stop', reason: 'SIGTERM' })
+  t.notOk(fs.existsSync(path.join(runDir, 'watch.pid')), 'the pid file is removed')
+})

@@ -1,0 +1,107 @@
+import t from 'tap'
+import { PATHS, describeStep, installPlan, modprobeOptions, renderUnit, uninstallPlan, withModuleLine } from '../../cli/src/lib/install-plan.js'
+import type { InstallFacts, Step } from '../../cli/src/lib/install-plan.js'
+
+const UNIT = '[Service]\nExecStart=@SPILLWAY@ watch\n'
+const RULE = 'KERNEL=="spillway", GROUP="spillway", MODE="0660"\n'
+
+function fresh(over: Partial<InstallFacts> = {}): InstallFacts {
+  return {
+    repoDir: '/opt/spillway', version: '0.1.0', kernelRelease: '6.1.0-56-amd64', watchCommand: '/usr/bin/node /opt/spillway/cli/bin/spillway.js',
+    poolMb: 8192, groupExists: false, dkmsState: 'absent', dkmsSourceCurrent: false, initramfs: 'initramfs-tools',
+    existing: {}, udevRule: RULE, unitTemplate: UNIT, systemd: true, unitEnabled: false, ...over,
+  }
+}
+
+const commands = (steps: Step[]) => steps.filter((s) => s.kind === 'command' && !s.done).map((s) => (s as { argv: string[] }).argv.join(' '))
+const files = (steps: Step[]) => steps.filter((s) => s.kind === 'file' && !s.done).map((s) => (s as { path: string }).path)
+
+t.test('a fresh host gets every step, in order', async (t) => {
+  const steps = installPlan(fresh())
+  t.same(commands(steps), [
+    'groupadd --system spillway',
+    'mkdir -p /usr/src/spillway-0.1.0',
+    'cp -a /opt/spillway/dkms.conf /opt/spillway/kmod /usr/src/spillway-0.1.0/',
+    'dkms add -m spillway -v 0.1.0',
+    'dkms build -m spillway -v 0.1.0 -k 6.1.0-56-amd64',
+    'dkms install -m spillway -v 0.1.0 -k 6.1.0-56-amd64',
+    'udevadm control --reload',
+    'update-initramfs -u -k 6.1.0-56-amd64',
+    'systemctl daemon-reload',
+    'systemctl enable spillway-watch.service',
+  ])
+  t.same(files(steps), [PATHS.udevRule, PATHS.modprobe, PATHS.initramfsModules, PATHS.unit])
+  const unit = steps.find((s) => s.kind === 'file' && s.path === PATHS.unit)
+  t.match(unit, { content: '[Service]\nExecStart=/usr/bin/node /opt/spillway/cli/bin/spillway.js watch\n' })
+  const modprobe = steps.find((s) => s.kind === 'file' && s.path === PATHS.modprobe)
+  t.match(modprobe, { content: /options spillway pool_mb=8192\n$/ })
+})
+
+t.test('an installed host: nothing left to do (idempotent)', async (t) => {
+  const done = fresh({
+    groupExists: true, dkmsState: 'installed', dkmsSourceCurrent: true, unitEnabled: true,
+    existing: {
+      [PATHS.udevRule]: RULE, [PATHS.modprobe]: modprobeOptions(8192), [PATHS.initramfsModules]: 'loop\nspillway\n',
+      [PATHS.unit]: renderUnit(UNIT, '/usr/bin/node /opt/spillway/cli/bin/spillway.js'),
+    },
+  })
+  const steps = installPlan(done)
+  t.same(steps.filter((s) => !s.done).map((s) => describeStep(s)), [])
+})
+
+t.test('a new pool size rewrites modprobe.d and rebuilds the initramfs only', async (t) => {
+  const existing = {
+    [PATHS.udevRule]: RULE, [PATHS.modprobe]: modprobeOptions(4096), [PATHS.initramfsModules]: 'spillway\n',
+    [PATHS.unit]: renderUnit(UNIT, '/usr/bin/node /opt/spillway/cli/bin/spillway.js'),
+  }
+  const steps = installPlan(fresh({ groupExists: true, dkmsState: 'installed', dkmsSourceCurrent: true, unitEnabled: true, existing }))
+  t.same(files(steps), [PATHS.modprobe])
+  t.same(commands(steps), ['update-initramfs -u -k 6.1.0-56-amd64'])
+})
+
+t.test('changed sources are removed from DKMS and re-added', async (t) => {
+  const steps = installPlan(fresh({ groupExists: true, dkmsState: 'installed', dkmsSourceCurrent: false, existing: { '/usr/src/spillway-0.1.0/dkms.conf': 'old' } }))
+  t.same(commands(steps).slice(0, 6), [
+    'dkms remove -m spillway -v 0.1.0 --all', 'rm -rf /usr/src/spillway-0.1.0', 'mkdir -p /usr/src/spillway-0.1.0',
+    'cp -a /opt/spillway/dkms.conf /opt/spillway/kmod /usr/src/spillway-0.1.0/', 'dkms add -m spillway -v 0.1.0', 'dkms build -m spillway -v 0.1.0 -k 6.1.0-56-amd64',
+  ])
+})
+
+t.test('dracut hosts and hosts without systemd', async (t) => {
+  const steps = installPlan(fresh({ initramfs: 'dracut', systemd: false }))
+  t.ok(files(steps).includes(PATHS.dracutConf))
+  t.ok(commands(steps).includes('dracut -f --kver 6.1.0-56-amd64'))
+  t.notOk(commands(steps).some((c) => c.startsWith('systemctl')))
+  t.same(installPlan(fresh({ initramfs: 'none' })).filter((s) => s.kind === 'file' && s.path.includes('initramfs')), [])
+})
+
+t.test('the initramfs modules file keeps other lines', async (t) => {
+  t.equal(withModuleLine(undefined, true), 'spillway\n')
+  t.equal(withModuleLine('# comment\nloop\n', true), '# comment\nloop\nspillway\n')
+  t.equal(withModuleLine('loop\nspillway\n', true), 'loop\nspillway\n')
+  t.equal(withModuleLine('loop\nspillway\n', false), 'loop\n')
+  t.equal(withModuleLine('spillway\n', false), '')
+  t.match(modprobeOptions(null), /left at the module default/)
+})
+
+t.test('uninstall reverses install', async (t) => {
+  const installed = fresh({ groupExists: true, dkmsState: 'installed', dkmsSourceCurrent: true, unitEnabled: true,
+    existing: { [PATHS.udevRule]: RULE, [PATHS.modprobe]: 'x', [PATHS.initramfsModules]: 'loop\nspillway\n', [PATHS.unit]: 'u', '/usr/src/spillway-0.1.0/dkms.conf': 'c' } })
+  const steps = uninstallPlan({ ...installed, moduleLoaded: true, purge: false })
+  t.same(commands(steps), [
+    'systemctl disable --now spillway-watch.service', 'systemctl daemon-reload', 'modprobe -r spillway',
+    'dkms remove -m spillway -v 0.1.0 --all', 'rm -rf /usr/src/spillway-0.1.0', 'update-initramfs -u -k 6.1.0-56-amd64',
+  ])
+  t.match(steps.find((s) => s.kind === 'file'), { path: PATHS.initramfsModules, content: 'loop\n' })
+  t.same(steps.filter((s) => s.kind === 'remove' && !s.done).map((s) => (s as { path: string }).path), [PATHS.unit, PATHS.udevRule, PATHS.modprobe])
+  const purge = uninstallPlan({ ...installed, moduleLoaded: false, purge: true })
+  t.ok(commands(purge).includes('groupdel spillway'))
+  t.notOk(commands(purge).includes('modprobe -r spillway'))
+})
+
+t.test('describeStep shows file contents and done steps', async (t) => {
+  const steps = installPlan(fresh({ groupExists: true }))
+  t.match(describeStep(steps[0] as Step), /^run groupadd --system spillway: .*\(already done\)$/)
+  const rule = steps.find((s) => s.kind === 'file' && s.path === PATHS.udevRule) as Step
+  t.equal(describeStep(rule), `write ${PATHS.udevRule} (mode 644): /dev/spillway owned by group spillway, mode 0660\n    | ${RULE.trim()}`)
+})
