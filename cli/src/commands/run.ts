@@ -42,7 +42,12 @@ export function jobEnv(base: NodeJS.ProcessEnv, shim: string, ctx: RunContext): 
  */
 export function oomSafeArgv(procsFile: string, command: string[], env: NodeJS.ProcessEnv): string[] {
   const dropTo = env.SUDO_UID && env.SUDO_GID && process.getuid?.() === 0 ? ['setpriv', `--reuid=${env.SUDO_UID}`, `--regid=${env.SUDO_GID}`, '--init-groups', '--'] : []
-  const script = 'echo $$ > "$1" || exit 125; shift; LD_PRELOAD=$SPILLWAY_JOB_PRELOAD; export LD_PRELOAD; unset SPILLWAY_JOB_PRELOAD; exec "$@"'
+  // oom_score_adj -1000 before privileges drop (children inherit it): a frozen job can not grow, and
+  // without it the OOM killer was seen to kill the frozen job on a stale decision right after it had
+  // killed the real hog (docs/reliability.md).
+  const script =
+    'echo -1000 > /proc/self/oom_score_adj 2>/dev/null || echo "spillway: could not exempt the job from the OOM killer (run as root)" >&2; ' +
+    'echo $$ > "$1" || exit 125; shift; LD_PRELOAD=$SPILLWAY_JOB_PRELOAD; export LD_PRELOAD; unset SPILLWAY_JOB_PRELOAD; exec "$@"'
   return ['/bin/sh', '-c', script, 'spillway-run', procsFile, ...dropTo, ...command]
 }
 
