@@ -5,6 +5,7 @@
 set -e
 cd "$(dirname "$0")/.."
 [ -f test/kmod/Makefile ] && make -s -C test/kmod
+[ -f test/reliability/Makefile ] && make -s -C test/reliability
 [ -f shim/Makefile ] && make -s -C shim
 # Node's own headers ship with Debian's and NodeSource's nodejs in /usr/include/node: point
 # node-gyp there so that it never tries to download them (CI has no internet).
