@@ -164,7 +164,8 @@ mount -t devtmpfs devtmpfs /newroot/dev
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs tmpfs /newroot/dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
+# /tmp stays the overlay's, not a fresh tmpfs: the repository may be a clone under the host's /tmp
+# (CI clones anywhere). Writes still land in the tmpfs upper layer, never on the host.
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run
 mount -t debugfs debugfs /newroot/sys/kernel/debug 2>/dev/null
 job=$(arg job)
@@ -270,7 +271,7 @@ function jobScript(opts) {
   env.SPILLWAY_KERNEL = opts.kernel;
   const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shQuote(v)}`).join('\n');
   const cwd = shQuote(process.cwd());
-  const cdFailed = shQuote(`run-vm: the guest can not enter ${process.cwd()} (its /tmp is a fresh tmpfs: run from elsewhere)`);
+  const cdFailed = shQuote(`run-vm: the guest can not enter ${process.cwd()} (is it readable by root over 9p?)`);
   return `${exports}\ncd ${cwd} || { echo ${cdFailed}; exit 126; }\n${opts.command.map(shQuote).join(' ')}\n`;
 }
 
