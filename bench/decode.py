@@ -1,0 +1,198 @@
+"""Decode and prefill speed of one model under one placement (one process).
+
+  python3 bench/decode.py --arch dense --mode shim --out result.json
+
+Builds the model (random bf16 weights, see models.py), places it, then times:
+a prefill of --prompt tokens, up to --new greedy decode steps (fewer when
+--max-decode-s runs out: the count is in the output), and a prefill of
+--prefill tokens. Batch 1. Writes one JSON object.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import models  # noqa: E402
+
+
+def sync():
+    torch.cuda.synchronize()
+
+
+def prefill(model, ids):
+    sync()
+    t0 = time.perf_counter()
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+    nxt = out.logits[:, -1:].argmax(-1)
+    sync()
+    return time.perf_counter() - t0, out.past_key_values, nxt
+
+
+def timed_prefill(model, ids, budget_s):
+    """Up to 3 prefills while they take under budget_s together (at least
+    one); the
+    fastest counts (the first can include one-time library set-up)."""
+    times = []
+    while len(times) < 3 and sum(times) < budget_s:
+        t, cache, _ = prefill(model, ids)
+        del cache
+        times.append(t)
+    return dict(tokens=ids.shape[1], seconds=min(times), runs=times,
+                tokens_per_s=ids.shape[1] / min(times))
+
+
+def decode(model, ids, new, max_s, min_tokens=8):
+    _, cache, nxt = prefill(model, ids)
+    steps = []
+    start = time.perf_counter()
+    for i in range(new):
+        sync()
+        t0 = time.perf_counter()
+        out = model(input_ids=nxt, past_key_values=cache, use_cache=True)
+        cache = out.past_key_values
+        nxt = out.logits[:, -1:].argmax(-1)
+        sync()
+        steps.append(time.perf_counter() - t0)
+        if i + 1 >= min_tokens and time.perf_counter() - start > max_s:
+            break
+    ms = [s * 1e3 for s in steps]
+    return dict(tokens_requested=new, tokens_timed=len(steps),
+                ms_per_token_median=statistics.median(ms),
+                ms_per_token_mean=statistics.fmean(ms),
+                ms_per_token_min=min(ms), ms_per_token_max=max(ms),
+                ms_per_token_all=[round(x, 2) for x in ms],
+                tokens_over_2x_median=sum(1 for x in ms if x > 2 * statistics.median(ms)),
+                tokens_per_s=len(steps) / sum(steps))
+
+
+def shim_stats():
+    """The shim's own counters (peak VRAM, peak spill), where it exports them."""
+    import ctypes
+    try:
+        fn = ctypes.CDLL(None).spillway_stats_json
+    except AttributeError:
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_char_p, ctypes.c_size_t], ctypes.c_int
+    buf = ctypes.create_string_buffer(1 << 16)
+    n = fn(buf, len(buf))
+    try:
+        return json.loads(buf.value.decode()) if n > 0 else dict(error=n)
+    except ValueError:
+        return dict(raw=buf.value.decode(errors="replace"))
+
+
+def versions():
+    import accelerate
+    import transformers
+    return dict(torch=torch.__version__, transformers=transformers.__version__,
+                accelerate=accelerate.__version__, cuda=torch.version.cuda,
+                device=torch.cuda.get_device_name(0))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", choices=sorted(models.ARCHS), required=True)
+    ap.add_argument("--mode", choices=["vram", "shim", "zerocopy", "offload", "cpusplit"],
+                    required=True)
+    ap.add_argument("--label", help="name in the results (default: the mode)")
+    ap.add_argument("--budget-gib", type=float, default=8.0)
+    ap.add_argument("--reserve-gib", type=float, default=1.0,
+                    help="part of the budget kept for KV cache and activations")
+    ap.add_argument("--prompt", type=int, default=512)
+    ap.add_argument("--new", type=int, default=128)
+    ap.add_argument("--prefill", type=int, default=2048, help="0: no long prefill")
+    ap.add_argument("--max-decode-s", type=float, default=20.0)
+    ap.add_argument("--cpu-dtype", choices=["float32", "bfloat16"], default="float32")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+
+    preloaded = "spillway" in os.environ.get("LD_PRELOAD", "")
+    if (a.mode == "shim") != preloaded and not (a.mode == "vram" and a.label):
+        sys.exit(f"decode.py: mode {a.mode} with LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r}: "
+                 "run mode shim (and only a labelled vram run) under libspillway-cuda.so")
+
+    # cuDNN's attention builds a plan for each new key length, i.e. at every
+    # decode step (seen: a constant ~50 ms per token on the H100, whatever
+    # the model size); flash and memory-efficient attention do not.
+    torch.backends.cuda.enable_cudnn_sdp(False)
+
+    t_setup = time.perf_counter()
+    config = models.make_config(a.arch)
+    model = models.build_on(config, "cuda")
+    dm = models.split_device_map(model, a.budget_gib, a.reserve_gib)
+    split_host = {n: (1.0 if models.device_of(n, dm) == "cpu" else 0.0)
+                  for n, _ in model.named_parameters()}
+    res = dict(label=a.label or a.mode, arch=a.arch, mode=a.mode, cudnn_sdp=False,
+               budget_gib=a.budget_gib, reserve_gib=a.reserve_gib,
+               versions=versions(),
+               spillway_env={k: v for k, v in os.environ.items()
+                             if k.startswith("SPILLWAY_") or k == "LD_PRELOAD"},
+               model_bytes=models.total_bytes(model),
+               split_layers_on_gpu=sum(1 for k, v in dm.items()
+                                       if ".layers." in k and v not in ("cpu", "disk")),
+               split_layers_off_gpu=sum(1 for k, v in dm.items()
+                                        if ".layers." in k and v in ("cpu", "disk")),
+               split=models.bytes_by_place(model, split_host, config),
+               config=dict(models.ARCHS[a.arch]),
+               attn_implementation=getattr(model.config, "_attn_implementation", None),
+               experts_implementation=getattr(model.config, "_experts_implementation", None))
+
+    if a.mode in ("zerocopy", "offload", "cpusplit"):
+        model, info = models.place(model, a.mode, dm, getattr(torch, a.cpu_dtype))
+        res["placement_info"] = {k: v for k, v in info.items() if k != "host_fraction"}
+    if a.mode in ("vram", "shim", "zerocopy"):
+        frac, probe = models.probe_placement(model)
+        res["probe"] = probe
+        res["measured"] = models.bytes_by_place(model, frac, config)
+    else:
+        res["measured"] = res["split"]
+    res["setup_s"] = time.perf_counter() - t_setup
+
+    gen = torch.Generator(device="cpu").manual_seed(1)
+    vocab = config.vocab_size
+
+    def ids(n):
+        return torch.randint(0, vocab, (1, n), generator=gen).to("cuda")
+
+    with torch.inference_mode():
+        # Warm-up: kernels, cuBLAS handles, accelerate's hooks.
+        w = decode(model, ids(16), 3, 1e9, min_tokens=3)
+        torch.cuda.reset_peak_memory_stats()
+        if preloaded:
+            res["shim_stats_before_timing"] = shim_stats()
+        free0, total = torch.cuda.mem_get_info()
+        res["prefill_short"] = timed_prefill(model, ids(a.prompt), 8)
+        res["decode"] = decode(model, ids(a.prompt), a.new, a.max_decode_s)
+        res["prefill_long"] = timed_prefill(model, ids(a.prefill), 8) if a.prefill > 0 else None
+        if a.mode == "vram" and not a.label:
+            # Why cuDNN attention is off: the same decode with it on.
+            torch.backends.cuda.enable_cudnn_sdp(True)
+            c = decode(model, ids(a.prompt), 6, 1e9, min_tokens=6)
+            torch.backends.cuda.enable_cudnn_sdp(False)
+            res["decode_ms_per_token_with_cudnn_sdp"] = c["ms_per_token_median"]
+    res["warmup_decode_ms"] = w["ms_per_token_mean"]
+    res["cuda_max_memory_allocated"] = torch.cuda.max_memory_allocated()
+    res["cuda_max_memory_reserved"] = torch.cuda.max_memory_reserved()
+    res["mem_get_info_free_total"] = [free0, total]
+    if preloaded:
+        res["shim_stats"] = shim_stats()
+    with open(a.out, "w") as f:
+        json.dump(res, f, indent=1)
+    d = res["decode"]
+    print(f"{a.arch:6s} {res['label']:10s} decode {d['tokens_per_s']:7.2f} tok/s "
+          f"({d['tokens_timed']} tokens), prefill {a.prompt}: "
+          f"{res['prefill_short']['tokens_per_s']:8.1f} tok/s, prefill {a.prefill}: "
+          f"{res['prefill_long']['tokens_per_s'] if res['prefill_long'] else 0:8.1f} tok/s, host bytes "
+          f"{res['measured']['host_bytes'] / 1e9:.2f} GB, setup {res['setup_s']:.0f} s",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()
