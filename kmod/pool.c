@@ -59,29 +59,42 @@ static unsigned long spillway_chunk_held(struct spillway_chunk *chunk)
 	return (1UL << chunk->order) - chunk->gone;
 }
 
+/* Pages still missing for @target; the pool may have shrunk meanwhile. */
+static unsigned long spillway_pool_missing(unsigned long target)
+{
+	unsigned long have;
+
+	mutex_lock(&pool->lock);
+	have = pool->nr_pages;
+	mutex_unlock(&pool->lock);
+	return target > have ? target - have : 0;
+}
+
 /*
- * Adds chunks until the pool holds @target pages.  Stops short, without
- * error, when allocations fail or when MemAvailable would fall under the
- * warn watermark: a pool that grew to the critical mark would be given back
- * at the next sample, and must never itself push the system towards OOM.
+ * Adds chunks until the pool holds @target pages.  Called under
+ * @resize_lock, so no other resize runs; pressure (the watchdog at the
+ * critical level, the OOM notifier) and pages lost to pins at buffer release
+ * may still shrink the pool meanwhile, so the deficit is read again before
+ * each chunk.  Stops short, without error, when allocations fail, when the
+ * level is critical (the watchdog would give the chunk back at its next
+ * sample) or when MemAvailable would fall under the warn watermark: the pool
+ * must never itself push the system towards OOM.
  */
 static void spillway_pool_grow(unsigned long target)
 {
 	unsigned long reserve = READ_ONCE(spillway.wd.warn) >> PAGE_SHIFT;
 	unsigned int order = SPILLWAY_CHUNK_ORDER;
 	struct spillway_chunk *chunk;
-	unsigned long have, added = 0;
-	LIST_HEAD(fresh);
+	unsigned long missing;
 
-	mutex_lock(&pool->lock);
-	have = pool->nr_pages;
-	mutex_unlock(&pool->lock);
-
+	lockdep_assert_held(&pool->resize_lock);
 	/* Allocate without @lock so that the OOM notifier can still run. */
-	while (have + added < target) {
-		while (order && (1UL << order) > target - have - added)
+	while ((missing = spillway_pool_missing(target))) {
+		while (order && (1UL << order) > missing)
 			order--;
 		if (si_mem_available() < reserve + (1UL << order))
+			break;
+		if (READ_ONCE(spillway.wd.level) == SPILLWAY_LEVEL_CRITICAL)
 			break;
 		if (fatal_signal_pending(current))
 			break;
@@ -92,15 +105,12 @@ static void spillway_pool_grow(unsigned long target)
 			order--;
 			continue;
 		}
-		list_add_tail(&chunk->node, &fresh);
-		added += 1UL << order;
+		mutex_lock(&pool->lock);
+		list_add_tail(&chunk->node, &pool->chunks);
+		pool->nr_pages += 1UL << order;
+		mutex_unlock(&pool->lock);
 		cond_resched();
 	}
-
-	mutex_lock(&pool->lock);
-	list_splice_tail(&fresh, &pool->chunks);
-	pool->nr_pages += added;
-	mutex_unlock(&pool->lock);
 }
 
 /*
@@ -130,18 +140,15 @@ static unsigned long spillway_pool_shrink_locked(unsigned long target)
 /* Returns the pool's size in pages afterwards. */
 unsigned long spillway_pool_resize(unsigned long pages)
 {
-	unsigned long have, freed = 0;
+	unsigned long have, freed;
 
 	mutex_lock(&pool->resize_lock);
 	mutex_lock(&pool->lock);
 	pool->requested_pages = pages;
-	have = pool->nr_pages;
-	if (pages < have)
-		freed = spillway_pool_shrink_locked(pages);
+	freed = spillway_pool_shrink_locked(pages);
 	mutex_unlock(&pool->lock);
 
-	if (pages > have)
-		spillway_pool_grow(pages);
+	spillway_pool_grow(pages);
 
 	mutex_lock(&pool->lock);
 	have = pool->nr_pages;
@@ -154,7 +161,7 @@ unsigned long spillway_pool_resize(unsigned long pages)
 	if (have != pages)
 		pr_warn("pool: asked for %lu KiB, holds %lu KiB%s\n",
 			pages << (PAGE_SHIFT - 10), have << (PAGE_SHIFT - 10),
-			have > pages ? " (chunks in use)" : " (memory short)");
+			have > pages ? " (only whole free chunks go)" : " (memory short)");
 	return have;
 }
 

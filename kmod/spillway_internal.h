@@ -4,7 +4,7 @@
  *
  * One struct (struct spillway) owns all state.  Lock order, outermost first:
  *   pool.resize_lock -> pool.lock
- *   wd.lock -> pool.lock
+ *   wd.lock -> pool.lock (the watchdog's critical release)
  *   events.lock is a leaf (spinlock, taken under any of the above).
  */
 #ifndef _SPILLWAY_INTERNAL_H
@@ -102,7 +102,8 @@ struct spillway_events {
  * @wq:		ordered, freezable, WQ_MEM_RECLAIM workqueue (see watchdog.c)
  * @work:	the sampling work; requeues itself every watchdog_ms
  * @oom_nb:	OOM notifier
- * @lock:	protects the fields below
+ * @lock:	protects the fields below; the critical release runs under it,
+ *		so that it can not follow a watermark change
  * @stopping:	set at unload; nothing may queue @work afterwards
  * @warn:	MemAvailable watermark for WARN, bytes
  * @critical:	MemAvailable watermark for CRITICAL, bytes
@@ -113,6 +114,7 @@ struct spillway_events {
  * @swap_rate:	last sample, pages per second
  * @swap_events: PSWPIN + PSWPOUT at the last sample
  * @sample_ns:	CLOCK_MONOTONIC time of the last sample
+ * @rate_ns:	CLOCK_MONOTONIC time of the last swap-rate measurement
  * @uevent_at:	jiffies of the last uevent
  * @uevent_pending: a level change whose uevent the rate limit held back
  * @vm_events:	scratch array for all_vm_events()
@@ -132,6 +134,7 @@ struct spillway_watchdog {
 	u64 swap_rate;
 	u64 swap_events;
 	u64 sample_ns;
+	u64 rate_ns;
 	unsigned long uevent_at;
 	bool uevent_pending;
 	unsigned long *vm_events;
@@ -201,6 +204,7 @@ int spillway_watchdog_init(unsigned int warn_mb, unsigned int critical_mb);
 int spillway_watchdog_start(void);
 void spillway_watchdog_stop(bool started);
 int spillway_watchdog_set_marks(u64 warn, u64 critical);
+int spillway_watchdog_set_mark(bool critical, u64 bytes);
 void spillway_watchdog_fill_event(struct spillway_event *ev, u32 type);
 void spillway_watchdog_fill_info(struct spillway_info *info);
 const char *spillway_level_name(u32 level);

@@ -74,18 +74,12 @@ static ssize_t pool_bytes_store(struct device *dev,
 /* Sets one MemAvailable mark, keeping the other. */
 static ssize_t spillway_store_mark(const char *buf, size_t len, bool critical)
 {
-	struct spillway_info info;
 	u64 mb;
 	int ret;
 
 	ret = spillway_store_u64(buf, U64_MAX >> 20, &mb);
-	if (ret)
-		return ret;
-	spillway_info_fill(&info);
-	if (critical)
-		ret = spillway_watchdog_set_marks(info.watermark_warn, mb << 20);
-	else
-		ret = spillway_watchdog_set_marks(mb << 20, info.watermark_critical);
+	if (!ret)
+		ret = spillway_watchdog_set_mark(critical, mb << 20);
 	return ret ? ret : len;
 }
 

@@ -169,65 +169,99 @@ static void spillway_watchdog_uevent(u32 level)
 				   level_env[level]);
 }
 
-/* Takes one sample; called with @wd->lock held. */
-static void spillway_watchdog_sample(void)
+/*
+ * Takes one sample; called with @wd->lock held.  @rate: also measure the swap
+ * rate.  Only the periodic work does, so that the rate is always taken over a
+ * whole period: a sample a moment after another, for a watermark change,
+ * would turn a single swapped page into a high rate.
+ */
+static void spillway_watchdog_sample(bool rate)
 {
 	u64 now = ktime_get_ns(), swap_events;
 
-	all_vm_events(wd->vm_events);
-	swap_events = wd->vm_events[PSWPIN] + wd->vm_events[PSWPOUT];
-	if (wd->sample_ns && now > wd->sample_ns)
-		WRITE_ONCE(wd->swap_rate,
-			   div64_u64((swap_events - wd->swap_events) * NSEC_PER_SEC,
-				     now - wd->sample_ns));
-	wd->swap_events = swap_events;
 	wd->sample_ns = now;
 	WRITE_ONCE(wd->mem_available, (u64)si_mem_available() << PAGE_SHIFT);
 	WRITE_ONCE(wd->swap_free, (u64)get_nr_swap_pages() << PAGE_SHIFT);
+	if (!rate)
+		return;
+	all_vm_events(wd->vm_events);
+	swap_events = wd->vm_events[PSWPIN] + wd->vm_events[PSWPOUT];
+	if (wd->rate_ns && now > wd->rate_ns)
+		WRITE_ONCE(wd->swap_rate,
+			   div64_u64((swap_events - wd->swap_events) * NSEC_PER_SEC,
+				     now - wd->rate_ns));
+	wd->swap_events = swap_events;
+	wd->rate_ns = now;
 }
 
-static void spillway_watchdog_work(struct work_struct *work)
+/**
+ * spillway_watchdog_update_locked - sample, set the level, release if critical
+ * @rate:	measure the swap rate too (the periodic work)
+ * @uevent:	set when a uevent for the returned level must go out
+ *
+ * Runs under @wd->lock, the critical release included: a watermark change
+ * takes the same lock, so a release decided against the old marks can not
+ * run after the new ones are set.  The release takes the pool lock
+ * (wd.lock -> pool.lock) and frees pages without allocating any.
+ *
+ * Return: true when the level changed; the caller then notifies sysfs
+ * pollers and sends the uevent, outside the lock (spillway_watchdog_tell()).
+ */
+static bool spillway_watchdog_update_locked(bool rate, bool *uevent)
 {
-	bool changed, send_uevent = false;
 	struct spillway_event ev = {};
 	u32 prev, level, reason;
-	u64 sample_ns;
+	bool changed;
 
-	mutex_lock(&wd->lock);
-	spillway_watchdog_sample();
+	lockdep_assert_held(&wd->lock);
+	spillway_watchdog_sample(rate);
 	prev = wd->level;
-	sample_ns = wd->sample_ns;
 	level = spillway_watchdog_evaluate(prev, &reason);
 	changed = level != prev;
 	WRITE_ONCE(wd->level, level);
 	WRITE_ONCE(wd->reason, reason);
 	/* Rate limit: one uevent a second; a held-back one goes out later. */
+	*uevent = false;
 	if (changed || wd->uevent_pending) {
-		send_uevent = !wd->uevent_at ||
-			      time_after_eq(jiffies, wd->uevent_at + HZ);
-		wd->uevent_pending = !send_uevent;
-		if (send_uevent)
+		*uevent = !wd->uevent_at ||
+			  time_after_eq(jiffies, wd->uevent_at + HZ);
+		wd->uevent_pending = !*uevent;
+		if (*uevent)
 			wd->uevent_at = jiffies;
 	}
-	mutex_unlock(&wd->lock);
-
 	if (changed) {
 		spillway_watchdog_fill_event(&ev, SPILLWAY_EVENT_LEVEL);
 		ev.prev_level = prev;
-		ev.time_ns = sample_ns;
+		ev.time_ns = wd->sample_ns;
 		spillway_event_queue(&ev);
-		sysfs_notify(&spillway.misc.this_device->kobj, NULL, "level");
 	}
-	if (send_uevent)
-		spillway_watchdog_uevent(level);
 	if (level == SPILLWAY_LEVEL_CRITICAL)
 		spillway_watchdog_release(reason);
+	return changed;
+}
+
+/* Tells sysfs pollers and udev about a level change, outside @wd->lock. */
+static void spillway_watchdog_tell(bool changed, bool uevent, u32 level)
+{
+	if (changed)
+		sysfs_notify(&spillway.misc.this_device->kobj, NULL, "level");
+	if (uevent)
+		spillway_watchdog_uevent(level);
+}
+
+static void spillway_watchdog_work(struct work_struct *work)
+{
+	bool changed, uevent;
+	u32 level;
 
 	mutex_lock(&wd->lock);
+	changed = spillway_watchdog_update_locked(true, &uevent);
+	level = wd->level;
 	if (!wd->stopping)
 		queue_delayed_work(wd->wq, &wd->work,
 				   msecs_to_jiffies(spillway_watchdog_ms));
 	mutex_unlock(&wd->lock);
+	spillway_watchdog_tell(changed, uevent, level);
 }
 
 /* Runs before the OOM killer picks a victim; may sleep. */
@@ -249,18 +283,46 @@ static int spillway_oom_notify(struct notifier_block *nb, unsigned long unused,
 	return NOTIFY_OK;
 }
 
-/* Sets both MemAvailable marks (bytes) and samples at once against them. */
-int spillway_watchdog_set_marks(u64 warn, u64 critical)
+/*
+ * Sets both MemAvailable marks (bytes), or one (@keep_warn, @keep_critical:
+ * sysfs writes one; the other is read under the same lock), and samples
+ * against them before returning: when it returns, the level is the one for
+ * the new marks and any release they call for is done.
+ */
+static int spillway_watchdog_change_marks(u64 warn, u64 critical,
+					  bool keep_warn, bool keep_critical)
 {
-	if (critical > warn)
-		return -EINVAL;
+	bool changed = false, uevent = false;
+	u32 level;
+
 	mutex_lock(&wd->lock);
+	if (keep_warn)
+		warn = wd->warn;
+	if (keep_critical)
+		critical = wd->critical;
+	if (critical > warn) {
+		mutex_unlock(&wd->lock);
+		return -EINVAL;
+	}
 	WRITE_ONCE(wd->warn, warn);
 	WRITE_ONCE(wd->critical, critical);
-	if (wd->wq && !wd->stopping)
-		mod_delayed_work(wd->wq, &wd->work, 0);
+	if (!wd->stopping)
+		changed = spillway_watchdog_update_locked(false, &uevent);
+	level = wd->level;
 	mutex_unlock(&wd->lock);
+	spillway_watchdog_tell(changed, uevent, level);
 	return 0;
+}
+
+int spillway_watchdog_set_marks(u64 warn, u64 critical)
+{
+	return spillway_watchdog_change_marks(warn, critical, false, false);
+}
+
+/* Sets one mark and keeps the other (sysfs). */
+int spillway_watchdog_set_mark(bool critical, u64 bytes)
+{
+	return spillway_watchdog_change_marks(bytes, bytes, critical, !critical);
 }
 
 /*

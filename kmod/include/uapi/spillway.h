@@ -171,7 +171,8 @@ struct spillway_alloc {
  *		Neither is an error: compare with @pool_bytes.
  * @reserved:	zero
  *
- * Needs CAP_SYS_ADMIN (EPERM).
+ * Needs CAP_SYS_ADMIN (EPERM).  EINVAL when @pool_bytes is above the
+ * machine's RAM (MemTotal), or flags or reserved are not zero.
  */
 struct spillway_resize {
 	__u64 pool_bytes;
