@@ -90,7 +90,6 @@ t.test('the job environment', async (t) => {
   t.same(argv.slice(0, 2), ['/bin/sh', '-c'])
   t.same(argv.slice(3), ['spillway-run', '/sys/fs/cgroup/spillway/j/cgroup.procs', 'python', 'x.py'])
   t.match(argv[2], /echo \$\$ > "\$1" \|\| exit 125; shift; .*exec "\$@"/)
-  t.match(argv[2], /^echo -1000 > \/proc\/self\/oom_score_adj .*echo \$\$ > "\$1"/, 'the job is exempted from the OOM killer before it joins its cgroup')
 })
 
 t.test('job records are checked before watch trusts them', async (t) => {

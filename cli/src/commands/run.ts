@@ -42,12 +42,7 @@ export function jobEnv(base: NodeJS.ProcessEnv, shim: string, ctx: RunContext): 
  */
 export function oomSafeArgv(procsFile: string, command: string[], env: NodeJS.ProcessEnv): string[] {
   const dropTo = env.SUDO_UID && env.SUDO_GID && process.getuid?.() === 0 ? ['setpriv', `--reuid=${env.SUDO_UID}`, `--regid=${env.SUDO_GID}`, '--init-groups', '--'] : []
-  // oom_score_adj -1000 before privileges drop (children inherit it): a frozen job can not grow, and
-  // without it the OOM killer was seen to kill the frozen job on a stale decision right after it had
-  // killed the real hog (docs/reliability.md).
-  const script =
-    'echo -1000 > /proc/self/oom_score_adj 2>/dev/null || echo "spillway: could not exempt the job from the OOM killer (run as root)" >&2; ' +
-    'echo $$ > "$1" || exit 125; shift; LD_PRELOAD=$SPILLWAY_JOB_PRELOAD; export LD_PRELOAD; unset SPILLWAY_JOB_PRELOAD; exec "$@"'
+  const script = 'echo $$ > "$1" || exit 125; shift; LD_PRELOAD=$SPILLWAY_JOB_PRELOAD; export LD_PRELOAD; unset SPILLWAY_JOB_PRELOAD; exec "$@"'
   return ['/bin/sh', '-c', script, 'spillway-run', procsFile, ...dropTo, ...command]
 }
 
@@ -85,6 +80,20 @@ function waitChild(argv: string[], env: NodeJS.ProcessEnv, onSpawn: (pid: number
   })
 }
 
+/**
+ * oom_score_adj -1000 for this process and, inherited, the job: watch freezes the job instead, and a
+ * frozen job can not grow. Without it, 6.12's OOM killer was seen to make a second, stale kill right
+ * after killing the real hog, taking the frozen job or this process (which alone reports the job's
+ * exit status and removes its cgroup): docs/reliability.md.
+ */
+function exemptFromOomKiller(): void {
+  try {
+    fs.writeFileSync('/proc/self/oom_score_adj', '-1000')
+  } catch {
+    warn('could not exempt the job from the OOM killer (that needs root): it relies on watch alone')
+  }
+}
+
 export async function runAction(ctx: RunContext): Promise<number> {
   if (ctx.command.length === 0) throw new CliError('no command given', 'put the command after --: `spillway run -- python train.py`', EXIT.usage)
   const shim = findShim()
@@ -107,6 +116,7 @@ export async function runAction(ctx: RunContext): Promise<number> {
     }
     throw error
   }
+  exemptFromOomKiller()
   const jobEnvWithPreload: NodeJS.ProcessEnv = { ...env, SPILLWAY_JOB_PRELOAD: env.LD_PRELOAD, LD_PRELOAD: process.env.LD_PRELOAD ?? '' }
   if (!jobEnvWithPreload.LD_PRELOAD) delete jobEnvWithPreload.LD_PRELOAD
   try {
