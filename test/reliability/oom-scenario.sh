@@ -2,9 +2,10 @@
 # The OOM-safe scenario of issue 7 item 4, run as root inside a test VM (about 1 GiB of RAM, no swap):
 # spillway.ko holds half the RAM, `spillway watch` runs, a job started with
 # `spillway run --oom-safe` computes a checkable result, and a hog eats memory until the OOM killer
-# stops it. Each run must show: the watchdog warned before the first OOM kill, free pool chunks
-# were released, watch froze the job and thawed it, the job finished with the right result, and
-# the OOM killer never killed the job. Prints TAP, and "OOM_MARGIN ..." lines with the figures.
+# stops it. Each run must show: the job runs with oom_score_adj -1000, the watchdog warned before
+# the first OOM kill, free pool chunks were released, watch froze the job and thawed it, the job
+# finished with the right result, and the OOM killer never killed the job. Prints TAP, and
+# "OOM_MARGIN ..." lines with the figures.
 #
 #   sh test/reliability/oom-scenario.sh
 #
@@ -50,12 +51,24 @@ one_run() {
 	rm -rf /run/spillway
 	node "$cli" watch --no-psi >"$tmp/watch.log" 2>&1 &
 	watch_pid=$!
+	# as the installed service runs it (OOMScoreAdjust=); at 0 the OOM killer was seen to kill it
+	echo "$watch_adj" >/proc/$watch_pid/oom_score_adj
 	wait_for 30 grep -q '"event":"start"' "$tmp/watch.log"
 	node "$cli" run --oom-safe -- "$bin/oomjob" $rounds $ws_mb $delay_ms >"$tmp/job.out" 2>"$tmp/job.err" &
 	run_pid=$!
 	wait_for 30 grep -q 'round 5$' "$tmp/job.out"
 	job_cgroup=$(dirname "$(grep -l . /sys/fs/cgroup/spillway/*/cgroup.procs | head -n 1)")
 	job_pid=$(head -n 1 "$job_cgroup/cgroup.procs")
+	# --oom-safe must exempt every process of the job from the OOM killer (without it the OOM
+	# killer was seen to kill the frozen job on 6.12: docs/reliability.md)
+	adj= unsafe=0
+	for p in $(cat "$job_cgroup/cgroup.procs"); do
+		a=$(cat "/proc/$p/oom_score_adj" 2>/dev/null)
+		adj="$adj $p:$a"
+		[ "$a" = -1000 ] || unsafe=1
+	done
+	[ -n "$job_pid" ] && [ "$unsafe" = 0 ]
+	verdict "run $run: spillway run --oom-safe set oom_score_adj -1000 on the job's processes (pid:adj$adj; spillway run $run_pid itself: $(cat /proc/$run_pid/oom_score_adj 2>/dev/null), watch: $(cat /proc/$watch_pid/oom_score_adj 2>/dev/null))" $?
 	"$bin/oomwatch" -i 50 -t 120 -s 2 -c "$job_cgroup" -- "$bin/hog" 8 50 4096 >"$tmp/oomwatch.out" 2>&1
 	# the job must now finish on its own
 	n=0
@@ -80,9 +93,10 @@ one_run() {
 	[ "$job_status" = 0 ] || sed 's/^/# job: /' "$tmp/job.err" | tail -n 5
 	killed=$(field killed "$tmp/oomwatch.out")
 	hog=$(field hog "$tmp/oomwatch.out")
-	case ",$killed," in *",$job_pid:"* | *":oomjob,"*) job_killed=yes ;; *) job_killed=no ;; esac
+	# the job, or the `spillway run` process that waits for it and reports its exit status
+	case ",$killed," in *",$job_pid:"* | *":oomjob,"* | *",$run_pid:"*) job_killed=yes ;; *) job_killed=no ;; esac
 	[ "$job_killed" = no ] && [ -n "$job_pid" ] && [ "$hog" = signal9 ]
-	verdict "run $run: the OOM killer stopped the hog ($hog) and never killed the protected job $job_pid (killed: $killed)" $?
+	verdict "run $run: the OOM killer stopped the hog ($hog) and never killed the protected job $job_pid or its spillway run $run_pid (killed: $killed)" $?
 	warn_s=$(field warn_s "$tmp/oomwatch.out")
 	crit_s=$(field critical_s "$tmp/oomwatch.out")
 	oom_s=$(field oom_s "$tmp/oomwatch.out")
@@ -100,6 +114,11 @@ one_run() {
 	low=$(field lowest_avail_kb "$tmp/oomwatch.out")
 	warn_kb=$(field warn_avail_kb "$tmp/oomwatch.out")
 	echo "OOM_MARGIN kernel=$(uname -r) run=$run frozen_ms=$frozen_ms lowest_avail_kb=$low warn_event_avail_kb=$warn_kb warn_s=$warn_s critical_s=$crit_s release_s=$release_s oom_s=$oom_s released_bytes=$released"
+	# a job whose `spillway run` died runs on unwatched: end it, so the next run starts clean
+	wait_for 30 sh -c "! grep -q . $job_cgroup/cgroup.procs 2>/dev/null"
+	leftover=$(cat "$job_cgroup/cgroup.procs" 2>/dev/null)
+	[ -n "$leftover" ] && diag "job processes left after spillway run ended: $leftover (killed)" &&
+		kill -9 $leftover
 	check "run $run: rmmod spillway" rmmod spillway
 	problems=$(dmesg_problems "$log0")
 	check "run $run: no BUG, WARNING, Oops, corruption or leak in the kernel log" [ -z "$problems" ]
@@ -112,6 +131,8 @@ main() {
 	[ -f "$repo/cli/dist/main.js" ] || { not_ok "the CLI is built (cli/dist/main.js)"; return; }
 	grep -q '^spillway ' /proc/modules && rmmod spillway
 	[ -f /sys/fs/cgroup/cgroup.controllers ] || mount -t cgroup2 cgroup2 /sys/fs/cgroup
+	watch_adj=$(sed -n 's/^OOMScoreAdjust=//p' "$repo/systemd/spillway-watch.service")
+	[ -n "$watch_adj" ] || { not_ok "systemd/spillway-watch.service sets OOMScoreAdjust"; return; }
 	expected=$("$bin/oomjob" $rounds $ws_mb 0 | sed -n 's/^oomjob: result \([0-9a-f]*\) .*/\1/p')
 	echo "# kernel $(uname -r), $(awk '/^MemTotal/ { print $2 }' /proc/meminfo) kB RAM, $(grep -c . /proc/swaps) swap lines, expected job result $expected"
 	i=1

@@ -4,10 +4,10 @@
 // each guest TAP line into an assertion "SERIES: name". The guest programs are built on the host by
 // `make -C test/reliability` (scripts/build.sh).
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import {
+  buildModule,
   concurrencyLimit,
   kernelProblemLines,
   kernelsUnderTest,
@@ -25,25 +25,6 @@ const TAIL = 40
 const FUZZ_MIN_IOCTLS = 100000
 
 const tail = (text: string): string => text.split('\n').slice(-TAIL).join('\n')
-
-/** Builds the module into this suite's own folder (the kmod suite builds into test/vm/build). */
-function buildModule(series: string): Promise<string> {
-  const outdir = path.join(here, 'build', `kmod-${series}`)
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', [path.join(repoRoot, 'test', 'vm', 'build-kmod.sh'), series, outdir], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    })
-    let stderr = ''
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
-    child.on('error', reject)
-    child.on('close', (code) => {
-      const ko = path.join(outdir, 'spillway.ko')
-      if (code === 0 && fs.existsSync(ko)) resolve(ko)
-      else reject(new Error(`building the module for ${series} failed (exit ${code}):\n${tail(stderr)}`))
-    })
-  })
-}
 
 interface Suite {
   label: string
