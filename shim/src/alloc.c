@@ -52,7 +52,7 @@ static CUresult alloc_from_pool(struct vram_request *q, CUdeviceptr *dptr)
 	return f ? f(dptr, q->size, q->pool, q->stream) : CUDA_ERROR_NOT_FOUND;
 }
 
-/* Record a VRAM allocation; @counted bytes of it are already in the account (reserved). */
+/* Record a VRAM allocation; @counted bytes of it are already in the account (taken). */
 static void record_vram(CUdeviceptr p, size_t size, int dev, CUcontext ctx, enum rec_kind kind,
 			size_t counted)
 {
@@ -77,35 +77,36 @@ static void record_vram(CUdeviceptr p, size_t size, int dev, CUcontext ctx, enum
 	}
 }
 
-/* Try VRAM.  Budgeted requests take their share of the limit first, atomically. */
+/*
+ * Try VRAM.  Budgeted requests take their share of the limit first, atomically; large ones
+ * stay out of SPILLWAY_RESERVE unless @may_use_reserve (when spilling them failed).
+ */
 static CUresult try_vram(const struct spw_config *c, struct vram_request *q, CUdeviceptr *dptr,
-			 int dev, CUcontext ctx, enum rec_kind kind)
+			 int dev, CUcontext ctx, enum rec_kind kind, int may_use_reserve)
 {
-	size_t reserved = 0;
+	size_t taken = 0;
 	CUresult rc;
 
 	if (policy_budgeted(c, q->size)) {
-		if (!stats_vram_reserve(dev, q->size, c->vram_limit))
+		if (!stats_vram_take(dev, q->size, policy_ceiling(c, q->size, may_use_reserve)))
 			return CUDA_ERROR_OUT_OF_MEMORY;
-		reserved = q->size;
+		taken = q->size;
 	}
 	rc = q->alloc(q, dptr);
 	if (rc == CUDA_SUCCESS)
-		record_vram(*dptr, q->size, dev, ctx, kind, reserved);
-	else if (reserved)
-		stats_vram(dev, -(int64_t)reserved);
+		record_vram(*dptr, q->size, dev, ctx, kind, taken);
+	else if (taken)
+		stats_vram(dev, -(int64_t)taken);
 	return rc;
 }
 
 static CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind kind)
 {
 	const struct spw_config *c = spw_config();
-	real_cuMemGetInfo_v2_t get_info = REAL(cuMemGetInfo_v2);
 	struct policy_input in = { .size = q->size, .vram_free = UINT64_MAX };
 	enum placement where;
 	CUcontext ctx;
 	CUresult rc;
-	size_t free_b, total_b;
 	int dev;
 
 	/* No context: the driver will refuse; let it say so. */
@@ -113,12 +114,11 @@ static CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind k
 		return q->alloc(q, dptr);
 	stats_count(CNT_allocs);
 	in.vram_used = stats_vram_used(dev);
-	if (policy_needs_free(c, q->size, in.vram_used) && get_info &&
-	    get_info(&free_b, &total_b) == CUDA_SUCCESS)
-		in.vram_free = free_b;
+	if (policy_needs_free(c, q->size, in.vram_used))
+		in.vram_free = vram_free(c, dev, q->size, &in.vram_total);
 	where = policy_decide(c, &in);
 	if (where == PLACE_VRAM) {
-		rc = try_vram(c, q, dptr, dev, ctx, kind);
+		rc = try_vram(c, q, dptr, dev, ctx, kind, 0);
 		if (rc != CUDA_ERROR_OUT_OF_MEMORY || c->backend == BACKEND_OFF)
 			return rc;
 		spw_log(LOG_INFO, "no VRAM for %zu bytes on device %d: spilling", q->size, dev);
@@ -126,8 +126,8 @@ static CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind k
 	rc = spill_alloc(q->size, dev, ctx, dptr);
 	if (rc == CUDA_SUCCESS || where == PLACE_VRAM)
 		return rc;
-	/* Spilling failed: VRAM is still better than an error, within the budget. */
-	return try_vram(c, q, dptr, dev, ctx, kind);
+	/* Spilling failed: VRAM is still better than an error, within the budget (reserve included). */
+	return try_vram(c, q, dptr, dev, ctx, kind, 1);
 }
 
 CUresult CUDAAPI cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)

@@ -58,19 +58,22 @@ static void complain(const char *name, const char *value, const char *expected, 
 		(void)!write(2, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
 }
 
-static void read_size(const char *(*get)(const char *), const char *name, uint64_t *field,
-		      uint64_t fallback, const char *fallback_text)
+/* Returns 1 when the variable set the field, 0 when the fallback was used. */
+static int read_size(const char *(*get)(const char *), const char *name, uint64_t *field,
+		     uint64_t fallback, const char *fallback_text)
 {
 	const char *v = get(name);
 	uint64_t bytes;
 
 	*field = fallback;
 	if (!v || !*v)
-		return;
-	if (parse_size(v, &bytes) == 0)
+		return 0;
+	if (parse_size(v, &bytes) == 0) {
 		*field = bytes;
-	else
-		complain(name, v, "a size such as 512M, 8G, 8GiB or a byte count", fallback_text);
+		return 1;
+	}
+	complain(name, v, "a size such as 512M, 8G, 8GiB or a byte count", fallback_text);
+	return 0;
 }
 
 static int pick(const char *value, const char *const *names, int count)
@@ -170,6 +173,9 @@ void config_parse(struct spw_config *c, const char *(*get)(const char *))
 		complain("SPILLWAY_CHUNK", get("SPILLWAY_CHUNK"), "at least 2M", "256M");
 		c->chunk = DEFAULT_CHUNK;
 	}
+	read_size(get, "SPILLWAY_LARGE", &c->large, DEFAULT_LARGE, "32M");
+	c->reserve_auto = !read_size(get, "SPILLWAY_RESERVE", &c->reserve, 0,
+				     "10% of the budget, at most 1G");
 	read_backend(c, get("SPILLWAY_BACKEND"));
 	read_report(c, get("SPILLWAY_REPORT"));
 }

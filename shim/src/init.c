@@ -41,9 +41,12 @@ static void init_once_fn(void)
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	if (c->log_stats)
 		atexit(stats_at_exit);
-	spw_log(LOG_INFO, "loaded: vram_limit=%llu headroom=%llu min_spill=%llu backend=%d report=%d",
+	spw_log(LOG_INFO, "loaded: vram_limit=%llu headroom=%llu min_spill=%llu reserve=%llu%s "
+		"large=%llu backend=%d report=%d",
 		(unsigned long long)c->vram_limit, (unsigned long long)c->headroom,
-		(unsigned long long)c->min_spill, (int)c->backend, (int)c->report);
+		(unsigned long long)c->min_spill, (unsigned long long)policy_reserve(c, 0),
+		c->reserve_auto && !c->vram_limit ? "(a tenth of the card)" : "",
+		(unsigned long long)c->large, (int)c->backend, (int)c->report);
 }
 
 void spw_init(void)

@@ -14,14 +14,57 @@ uint64_t sat_sub(uint64_t a, uint64_t b)
 	return a > b ? a - b : 0;
 }
 
-/* Requests below SPILLWAY_MIN_SPILL or with spilling off never need the driver's free figure. */
+/*
+ * SPILLWAY_RESERVE: the slice of the budget kept for requests below SPILLWAY_LARGE.  Weights
+ * are allocated first and in large pieces; activations, the KV cache and library workspaces
+ * come later and in small ones, and are the memory a step reads and writes most often.  The
+ * budget is SPILLWAY_VRAM_LIMIT, else the card (@card_total, 0 when not known yet).
+ */
+uint64_t policy_reserve(const struct spw_config *c, uint64_t card_total)
+{
+	uint64_t budget = c->vram_limit ? c->vram_limit : card_total, r;
+
+	if (!c->reserve_auto)
+		return c->reserve;
+	r = budget / RESERVE_DEFAULT_DIV;
+	return r < RESERVE_DEFAULT_MAX ? r : RESERVE_DEFAULT_MAX;
+}
+
+/* How much of the reserve a request must leave alone: all of it when large, else none. */
+static uint64_t kept_for(const struct spw_config *c, uint64_t size, uint64_t card_total)
+{
+	return size >= c->large ? policy_reserve(c, card_total) : 0;
+}
+
+uint64_t policy_ceiling(const struct spw_config *c, uint64_t size, int may_use_reserve)
+{
+	return may_use_reserve ? c->vram_limit : sat_sub(c->vram_limit, kept_for(c, size, 0));
+}
+
+/*
+ * Requests below SPILLWAY_MIN_SPILL, past the budget (less the reserve for large ones) or with
+ * spilling off are decided without the driver's free figure.
+ */
 int policy_needs_free(const struct spw_config *c, uint64_t size, uint64_t vram_used)
 {
 	if (c->backend == BACKEND_OFF || size < c->min_spill)
 		return 0;
-	if (c->vram_limit && sat_add(vram_used, size) > c->vram_limit)
+	if (c->vram_limit && sat_add(vram_used, size) > policy_ceiling(c, size, 0))
 		return 0;
 	return 1;
+}
+
+/*
+ * The driver's free figure cached @age_ns ago and moved by our own allocations since decides
+ * as well as a fresh one when it is recent and the request, with the headroom and the reserve,
+ * is at least FREE_CACHE_SLACK away from it (what others may take in that time).
+ */
+int policy_free_cached_ok(const struct spw_config *c, uint64_t size, uint64_t cached_free,
+			  uint64_t card_total, uint64_t age_ns)
+{
+	uint64_t need = sat_add(sat_add(size, c->headroom), kept_for(c, size, card_total));
+
+	return age_ns <= FREE_CACHE_MAX_AGE_NS && cached_free >= sat_add(need, FREE_CACHE_SLACK);
 }
 
 int policy_budgeted(const struct spw_config *c, uint64_t size)
@@ -31,13 +74,19 @@ int policy_budgeted(const struct spw_config *c, uint64_t size)
 
 enum placement policy_decide(const struct spw_config *c, const struct policy_input *in)
 {
+	uint64_t kept;
+
 	if (c->backend == BACKEND_OFF || in->size < c->min_spill)
 		return PLACE_VRAM;
-	/* The budget: this process's VRAM on this device stays within SPILLWAY_VRAM_LIMIT. */
-	if (c->vram_limit && sat_add(in->vram_used, in->size) > c->vram_limit)
+	kept = kept_for(c, in->size, in->vram_total);
+	/*
+	 * The budget: this process's VRAM on this device stays within SPILLWAY_VRAM_LIMIT, and
+	 * large requests stay out of its last SPILLWAY_RESERVE bytes.
+	 */
+	if (c->vram_limit && sat_add(in->vram_used, in->size) > sat_sub(c->vram_limit, kept))
 		return PLACE_SPILL;
-	/* The card: keep SPILLWAY_HEADROOM free for the driver, kernels' stacks and other users. */
-	if (sat_add(in->size, c->headroom) > in->vram_free)
+	/* The card: keep SPILLWAY_HEADROOM free for the driver and other users, and the reserve. */
+	if (sat_add(sat_add(in->size, c->headroom), kept) > in->vram_free)
 		return PLACE_SPILL;
 	return PLACE_VRAM;
 }

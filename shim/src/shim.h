@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "hooks.h"
 #include "config.h"
@@ -67,12 +68,12 @@ size_t registry_count(void);
 
 /* stats.c */
 void stats_vram(int dev, int64_t delta);
-int stats_vram_reserve(int dev, uint64_t size, uint64_t limit);
+int stats_vram_take(int dev, uint64_t size, uint64_t ceiling);
 void stats_spill(int dev, enum spill_kind kind, int64_t delta);
 void stats_managed(int64_t delta);
 #define SPW_COUNTERS(X) X(allocs) X(spills) X(spill_failures) X(frees) X(deferred_frees) \
 	X(passthrough_frees) X(getproc_calls) X(getproc_wrapped) X(dlsym_wrapped) \
-	X(arenas_created) X(arenas_released) X(vmm_host_numa)
+	X(arenas_created) X(arenas_released) X(vmm_host_numa) X(free_queries) X(free_cached)
 enum counter {
 #define COUNTER_ID(name) CNT_##name,
 	SPW_COUNTERS(COUNTER_ID)
@@ -92,18 +93,38 @@ struct policy_input {
 	uint64_t size;
 	uint64_t vram_used;	/* this process, this device */
 	uint64_t vram_free;	/* driver's free figure, or UINT64_MAX when not asked */
+	uint64_t vram_total;	/* the card's total, 0 when not known */
 };
+/* A cached free figure stands in for the driver's this long, this far from a request. */
+#define FREE_CACHE_MAX_AGE_NS	(100ULL * 1000 * 1000)
+#define FREE_CACHE_SLACK	(1ULL << 30)
 /* Whether policy_decide needs the driver's free figure for this request. */
 int policy_needs_free(const struct spw_config *c, uint64_t size, uint64_t vram_used);
+/* Whether a cached free figure is as good as asking the driver for this request. */
+int policy_free_cached_ok(const struct spw_config *c, uint64_t size, uint64_t cached_free,
+			  uint64_t card_total, uint64_t age_ns);
 enum placement policy_decide(const struct spw_config *c, const struct policy_input *in);
 /* Whether a VRAM placement of @size must take its share of SPILLWAY_VRAM_LIMIT atomically. */
 int policy_budgeted(const struct spw_config *c, uint64_t size);
+/* SPILLWAY_RESERVE in bytes, for a card of @card_total bytes (0: not known). */
+uint64_t policy_reserve(const struct spw_config *c, uint64_t card_total);
+/*
+ * The VRAM use a budgeted request of @size may bring this process to: the budget less the
+ * reserve for large requests, the whole budget for others or when @may_use_reserve.
+ */
+uint64_t policy_ceiling(const struct spw_config *c, uint64_t size, int may_use_reserve);
 /* VRAM figures as the application should see them. */
 void policy_report(const struct spw_config *c, uint64_t real_free, uint64_t real_total,
 		   uint64_t vram_used, uint64_t spill_used, uint64_t spill_avail,
 		   uint64_t *free_out, uint64_t *total_out);
 uint64_t sat_add(uint64_t a, uint64_t b);
 uint64_t sat_sub(uint64_t a, uint64_t b);
+
+/* vram_free.c */
+/* The driver's free VRAM on @dev (cached when policy_free_cached_ok allows), or UINT64_MAX. */
+uint64_t vram_free(const struct spw_config *c, int dev, uint64_t size, uint64_t *total);
+/* Our VRAM on @dev grew by @delta bytes (negative: shrank). */
+void vram_free_note(int dev, int64_t delta);
 
 /* spill.c */
 CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out);
@@ -144,6 +165,15 @@ void vmm_lock(void);
 void vmm_unlock(void);
 void vmm_reset_lock(void);
 void spill_reset_lock(void);
+
+/* A coarse monotonic clock: read from the vDSO without touching the clock source (5 ns). */
+static inline uint64_t now_coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 static inline uint64_t round_up(uint64_t v, uint64_t a)
 {

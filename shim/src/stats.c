@@ -47,10 +47,11 @@ void stats_vram(int dev, int64_t delta)
 		return;
 	devs[dev].seen = 1;
 	add(&devs[dev].vram_used, delta, &devs[dev].vram_peak);
+	vram_free_note(dev, delta);
 }
 
-/* Take @size of @dev's VRAM budget if it fits under @limit (atomic: threads cannot overshoot). */
-int stats_vram_reserve(int dev, uint64_t size, uint64_t limit)
+/* Take @size of @dev's VRAM budget if it fits under @ceiling (atomic: threads cannot overshoot). */
+int stats_vram_take(int dev, uint64_t size, uint64_t ceiling)
 {
 	uint64_t old;
 
@@ -59,10 +60,11 @@ int stats_vram_reserve(int dev, uint64_t size, uint64_t limit)
 	devs[dev].seen = 1;
 	old = atomic_load(&devs[dev].vram_used);
 	do {
-		if (sat_add(old, size) > limit)
+		if (sat_add(old, size) > ceiling)
 			return 0;
 	} while (!atomic_compare_exchange_weak(&devs[dev].vram_used, &old, old + size));
 	raise_peak(&devs[dev].vram_peak, old + size);
+	vram_free_note(dev, (int64_t)size);
 	return 1;
 }
 
@@ -159,10 +161,13 @@ int spillway_stats_json(char *buf, size_t len)
 		static const char *const backends[] = { "auto", "pool", "host", "off" };
 
 		put(&o, "},\"config\":{\"vram_limit\":%llu,\"headroom\":%llu,\"min_spill\":%llu,"
-		    "\"spill_limit\":%llu,\"chunk\":%llu,\"backend\":\"%s\",\"report\":\"%s\"}}",
+		    "\"spill_limit\":%llu,\"chunk\":%llu,\"reserve\":%llu,\"reserve_auto\":%s,"
+		    "\"large\":%llu,\"backend\":\"%s\",\"report\":\"%s\"}}",
 		    (unsigned long long)c->vram_limit, (unsigned long long)c->headroom,
 		    (unsigned long long)c->min_spill, (unsigned long long)c->spill_limit,
-		    (unsigned long long)c->chunk, backends[c->backend],
+		    (unsigned long long)c->chunk, (unsigned long long)policy_reserve(c, 0),
+		    c->reserve_auto ? "true" : "false", (unsigned long long)c->large,
+		    backends[c->backend],
 		    c->report == REPORT_VIRTUAL ? "virtual" : "physical");
 	}
 	return (int)o.pos;

@@ -131,20 +131,6 @@ static void record_handle(CUmemGenericAllocationHandle h, size_t size, int dev, 
 		account(v, 1);
 }
 
-/* The driver's free VRAM on @dev, when this thread's context is on @dev; else UINT64_MAX. */
-static uint64_t free_on(int dev)
-{
-	real_cuMemGetInfo_v2_t get_info = REAL(cuMemGetInfo_v2);
-	size_t free_b, total_b;
-	CUcontext ctx;
-	int cur;
-
-	if (get_info && ctx_current_dev(&ctx, &cur) == 0 && cur == dev &&
-	    get_info(&free_b, &total_b) == CUDA_SUCCESS)
-		return free_b;
-	return UINT64_MAX;
-}
-
 /*
  * Host NUMA node 0 with the handle types asked for; if the driver refuses that combination,
  * the same without shareable handle types (spilled memory cannot be shared over IPC anyway:
@@ -188,12 +174,12 @@ static CUresult create_on_host(CUmemGenericAllocationHandle *handle, size_t size
 
 static CUresult create_in_vram(const struct spw_config *c, CUmemGenericAllocationHandle *handle,
 			       size_t size, const CUmemAllocationProp *prop,
-			       unsigned long long flags, int dev)
+			       unsigned long long flags, int dev, int may_use_reserve)
 {
 	int budgeted = policy_budgeted(c, size);
 	CUresult rc;
 
-	if (budgeted && !stats_vram_reserve(dev, size, c->vram_limit))
+	if (budgeted && !stats_vram_take(dev, size, policy_ceiling(c, size, may_use_reserve)))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	rc = REAL(cuMemCreate)(handle, size, prop, flags);
 	if (rc == CUDA_SUCCESS)
@@ -225,11 +211,14 @@ CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
 	stats_count(CNT_allocs);
 	in.size = size;
 	in.vram_used = stats_vram_used(dev);
-	in.vram_free = policy_needs_free(c, size, in.vram_used) ? free_on(dev) : UINT64_MAX;
+	in.vram_free = UINT64_MAX;
+	in.vram_total = 0;
+	if (policy_needs_free(c, size, in.vram_used))
+		in.vram_free = vram_free(c, dev, size, &in.vram_total);
 	where = policy_decide(c, &in);
 	rc = CUDA_ERROR_OUT_OF_MEMORY;
 	if (where == PLACE_VRAM)
-		rc = create_in_vram(c, handle, size, prop, flags, dev);
+		rc = create_in_vram(c, handle, size, prop, flags, dev, 0);
 	if (rc == CUDA_ERROR_OUT_OF_MEMORY && c->backend != BACKEND_OFF) {
 		rc = create_on_host(handle, size, prop, flags);
 		if (rc == CUDA_SUCCESS) {
@@ -250,7 +239,8 @@ CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
 			spw_depth--;
 			return CUDA_ERROR_OUT_OF_MEMORY;
 		}
-		rc = create_in_vram(c, handle, size, prop, flags, dev);
+		/* Spilling failed: VRAM is still better than an error, reserve included. */
+		rc = create_in_vram(c, handle, size, prop, flags, dev, 1);
 	}
 	spw_depth--;
 	return rc;

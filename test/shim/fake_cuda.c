@@ -11,7 +11,7 @@
  * registration as its range, host-NUMA VMM ranges report a base 12 GiB off (as measured on
  * the H100), cuCtxGetDevice fails on a thread with no context, and cuMemAllocFromPoolAsync_ptsz
  * is deliberately absent (to test NOT_FOUND).  Test hooks: fake_calls, fake_vram_used,
- * fake_stream_block, fake_stream_release, fake_registrations, fake_self_lookup.
+ * fake_vram_take, fake_stream_block, fake_stream_release, fake_registrations, fake_self_lookup.
  */
 #define _GNU_SOURCE
 #include <cuda.h>
@@ -125,6 +125,13 @@ static int enter(const char *name)
 uint64_t fake_vram_used(int dev)
 {
 	return dev >= 0 && dev < MAX_DEV ? vram_used[dev] : 0;
+}
+
+/* Another process takes (@bytes > 0) or gives back (< 0) VRAM on @dev, unseen by the shim. */
+void fake_vram_take(int dev, int64_t bytes)
+{
+	if (dev >= 0 && dev < MAX_DEV)
+		atomic_fetch_add(&vram_used[dev], (uint64_t)bytes);
 }
 
 /* ---- contexts ---- */

@@ -92,6 +92,8 @@ int main(int argc, char **argv)
 		{ "SPILLWAY_REPORT=maybe", "SPILLWAY_REPORT", "\"report\":\"virtual\"" },
 		{ "SPILLWAY_LOG=loud", "SPILLWAY_LOG", "\"vram_limit\":0," },
 		{ "SPILLWAY_CHUNK=1M", "SPILLWAY_CHUNK", "\"chunk\":268435456," },
+		{ "SPILLWAY_RESERVE=10%", "SPILLWAY_RESERVE", "\"reserve_auto\":true," },
+		{ "SPILLWAY_LARGE=big", "SPILLWAY_LARGE", "\"large\":33554432," },
 	};
 	static char out[16384], err[16384];
 

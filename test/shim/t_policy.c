@@ -79,9 +79,9 @@ int main(void)
 		   "SPILLWAY_LOG=stats keeps the level; names are case-insensitive");
 	}
 
-	/* placement */
+	/* placement without a reserve: first come, first in VRAM */
 	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_HEADROOM=100M",
-					       "SPILLWAY_MIN_SPILL=1M", NULL });
+					       "SPILLWAY_MIN_SPILL=1M", "SPILLWAY_RESERVE=0", NULL });
 	in = (struct policy_input){ .size = 512 << 10, .vram_used = 2ULL << 30, .vram_free = 0 };
 	ok(policy_decide(&c, &in) == PLACE_VRAM && !policy_needs_free(&c, in.size, in.vram_used),
 	   "below SPILLWAY_MIN_SPILL: VRAM, without asking the driver");
@@ -104,6 +104,71 @@ int main(void)
 	in = (struct policy_input){ .size = 8ULL << 30, .vram_used = 0, .vram_free = 0 };
 	ok(policy_decide(&c, &in) == PLACE_VRAM && !policy_budgeted(&c, in.size),
 	   "SPILLWAY_BACKEND=off: always VRAM, as without the shim");
+
+	/* the reserve: the last SPILLWAY_RESERVE bytes of the budget are for requests below SPILLWAY_LARGE */
+	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_HEADROOM=100M", NULL });
+	ok(c.reserve_auto && c.large == DEFAULT_LARGE && policy_reserve(&c, 0) == (1ULL << 30) / 10,
+	   "defaults: SPILLWAY_LARGE 32M, reserve a tenth of the budget (%llu)",
+	   (unsigned long long)policy_reserve(&c, 0));
+	in = (struct policy_input){ .size = 64ULL << 20, .vram_used = (1ULL << 30) - (1ULL << 30) / 10 - (64ULL << 20),
+				    .vram_free = UINT64_MAX };
+	ok(policy_decide(&c, &in) == PLACE_VRAM, "large request that ends just under budget - reserve: VRAM");
+	in.vram_used += 2ULL << 20;
+	ok(policy_decide(&c, &in) == PLACE_SPILL && !policy_needs_free(&c, in.size, in.vram_used),
+	   "large request that would eat into the reserve: spill, without asking the driver");
+	in = (struct policy_input){ .size = 20ULL << 20, .vram_used = (1ULL << 30) - (30ULL << 20),
+				    .vram_free = UINT64_MAX };
+	ok(policy_decide(&c, &in) == PLACE_VRAM && policy_needs_free(&c, in.size, in.vram_used),
+	   "small request (20 MiB) inside the reserve: VRAM");
+	in.vram_used = (1ULL << 30) - (10ULL << 20);
+	ok(policy_decide(&c, &in) == PLACE_SPILL, "small request past the whole budget: spill");
+	in = (struct policy_input){ .size = 32ULL << 20, .vram_used = 950ULL << 20, .vram_free = UINT64_MAX };
+	ok(policy_decide(&c, &in) == PLACE_SPILL, "exactly SPILLWAY_LARGE counts as large");
+	in.size = (32ULL << 20) - 1;
+	ok(policy_decide(&c, &in) == PLACE_VRAM, "one byte less is small");
+	ok(policy_ceiling(&c, 64ULL << 20, 0) == (1ULL << 30) - (1ULL << 30) / 10 &&
+	   policy_ceiling(&c, 64ULL << 20, 1) == 1ULL << 30 && policy_ceiling(&c, 2ULL << 20, 0) == 1ULL << 30,
+	   "atomic ceilings: budget - reserve for large, the budget for small or after a failed spill");
+	in = (struct policy_input){ .size = 64ULL << 20, .vram_used = 0, .vram_free = 260ULL << 20 };
+	ok(policy_decide(&c, &in) == PLACE_SPILL,
+	   "on the card too: a large request leaves headroom + reserve free (64 + 100 + 102.4 > 260 MiB)");
+	in.vram_free = 270ULL << 20;
+	ok(policy_decide(&c, &in) == PLACE_VRAM, "and fits when they are");
+	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=64G", NULL });
+	ok(policy_reserve(&c, 0) == 1ULL << 30, "the default reserve is at most 1 GiB");
+	parse_with(&c, (const char *const[]){ NULL });
+	ok(policy_reserve(&c, 8ULL << 30) == (8ULL << 30) / 10 && policy_reserve(&c, 0) == 0,
+	   "without SPILLWAY_VRAM_LIMIT the budget is the card (0 until its size is known)");
+	in = (struct policy_input){ .size = 512ULL << 20, .vram_used = 0, .vram_free = 1ULL << 30,
+				    .vram_total = 8ULL << 30 };
+	ok(policy_decide(&c, &in) == PLACE_SPILL && (in.size = 16ULL << 20, policy_decide(&c, &in) == PLACE_VRAM),
+	   "no limit, 1 GiB free of 8: 512 MiB spills (leaves headroom + 819 MiB), 16 MiB does not");
+	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_RESERVE=256M",
+					       "SPILLWAY_LARGE=100M", NULL });
+	in = (struct policy_input){ .size = 99ULL << 20, .vram_used = 900ULL << 20, .vram_free = UINT64_MAX };
+	ok(!c.reserve_auto && c.reserve == 256ULL << 20 && c.large == 100ULL << 20 &&
+	   policy_decide(&c, &in) == PLACE_VRAM &&
+	   (in.size = 100ULL << 20, in.vram_used = 700ULL << 20, policy_decide(&c, &in) == PLACE_SPILL),
+	   "SPILLWAY_RESERVE=256M SPILLWAY_LARGE=100M are used as given");
+	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_RESERVE=0", NULL });
+	in = (struct policy_input){ .size = 512ULL << 20, .vram_used = 512ULL << 20, .vram_free = UINT64_MAX };
+	ok(policy_reserve(&c, 0) == 0 && policy_decide(&c, &in) == PLACE_VRAM &&
+	   policy_ceiling(&c, in.size, 0) == 1ULL << 30, "SPILLWAY_RESERVE=0: first come, first in VRAM, as before");
+	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_RESERVE=2G", NULL });
+	in = (struct policy_input){ .size = 64ULL << 20, .vram_used = 0, .vram_free = UINT64_MAX };
+	ok(policy_decide(&c, &in) == PLACE_SPILL && (in.size = 2ULL << 20, policy_decide(&c, &in) == PLACE_VRAM),
+	   "a reserve larger than the budget: every large request spills, small ones fill the budget");
+
+	/* when a cached free figure may stand in for the driver's */
+	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=8G", "SPILLWAY_HEADROOM=256M", NULL });
+	ok(policy_free_cached_ok(&c, 112ULL << 20, 70ULL << 30, 80ULL << 30, 5000000),
+	   "recent and far from the request: the cached figure decides");
+	ok(!policy_free_cached_ok(&c, 112ULL << 20, 70ULL << 30, 80ULL << 30, FREE_CACHE_MAX_AGE_NS + 1),
+	   "older than FREE_CACHE_MAX_AGE_NS: ask the driver");
+	ok(!policy_free_cached_ok(&c, 1ULL << 30, (2ULL << 30) + (256ULL << 20) + (819ULL << 20), 80ULL << 30, 0) &&
+	   policy_free_cached_ok(&c, 1ULL << 30, (3ULL << 30) + (256ULL << 20) + (820ULL << 20), 80ULL << 30, 0),
+	   "within FREE_CACHE_SLACK of request + headroom + reserve: ask the driver");
+	ok(!policy_free_cached_ok(&c, UINT64_MAX, UINT64_MAX - 1, 0, 0), "sizes near 2^64 do not wrap around");
 
 	/* reporting */
 	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_REPORT=physical", NULL });

@@ -3,7 +3,8 @@
  * arena, pointer queries answered from the registry, stream-ordered frees, VMM on host NUMA,
  * fault injection, and context teardown.
  *
- * Card: 256 MiB (FAKE_CUDA_VRAM). Budget: 64 MiB. Chunk: 32 MiB. Spill cap: 512 MiB.
+ * Card: 256 MiB (FAKE_CUDA_VRAM). Budget: 64 MiB. Chunk: 32 MiB. Spill cap: 512 MiB. No reserve
+ * (SPILLWAY_RESERVE=0, placement as before the reserve existed; t_reserve tests the reserve).
  */
 #include "tap.h"
 
@@ -158,6 +159,7 @@ int main(void)
 	setenv("SPILLWAY_SPILL_LIMIT", "512M", 1);
 	setenv("SPILLWAY_MIN_SPILL", "1M", 1);
 	setenv("SPILLWAY_HEADROOM", "16M", 1);
+	setenv("SPILLWAY_RESERVE", "0", 1);
 	setenv("SPILLWAY_BACKEND", "host", 1);
 	setenv("FAKE_CUDA_VRAM", "256M", 1);
 	cuInit(0);
