@@ -86,6 +86,12 @@ t.test('run passes the exit code and preloads the shim', { skip: !fs.existsSync(
   t.equal(r.stdout.trim(), `${path.join(repo, 'shim/build/libspillway-cuda.so')} ${2 ** 30}`)
 })
 
+t.test('run says when the job was ended by a signal', { skip: !fs.existsSync(path.join(repo, 'shim/build/libspillway-cuda.so')) && 'the shim is not built' }, async (t) => {
+  const r = spillway('run', '--', 'sh', '-c', 'kill -TERM $$')
+  t.equal(r.status, 143, '128 + SIGTERM, as a shell reports it')
+  t.match(r.stderr, /the job was ended by SIGTERM/)
+})
+
 t.test('help and version', async (t) => {
   const help = spillway('--help')
   t.equal(help.status, 0)

@@ -75,6 +75,8 @@ function waitChild(argv: string[], env: NodeJS.ProcessEnv, onSpawn: (pid: number
     })
     child.once('exit', (code, signal) => {
       cleanup()
+      // A shell reports 128 + N silently; say it, so a crash of the job is not mistaken for ours.
+      if (signal) warn(`the job was ended by ${signal}`)
       resolve(exitCodeOf(code, signal))
     })
   })
