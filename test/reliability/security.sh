@@ -33,7 +33,7 @@ expect() {
 # wait_for FILE: a holder wrote "PID FD..." there
 wait_for() {
 	i=0
-	while [ ! -s "$1" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	while [ ! -s "$1" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 }
 
 # --- the device node and sysfs ---
@@ -101,7 +101,9 @@ expect "the owner's fd is O_CLOEXEC and a program it execs holds no dma-buf" \
 	"OK OK OK OK OK" "$(cat "$tmp/out2")"
 rm -f "$tmp/sock"
 as_outsider recv:"$tmp/sock" >"$tmp/out3" &
-sleep 0.3
+# the receiver binds the socket before it listens; send retries connect() for 5 s after that
+i=0
+while [ ! -S "$tmp/sock" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 sent=$(as_member open alloc:1M fill:0:PASSED send:"$tmp/sock":0)
 wait
 expect "the fd is the capability: passed over a unix socket, it maps the buffer even for a non-member (control)" \

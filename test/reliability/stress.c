@@ -572,7 +572,7 @@ int main(int argc, char **argv)
 		 * Resize only once the watchdog is back at ok and no sample that
 		 * still saw critical can release chunks under the resize.
 		 */
-		for (int i = 0; i < 50; i++) {
+		for (int i = 0; i < 150; i++) {	/* 15 s: TCG under load is slow */
 			spw_info(dev, &end);
 			if (end.level == SPILLWAY_LEVEL_OK)
 				break;
