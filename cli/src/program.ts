@@ -1,4 +1,5 @@
 // Builds the commander program. Tests build it with fake actions and exitOverride().
+import fs from 'node:fs'
 import { Command } from 'commander'
 import { doctorCommand } from './commands/doctor.js'
 import { installCommand } from './commands/install.js'
@@ -12,7 +13,8 @@ import { upCommand } from './commands/up.js'
 import { vmCommand } from './commands/vm.js'
 import { watchCommand } from './commands/watch.js'
 
-export const VERSION = '0.1.0'
+/** package.json's version (dkms.conf's PACKAGE_VERSION is checked against it by a test). */
+export const VERSION: string = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version
 
 export function buildProgram(commands: Command[] = defaultCommands()): Command {
   const program = new Command('spillway')

@@ -1,15 +1,19 @@
 import t from 'tap'
+import fs from 'node:fs'
+import { dkmsVersion } from '../../cli/src/io/install.js'
+import { VERSION } from '../../cli/src/program.js'
+import { repoRoot } from '../vm/harness.js'
 import { PATHS, describeStep, installPlan, modprobeOptions, renderUnit, uninstallPlan, withModuleLine } from '../../cli/src/lib/install-plan.js'
 import type { InstallFacts, Step } from '../../cli/src/lib/install-plan.js'
 
-const UNIT = '[Service]\nExecStart=@SPILLWAY@ watch\n'
+const UNIT = '[Unit]\nDocumentation=file://@REPO@/docs/admin-guide.md\n[Service]\nExecStart=@SPILLWAY@ watch\n'
 const RULE = 'KERNEL=="spillway", GROUP="spillway", MODE="0660"\n'
 
 function fresh(over: Partial<InstallFacts> = {}): InstallFacts {
   return {
     repoDir: '/opt/spillway', version: '0.1.0', kernelRelease: '6.1.0-56-amd64', watchCommand: '/usr/bin/node /opt/spillway/cli/bin/spillway.js',
     poolMb: 8192, groupExists: false, dkmsState: 'absent', dkmsSourceCurrent: false, initramfs: 'initramfs-tools',
-    existing: {}, udevRule: RULE, unitTemplate: UNIT, systemd: true, unitEnabled: false, ...over,
+    initramfsImage: 'without-module', existing: {}, udevRule: RULE, unitTemplate: UNIT, systemd: true, unitEnabled: false, ...over,
   }
 }
 
@@ -32,29 +36,33 @@ t.test('a fresh host gets every step, in order', async (t) => {
   ])
   t.same(files(steps), [PATHS.udevRule, PATHS.modprobe, PATHS.initramfsModules, PATHS.unit])
   const unit = steps.find((s) => s.kind === 'file' && s.path === PATHS.unit)
-  t.match(unit, { content: '[Service]\nExecStart=/usr/bin/node /opt/spillway/cli/bin/spillway.js watch\n' })
+  t.match(unit, { content: '[Unit]\nDocumentation=file:///opt/spillway/docs/admin-guide.md\n[Service]\nExecStart=/usr/bin/node /opt/spillway/cli/bin/spillway.js watch\n' })
   const modprobe = steps.find((s) => s.kind === 'file' && s.path === PATHS.modprobe)
   t.match(modprobe, { content: /options spillway pool_mb=8192\n$/ })
 })
 
 t.test('an installed host: nothing left to do (idempotent)', async (t) => {
   const done = fresh({
-    groupExists: true, dkmsState: 'installed', dkmsSourceCurrent: true, unitEnabled: true,
+    groupExists: true, dkmsState: 'installed', dkmsSourceCurrent: true, unitEnabled: true, initramfsImage: 'with-module',
     existing: {
       [PATHS.udevRule]: RULE, [PATHS.modprobe]: modprobeOptions(8192), [PATHS.initramfsModules]: 'loop\nspillway\n',
-      [PATHS.unit]: renderUnit(UNIT, '/usr/bin/node /opt/spillway/cli/bin/spillway.js'),
+      [PATHS.unit]: renderUnit(UNIT, '/usr/bin/node /opt/spillway/cli/bin/spillway.js', '/opt/spillway'),
     },
   })
   const steps = installPlan(done)
   t.same(steps.filter((s) => !s.done).map((s) => describeStep(s)), [])
+  // An image that lacks the module (its rebuild failed or was skipped) is rebuilt on the next run.
+  for (const image of ['without-module', 'missing', 'unknown'] as const) {
+    t.same(commands(installPlan({ ...done, initramfsImage: image })), ['update-initramfs -u -k 6.1.0-56-amd64'], `image ${image}`)
+  }
 })
 
 t.test('a new pool size rewrites modprobe.d and rebuilds the initramfs only', async (t) => {
   const existing = {
     [PATHS.udevRule]: RULE, [PATHS.modprobe]: modprobeOptions(4096), [PATHS.initramfsModules]: 'spillway\n',
-    [PATHS.unit]: renderUnit(UNIT, '/usr/bin/node /opt/spillway/cli/bin/spillway.js'),
+    [PATHS.unit]: renderUnit(UNIT, '/usr/bin/node /opt/spillway/cli/bin/spillway.js', '/opt/spillway'),
   }
-  const steps = installPlan(fresh({ groupExists: true, dkmsState: 'installed', dkmsSourceCurrent: true, unitEnabled: true, existing }))
+  const steps = installPlan(fresh({ groupExists: true, dkmsState: 'installed', dkmsSourceCurrent: true, unitEnabled: true, initramfsImage: 'with-module', existing }))
   t.same(files(steps), [PATHS.modprobe])
   t.same(commands(steps), ['update-initramfs -u -k 6.1.0-56-amd64'])
 })
@@ -85,11 +93,11 @@ t.test('the initramfs modules file keeps other lines', async (t) => {
 })
 
 t.test('uninstall reverses install', async (t) => {
-  const installed = fresh({ groupExists: true, dkmsState: 'installed', dkmsSourceCurrent: true, unitEnabled: true,
+  const installed = fresh({ groupExists: true, dkmsState: 'installed', dkmsSourceCurrent: true, unitEnabled: true, initramfsImage: 'with-module',
     existing: { [PATHS.udevRule]: RULE, [PATHS.modprobe]: 'x', [PATHS.initramfsModules]: 'loop\nspillway\n', [PATHS.unit]: 'u', '/usr/src/spillway-0.1.0/dkms.conf': 'c' } })
   const steps = uninstallPlan({ ...installed, moduleLoaded: true, purge: false })
   t.same(commands(steps), [
-    'systemctl disable --now spillway-watch.service', 'systemctl daemon-reload', 'modprobe -r spillway',
+    'systemctl stop spillway-watch.service', 'systemctl disable spillway-watch.service', 'systemctl daemon-reload', 'modprobe -r spillway',
     'dkms remove -m spillway -v 0.1.0 --all', 'rm -rf /usr/src/spillway-0.1.0', 'update-initramfs -u -k 6.1.0-56-amd64',
   ])
   t.match(steps.find((s) => s.kind === 'file'), { path: PATHS.initramfsModules, content: 'loop\n' })
@@ -97,6 +105,23 @@ t.test('uninstall reverses install', async (t) => {
   const purge = uninstallPlan({ ...installed, moduleLoaded: false, purge: true })
   t.ok(commands(purge).includes('groupdel spillway'))
   t.notOk(commands(purge).includes('modprobe -r spillway'))
+})
+
+t.test('uninstall on a host where nothing is installed does nothing', async (t) => {
+  for (const image of ['without-module', 'missing'] as const) {
+    const steps = uninstallPlan({ ...fresh({ initramfsImage: image, unitEnabled: false }), moduleLoaded: false, purge: true })
+    t.same(steps.filter((s) => !s.done).map((s) => describeStep(s)), [], `image ${image}`)
+  }
+  // An image that still holds the module is rebuilt even when everything else is gone.
+  const stale = uninstallPlan({ ...fresh({ initramfsImage: 'with-module' }), moduleLoaded: false, purge: false })
+  t.same(commands(stale), ['update-initramfs -u -k 6.1.0-56-amd64'])
+})
+
+t.test('one version: package.json, the CLI and dkms.conf agree', async (t) => {
+  const pkg = JSON.parse(fs.readFileSync(`${repoRoot}/package.json`, 'utf8')).version
+  t.match(pkg, /^\d+\.\d+\.\d+$/)
+  t.equal(VERSION, pkg, 'spillway --version')
+  t.equal(dkmsVersion(repoRoot), pkg, 'dkms.conf PACKAGE_VERSION')
 })
 
 t.test('describeStep shows file contents and done steps', async (t) => {

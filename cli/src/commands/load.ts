@@ -1,8 +1,10 @@
 // spillway load: modprobe or insmod with a pool size and watermarks.
+import fs from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { CliError, EXIT } from '../errors.js'
 import { print, progress } from '../io/console.js'
 import { findModule, loadCommandLine, moduleLoaded, requireRoot, runLoad, waitForDevice } from '../io/kmod.js'
+import type { ModuleSource } from '../io/kmod.js'
 import { readSizingFacts } from '../io/sizing-facts.js'
 import { readSysfs } from '../io/sysfs.js'
 import { moduleParams } from '../lib/module-params.js'
@@ -44,7 +46,11 @@ export async function loadAction(ctx: LoadContext): Promise<number> {
     options.poolBytes = decided.bytes
     note = `${formatSize(decided.bytes)}: ${decided.note}`
   }
-  const argv = loadCommandLine(findModule(ctx.modulePath, repoDir()), moduleParams(options))
+  // A dry run of `up` names the module it would build first, so the file need not exist yet.
+  const source: ModuleSource = ctx.dryRun && ctx.modulePath && !fs.existsSync(ctx.modulePath)
+    ? { kind: 'file', path: ctx.modulePath }
+    : findModule(ctx.modulePath, repoDir())
+  const argv = loadCommandLine(source, moduleParams(options))
   if (ctx.dryRun) {
     print(`would run: ${argv.join(' ')}   (pool: ${note})`)
     return 0

@@ -1,5 +1,6 @@
 // spillway up: build the module if needed, load it with an auto-sized pool, start watch, show status.
 import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { Command } from 'commander'
@@ -8,7 +9,7 @@ import { print, progress } from '../io/console.js'
 import { exec } from '../io/exec.js'
 import { runDir } from '../io/jobs.js'
 import { findModule, moduleLoaded, requireRoot } from '../io/kmod.js'
-import { kernelRelease } from '../io/system.js'
+import { kernelRelease, systemdRunning } from '../io/system.js'
 import { watchPid } from '../io/watch-pid.js'
 import { PATHS } from '../lib/install-plan.js'
 import { renderStatus } from '../lib/status.js'
@@ -41,12 +42,26 @@ function buildModule(dryRun: boolean): string {
   return path.join(src, 'spillway.ko')
 }
 
-function startWatch(dryRun: boolean): string {
+/** Polls until watch has written its pid file (it has then opened its sources), or gives up. */
+async function waitForWatch(child: ChildProcess | null, logWhere: string, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (watchPid() === null) {
+    if (child && (child.exitCode !== null || child.signalCode !== null)) {
+      throw new CliError(`watch stopped at once (${child.exitCode !== null ? `exit ${child.exitCode}` : child.signalCode})`, `see ${logWhere}, or run \`sudo spillway watch\` to see the error`, EXIT.failed)
+    }
+    if (Date.now() > end) throw new CliError(`watch did not start within ${timeoutMs / 1000} s`, `see ${logWhere}`, EXIT.failed)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+async function startWatch(dryRun: boolean): Promise<string> {
   if (watchPid() !== null) return 'already running'
-  if (fs.existsSync(PATHS.unit)) {
+  // The unit is used only where systemd runs it; elsewhere (a container, a chroot) watch is started here.
+  if (fs.existsSync(PATHS.unit) && systemdRunning()) {
     if (dryRun) return 'would run: systemctl start spillway-watch.service'
     const result = exec(['systemctl', 'start', 'spillway-watch.service'])
     if (result.status !== 0) throw new CliError(`\`systemctl start spillway-watch\` failed: ${result.stderr.trim()}`, 'see `journalctl -u spillway-watch`', EXIT.failed)
+    await waitForWatch(null, '`journalctl -u spillway-watch`', 30_000)
     return 'started spillway-watch.service'
   }
   const log = path.join(runDir(), 'watch.log')
@@ -55,8 +70,12 @@ function startWatch(dryRun: boolean): string {
   fs.mkdirSync(runDir(), { recursive: true })
   const out = fs.openSync(log, 'a')
   const child = spawn(node, [script, 'watch'], { detached: true, stdio: ['ignore', out, out] })
-  child.unref()
   fs.closeSync(out)
+  try {
+    await waitForWatch(child, log, 30_000)
+  } finally {
+    child.unref()
+  }
   return `started in the background (pid ${child.pid}, log ${log}); \`sudo spillway install\` makes it a systemd service`
 }
 
@@ -74,11 +93,9 @@ export async function upAction(ctx: UpContext): Promise<number> {
     }
     await loadAction({ pool: 'auto', testIoctls: false, modulePath, force: false, dryRun: ctx.dryRun })
   }
-  const watch = startWatch(ctx.dryRun)
+  const watch = await startWatch(ctx.dryRun)
   progress(`watch: ${watch}`)
   if (ctx.dryRun) return 0
-  // Give the daemon a moment to write its pid file, so status shows it.
-  await new Promise((resolve) => setTimeout(resolve, 1000))
   print(renderStatus(await gatherStatus()))
   return 0
 }

@@ -6,7 +6,7 @@ import { dkmsSourceDir, PATHS } from '../lib/install-plan.js'
 import type { InitramfsTool, InstallFacts, Step } from '../lib/install-plan.js'
 import { progress } from './console.js'
 import { exec, which } from './exec.js'
-import { kernelRelease, readText } from './system.js'
+import { kernelRelease, readText, systemdRunning } from './system.js'
 
 /** PACKAGE_VERSION from dkms.conf (the DKMS version must match it). */
 export function dkmsVersion(repoDir: string): string {
@@ -47,6 +47,22 @@ function initramfsTool(): InitramfsTool {
   return 'none'
 }
 
+/** Whether the running kernel's initramfs holds spillway.ko (lists it, about 4 s under TCG). */
+function initramfsImage(tool: InitramfsTool, release: string): InstallFacts['initramfsImage'] {
+  let argv: string[]
+  if (tool === 'initramfs-tools') {
+    const image = `/boot/initrd.img-${release}`
+    if (!fs.existsSync(image)) return 'missing'
+    argv = ['lsinitramfs', image]
+  } else if (tool === 'dracut') {
+    argv = ['lsinitrd', '--kver', release]
+  } else return 'unknown'
+  if (!which(argv[0] ?? '')) return 'unknown'
+  const listing = exec(argv, { timeoutMs: 120_000 })
+  if (listing.status !== 0) return tool === 'dracut' ? 'missing' : 'unknown'
+  return /\/spillway\.ko(\.[a-z]+)?$/m.test(listing.stdout) ? 'with-module' : 'without-module'
+}
+
 function groupExists(name: string): boolean {
   return (readText('/etc/group') ?? '').split('\n').some((line) => line.startsWith(`${name}:`))
 }
@@ -61,13 +77,14 @@ export function gatherInstallFacts(repoDir: string, watchCommand: string, poolMb
   if (!unitTemplate) throw new CliError(`${repoDir}/systemd/spillway-watch.service is missing`, 'install from a complete spillway checkout or release', EXIT.failed)
   const existing: Record<string, string | undefined> = {}
   for (const file of [...Object.values(PATHS), `${src}/dkms.conf`]) existing[file] = readText(file)
-  const systemd = fs.existsSync('/run/systemd/system') && which('systemctl') !== undefined
+  const systemd = systemdRunning()
+  const initramfs = initramfsTool()
   return {
     repoDir, version, kernelRelease: release, watchCommand, poolMb,
     groupExists: groupExists('spillway'),
     dkmsState: dkmsState(version, release),
     dkmsSourceCurrent: readText(`${src}/dkms.conf`) === readText(path.join(repoDir, 'dkms.conf')) && sameTree(path.join(repoDir, 'kmod'), path.join(src, 'kmod')),
-    initramfs: initramfsTool(),
+    initramfs, initramfsImage: initramfsImage(initramfs, release),
     existing, udevRule, unitTemplate, systemd,
     unitEnabled: systemd && exec(['systemctl', 'is-enabled', '--quiet', 'spillway-watch.service']).status === 0,
   }

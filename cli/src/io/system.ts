@@ -66,3 +66,8 @@ export function readText(file: string): string | undefined {
     return undefined
   }
 }
+
+/** Booted with systemd (its documented test, sd_booted(3)), with systemctl at hand. */
+export function systemdRunning(): boolean {
+  return fs.existsSync('/run/systemd/system') && which('systemctl') !== undefined
+}

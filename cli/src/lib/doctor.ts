@@ -91,9 +91,9 @@ export function checkDkms(f: DoctorFacts): CheckResult {
 export function checkSecureBoot(f: DoctorFacts): CheckResult {
   switch (f.secureBoot) {
     case 'no-efi':
-      return check('secure-boot', 'Secure Boot', 'pass', 'not booted with EFI: no Secure Boot, unsigned modules load')
+      return check('secure-boot', 'Secure Boot', 'pass', 'not booted with EFI: no Secure Boot (module signing is checked below)')
     case 'disabled':
-      return check('secure-boot', 'Secure Boot', 'pass', 'disabled: unsigned modules load (the kernel is tainted)')
+      return check('secure-boot', 'Secure Boot', 'pass', 'disabled (module signing is checked below)')
     case 'unknown':
       return check('secure-boot', 'Secure Boot', 'warn', 'EFI is present but the SecureBoot variable could not be read', 'run as root, or check with `mokutil --sb-state`')
     case 'enabled':
@@ -110,8 +110,16 @@ export function checkSigning(f: DoctorFacts): CheckResult {
   const enforced = f.sigEnforce === true || (lockdown !== undefined && lockdown !== 'none')
   if (!enforced) return check('module-signing', 'Module signing', 'pass', 'not enforced: an unsigned spillway.ko loads')
   if (f.mokKeyEnrolled) return check('module-signing', 'Module signing', 'pass', `enforced${lockdown ? ` (lockdown ${lockdown})` : ''}; DKMS signs with the enrolled MOK key`)
-  return check('module-signing', 'Module signing', 'fail', `enforced${lockdown ? ` (lockdown ${lockdown})` : ''} and the DKMS key is not enrolled: loading spillway.ko will fail with "Key was rejected by service"`,
-    'enroll DKMS\'s key: `sudo mokutil --import /var/lib/dkms/mok.pub`, reboot, confirm in the MOK manager')
+  const how = `enforced${lockdown ? ` (lockdown ${lockdown})` : ''}`
+  // MOK keys are enrolled through shim and the EFI firmware: without EFI only keys built into the
+  // kernel are trusted.
+  if (f.secureBoot === 'no-efi') {
+    return check('module-signing', 'Module signing', 'fail', `${how} without EFI: only modules signed by a key built into this kernel load, so spillway.ko will fail with "Key was rejected by service"`,
+      'boot without module.sig_enforce=1 (and without lockdown), or use a kernel built to trust your signing key')
+  }
+  return check('module-signing', 'Module signing', 'fail', `${how} and the DKMS key is not enrolled: loading spillway.ko will fail with "Key was rejected by service"`,
+    (f.mokKeyPresent ? '' : '`sudo spillway install` first (DKMS creates its key on the first build), then ') +
+      'enroll DKMS\'s key: `sudo mokutil --import /var/lib/dkms/mok.pub`, reboot, confirm in the MOK manager')
 }
 
 export function checkModule(f: DoctorFacts): CheckResult {

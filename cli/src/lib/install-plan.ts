@@ -22,6 +22,8 @@ export interface InstallFacts {
   /** /usr/src/spillway-VERSION holds the same dkms.conf and sources as the repo. */
   dkmsSourceCurrent: boolean
   initramfs: InitramfsTool
+  /** What the running kernel's initramfs image holds: read with lsinitramfs (or lsinitrd). */
+  initramfsImage: 'missing' | 'with-module' | 'without-module' | 'unknown'
   /** Current contents of the files the plan writes (undefined: missing). */
   existing: Record<string, string | undefined>
   udevRule: string
@@ -59,8 +61,8 @@ export function withModuleLine(current: string | undefined, present: boolean): s
   return kept.length ? kept.join('\n') + '\n' : ''
 }
 
-export function renderUnit(template: string, watchCommand: string): string {
-  return template.replaceAll('@SPILLWAY@', watchCommand)
+export function renderUnit(template: string, watchCommand: string, repoDir: string): string {
+  return template.replaceAll('@SPILLWAY@', watchCommand).replaceAll('@REPO@', repoDir)
 }
 
 function file(facts: InstallFacts, path: string, content: string, why: string, mode = 0o644): Step {
@@ -94,14 +96,17 @@ export function installPlan(facts: InstallFacts): Step[] {
   } else if (facts.initramfs === 'dracut') {
     steps.push(file(facts, PATHS.dracutConf, 'add_drivers+=" spillway "\ninstall_items+=" /etc/modprobe.d/spillway.conf "\n', 'load spillway from the initramfs, before memory fragments'))
   }
+  // The image is rebuilt when a file it copies changed, or when it lacks the module (a rebuild that
+  // failed or was skipped before).
   const bootFilesDone = steps.filter((s) => s.kind === 'file' && s.path !== PATHS.udevRule).every((s) => s.done)
+  const imageDone = bootFilesDone && dkmsRank >= 3 && facts.initramfsImage === 'with-module'
   if (facts.initramfs === 'initramfs-tools') {
-    steps.push({ kind: 'command', argv: ['update-initramfs', '-u', '-k', facts.kernelRelease], why: 'rebuild the initramfs with the module and its options', done: bootFilesDone && dkmsRank >= 3 })
+    steps.push({ kind: 'command', argv: ['update-initramfs', '-u', '-k', facts.kernelRelease], why: 'rebuild the initramfs with the module and its options', done: imageDone })
   } else if (facts.initramfs === 'dracut') {
-    steps.push({ kind: 'command', argv: ['dracut', '-f', '--kver', facts.kernelRelease], why: 'rebuild the initramfs with the module and its options', done: bootFilesDone && dkmsRank >= 3 })
+    steps.push({ kind: 'command', argv: ['dracut', '-f', '--kver', facts.kernelRelease], why: 'rebuild the initramfs with the module and its options', done: imageDone })
   }
   if (facts.systemd) {
-    const unit = renderUnit(facts.unitTemplate, facts.watchCommand)
+    const unit = renderUnit(facts.unitTemplate, facts.watchCommand, facts.repoDir)
     steps.push(
       file(facts, PATHS.unit, unit, 'the watch daemon: freezes registered jobs at critical pressure'),
       { kind: 'command', argv: ['systemctl', 'daemon-reload'], why: 'make systemd read the unit', done: facts.existing[PATHS.unit] === unit },
@@ -116,7 +121,9 @@ export function uninstallPlan(facts: InstallFacts & { moduleLoaded: boolean; pur
   const remove = (path: string, why: string): Step => ({ kind: 'remove', path, why, done: facts.existing[path] === undefined })
   if (facts.systemd) {
     steps.push(
-      { kind: 'command', argv: ['systemctl', 'disable', '--now', 'spillway-watch.service'], why: 'stop the daemon (it thaws the jobs it froze)', done: !facts.unitEnabled && facts.existing[PATHS.unit] === undefined },
+      // stop and disable are two steps: `disable --now` needs a running systemd even to disable.
+      { kind: 'command', argv: ['systemctl', 'stop', 'spillway-watch.service'], why: 'stop the daemon (it thaws the jobs it froze)', done: facts.existing[PATHS.unit] === undefined },
+      { kind: 'command', argv: ['systemctl', 'disable', 'spillway-watch.service'], why: 'do not start it at boot', done: !facts.unitEnabled },
       remove(PATHS.unit, 'the unit file'),
       { kind: 'command', argv: ['systemctl', 'daemon-reload'], why: 'forget the unit', done: facts.existing[PATHS.unit] === undefined },
     )
@@ -124,6 +131,7 @@ export function uninstallPlan(facts: InstallFacts & { moduleLoaded: boolean; pur
   if (facts.moduleLoaded) {
     steps.push({ kind: 'command', argv: ['modprobe', '-r', 'spillway'], why: 'unload the module (refused while buffers are in use)', done: false })
   }
+  const imageClean = facts.initramfsImage === 'missing' || facts.initramfsImage === 'without-module'
   steps.push(
     { kind: 'command', argv: ['dkms', 'remove', '-m', 'spillway', '-v', facts.version, '--all'], why: 'remove every DKMS build', done: facts.dkmsState === 'absent' },
     { kind: 'command', argv: ['rm', '-rf', dkmsSourceDir(facts.version)], why: 'the DKMS copy of the sources', done: facts.existing[`${dkmsSourceDir(facts.version)}/dkms.conf`] === undefined },
@@ -134,10 +142,10 @@ export function uninstallPlan(facts: InstallFacts & { moduleLoaded: boolean; pur
     const current = facts.existing[PATHS.initramfsModules]
     const content = withModuleLine(current, false)
     steps.push({ kind: 'file', path: PATHS.initramfsModules, content, mode: 0o644, why: 'stop loading spillway from the initramfs', done: current === undefined || current === content })
-    steps.push({ kind: 'command', argv: ['update-initramfs', '-u', '-k', facts.kernelRelease], why: 'rebuild the initramfs without the module', done: false })
+    steps.push({ kind: 'command', argv: ['update-initramfs', '-u', '-k', facts.kernelRelease], why: 'rebuild the initramfs without the module', done: imageClean })
   } else if (facts.initramfs === 'dracut') {
     steps.push(remove(PATHS.dracutConf, 'stop loading spillway from the initramfs'))
-    steps.push({ kind: 'command', argv: ['dracut', '-f', '--kver', facts.kernelRelease], why: 'rebuild the initramfs without the module', done: false })
+    steps.push({ kind: 'command', argv: ['dracut', '-f', '--kver', facts.kernelRelease], why: 'rebuild the initramfs without the module', done: imageClean })
   }
   if (facts.purge) {
     steps.push(remove(PATHS.config, 'the watch configuration'))
