@@ -13,4 +13,6 @@ nodedir=""
 [ -f /usr/include/node/node_version.h ] && nodedir="--nodedir=/usr"
 [ -f cli/native/binding.gyp ] && (cd cli/native && npx --no-install node-gyp rebuild $nodedir --silent >/dev/null)
 [ -f cli/src/main.ts ] && npx --no-install tsc -p tsconfig.json
+# The tests are TypeScript too; tap runs them without type checking, so check them here.
+npx --no-install tsc -p tsconfig.tests.json
 exit 0
