@@ -55,12 +55,9 @@ kill $holder
 wait $holder
 case_ unload-tester as_user tester $S unload
 
-# watch under a memory hog, with an --oom-safe job started the way sudo would (SUDO_UID/GID).
-$S watch --no-psi >/tmp/watch.log 2>&1 &
-watch=$!
-wait_for 30 test -f /run/spillway/watch.pid
-# The job counts until the hog is gone, so it surely runs while the level is critical.
-SUDO_UID=$(id -u tester) SUDO_GID=$(id -g tester) $S run --oom-safe -- sh -c '
+# The --oom-safe job of the watch cases counts until the hog is gone, so it surely runs while the
+# level is critical. It is started the way sudo would (SUDO_UID/GID).
+JOB='
 id -u
 n=0
 while [ $n -lt 120 ]; do
@@ -69,8 +66,17 @@ while [ $n -lt 120 ]; do
 	[ -f /tmp/hog-done ] && break
 	sleep 1
 done
-echo done' >/tmp/job.out 2>/tmp/job.err &
-job=$!
+echo done'
+start_job() { # start_job OUT ERR: sets $job
+	SUDO_UID=$(id -u tester) SUDO_GID=$(id -g tester) $S run --oom-safe -- sh -c "$JOB" >"$1" 2>"$2" &
+	job=$!
+}
+
+# watch under a memory hog: the module's events only.
+$S watch --no-psi >/tmp/watch.log 2>&1 &
+watch=$!
+wait_for 30 test -f /run/spillway/watch.pid
+start_job /tmp/job.out /tmp/job.err
 wait_for 30 sh -c 'ls /run/spillway/jobs/*.json >/dev/null 2>&1'
 wait_for 30 grep -q 'step 1 ' /tmp/job.out
 node -e 'const a = []; for (let i = 0; i < 380; i++) a.push(Buffer.alloc(1 << 20, 1)); setTimeout(() => {}, 4000)'
@@ -87,4 +93,28 @@ case_ jobs-left sh -c 'ls /run/spillway/jobs; ls -d /sys/fs/cgroup/spillway/job-
 
 case_ unload $S unload
 case_ status-unloaded $S status --json
+
+# watch on PSI alone (the module is unloaded now). A hog held at memory.high stalls in the kernel's
+# throttling: every other task sleeps, so the system's memory "full" stall grows and the critical
+# trigger fires. The hog stops after 8 s; the level falls back to ok after holdMs.
+echo '{"watch":{"psi":{"holdMs":2000}}}' >/tmp/watch-psi.json
+$S watch --config /tmp/watch-psi.json >/tmp/watch-psi.log 2>&1 &
+watch=$!
+wait_for 30 test -f /run/spillway/watch.pid
+rm -f /tmp/hog-done
+start_job /tmp/job-psi.out /tmp/job-psi.err
+wait_for 30 sh -c 'ls /run/spillway/jobs/*.json >/dev/null 2>&1'
+wait_for 30 grep -q 'step 1 ' /tmp/job-psi.out
+echo +memory >/sys/fs/cgroup/cgroup.subtree_control
+mkdir /sys/fs/cgroup/hog
+echo 32M >/sys/fs/cgroup/hog/memory.high
+sh -c 'echo $$ >/sys/fs/cgroup/hog/cgroup.procs; exec timeout 8 tail /dev/zero'
+touch /tmp/hog-done
+wait $job
+job_status=$?
+sleep 1
+kill $watch
+wait $watch
+case_ psi-watch-log cat /tmp/watch-psi.log
+case_ psi-job-output sh -c "cat /tmp/job-psi.out; exit $job_status"
 case_ install-dry-run $S install --dry-run --pool 256M

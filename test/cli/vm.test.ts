@@ -5,43 +5,12 @@ import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { prepareKernel, repoRoot, runInVm } from '../vm/harness.js'
+import { caseGetter, json, parseCases } from './vm-cases.js'
 
 const SERIES = '6.1'
+/** The asserts the shared checks use (a subtest has them too). */
+type Assert = Pick<typeof t, 'ok' | 'notOk' | 'equal' | 'not' | 'same' | 'match'>
 const MiB = 2 ** 20
-
-interface Case {
-  status: number
-  output: string
-}
-
-/** The @@BEGIN/@@END sections the guest script printed, without kernel console lines. */
-function parseCases(console: string): Map<string, Case> {
-  const cases = new Map<string, Case>()
-  const lines = console.split('\n').filter((l) => !/^\[\s*\d+\.\d+\]/.test(l))
-  let name: string | null = null
-  let body: string[] = []
-  for (const line of lines) {
-    const begin = /^@@BEGIN (\S+)$/.exec(line)
-    const end = /^(.*)@@END (\S+) (\d+)$/.exec(line)
-    if (begin?.[1]) {
-      name = begin[1]
-      body = []
-    } else if (end && name === end[2]) {
-      if (end[1]) body.push(end[1])
-      cases.set(name, { status: Number(end[3]), output: body.join('\n') })
-      name = null
-    } else if (name) body.push(line)
-  }
-  return cases
-}
-
-function json(c: Case | undefined): Record<string, any> {
-  try {
-    return JSON.parse(c?.output ?? '')
-  } catch {
-    return { unparsable: c?.output }
-  }
-}
 
 const kernel = await prepareKernel(SERIES)
 const work = fs.mkdtempSync('/var/tmp/spillway-cli-vm-') // the guest's /tmp is its own; /var/tmp is the host's
@@ -84,11 +53,7 @@ t.test('the command in the VM', { skip: !fs.existsSync(path.join(repoRoot, 'cli/
   const vm = await runInVm({ kernel: SERIES, command: ['sh', 'test/cli/vm-guest.sh'], memMb: 1024, timeoutS: 400, env: { SPILLWAY_KO: guestKo } })
   t.equal(vm.failure, null, 'the VM ran the script', { output: vm.output.slice(-4000) })
   const cases = parseCases(vm.output)
-  const get = (name: string): Case => {
-    const c = cases.get(name)
-    if (!c) t.fail(`case ${name} did not run`, { output: vm.output.slice(-4000) })
-    return c ?? { status: -1, output: '' }
-  }
+  const get = caseGetter(t, cases, vm.output)
 
   t.test('load: refused for a user, works for root', async (t) => {
     const user = get('load-as-user')
@@ -145,11 +110,11 @@ t.test('the command in the VM', { skip: !fs.existsSync(path.join(repoRoot, 'cli/
     t.equal(user.status, 4, 'a user may not unload')
   })
 
-  t.test('watch freezes the --oom-safe job at critical and thaws it at ok', async (t) => {
-    const log = get('watch-log').output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
+  /** The watch log of one case, its freeze and thaw checked; returns them for the job's checks. */
+  function checkFreezeThaw(t: Assert, logCase: string): { log: Record<string, any>[]; freezeAt: number; thawAt: number } {
+    const log = get(logCase).output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
     const kinds = log.map((l) => l.event)
-    t.equal(kinds[0], 'start')
-    t.ok(log.some((l) => l.event === 'module' && l.type === 'level' && l.level === 'critical'), 'the module reported critical')
+    t.ok(kinds.includes('start'), 'watch started')
     const freeze = log.find((l) => l.event === 'freeze')
     const thaw = log.find((l) => l.event === 'thaw')
     t.ok(freeze, 'the job was frozen')
@@ -161,8 +126,12 @@ t.test('the command in the VM', { skip: !fs.existsSync(path.join(repoRoot, 'cli/
     const levelOk = log.findIndex((l) => l.event === 'level' && l.level === 'ok')
     t.ok(levelOk > kinds.indexOf('freeze') && levelOk < kinds.indexOf('thaw'), 'thawed when the level came back to ok')
     t.equal(kinds.at(-1), 'stop')
+    return { log, freezeAt, thawAt }
+  }
 
-    const job = get('job-output')
+  /** The job's output: it ran as the sudo user, printed every step in order, nothing while frozen. */
+  function checkJob(t: Assert, jobCase: string, freezeAt: number, thawAt: number): void {
+    const job = get(jobCase)
     t.equal(job.status, 0, 'the job finished with status 0')
     const lines = job.output.trim().split('\n')
     t.not(lines[0], '0', 'the job ran as the sudo user, not root')
@@ -173,6 +142,13 @@ t.test('the command in the VM', { skip: !fs.existsSync(path.join(repoRoot, 'cli/
     const during = steps.map((s) => Number(s[2])).filter((at) => at > freezeAt + 0.2 && at < thawAt - 0.05)
     t.same(during, [], 'the frozen job printed nothing between freeze and thaw')
     t.ok(thawAt - freezeAt > 0.5, `frozen for ${(thawAt - freezeAt).toFixed(1)} s`)
+  }
+
+  t.test('watch freezes the --oom-safe job at critical and thaws it at ok', async (t) => {
+    const { log, freezeAt, thawAt } = checkFreezeThaw(t, 'watch-log')
+    t.equal(log[0]?.event, 'start')
+    t.ok(log.some((l) => l.event === 'module' && l.type === 'level' && l.level === 'critical'), 'the module reported critical')
+    checkJob(t, 'job-output', freezeAt, thawAt)
     t.match(get('job-stderr').output, /job job-\S+ runs in \/sys\/fs\/cgroup\/spillway\/job-/)
     t.equal(get('jobs-left').output.trim(), '', 'the job file and its cgroup are gone')
   })
@@ -193,5 +169,15 @@ t.test('the command in the VM', { skip: !fs.existsSync(path.join(repoRoot, 'cli/
       '    | options spillway pool_mb=256',
     ]) t.ok(dry.output.includes(expected), `dry run shows: ${expected}`)
     t.match(dry.output, /run groupadd --system spillway: .*\(already done\)/, 'the group made above is seen')
+  })
+
+  t.test('watch on PSI alone: a memory stall freezes the job, its end thaws it', async (t) => {
+    const { log, freezeAt, thawAt } = checkFreezeThaw(t, 'psi-watch-log')
+    t.match(log.find((l) => l.event === 'start'), { module: false, psi: ['memory some 200000 2000000', 'memory full 400000 2000000', 'io full 800000 2000000'] })
+    t.notOk(log.some((l) => l.event === 'module'), 'no module events: the module is unloaded')
+    const critical = log.find((l) => l.event === 'psi' && l.level === 'critical')
+    t.match(critical, { resource: 'memory', kind: 'full', stallMs: 400, windowMs: 2000 }, 'the memory full trigger fired')
+    t.ok(Date.parse(critical?.time) / 1000 <= freezeAt, 'the freeze followed the PSI event')
+    checkJob(t, 'psi-job-output', freezeAt, thawAt)
   })
 })

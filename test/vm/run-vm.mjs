@@ -164,6 +164,11 @@ mount -t devtmpfs devtmpfs /newroot/dev
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs tmpfs /newroot/dev/shm
+# What udev or systemd adds to devtmpfs on a booted system; bash's <(...) (in dkms) needs /dev/fd.
+ln -s /proc/self/fd /newroot/dev/fd
+ln -s /proc/self/fd/0 /newroot/dev/stdin
+ln -s /proc/self/fd/1 /newroot/dev/stdout
+ln -s /proc/self/fd/2 /newroot/dev/stderr
 # /tmp stays the overlay's, not a fresh tmpfs: the repository may be a clone under the host's /tmp
 # (CI clones anywhere). Writes still land in the tmpfs upper layer, never on the host.
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run
