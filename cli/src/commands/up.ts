@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { Command } from 'commander'
 import { CliError, EXIT } from '../errors.js'
@@ -29,7 +30,7 @@ function buildModule(dryRun: boolean): string {
   if (!fs.existsSync(kdir)) {
     throw new CliError(`no kernel headers for ${release}, so spillway.ko can not be built`, `apt-get install linux-headers-${release}, then run \`sudo spillway up\` again`, EXIT.failed)
   }
-  const argv = ['make', '-C', kdir, `M=${src}`, 'modules']
+  const argv = ['make', `-j${os.availableParallelism()}`, '-C', kdir, `M=${src}`, 'modules']
   if (dryRun) {
     print(`would run: ${argv.join(' ')}`)
     return path.join(src, 'spillway.ko')
