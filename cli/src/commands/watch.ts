@@ -51,9 +51,10 @@ export class Watcher {
 
   start(): void {
     fs.mkdirSync(jobsDir(), { recursive: true })
-    fs.writeFileSync(watchPidFile(), `${process.pid}\n`)
     this.openDevice()
     if (this.usePsi) for (const trigger of this.config.watch.psiTriggers) this.openPsi(trigger)
+    // Written once the sources are open: `up` and the tests take the pid file as "ready".
+    fs.writeFileSync(watchPidFile(), `${process.pid}\n`)
     // Jobs left frozen by a daemon that died are adopted, so they thaw when the level is ok.
     const adopted = listJobs().filter((job) => isFrozen(job.cgroup)).map((job) => job.id)
     this.state = { ...this.state, frozen: adopted }
