@@ -44,7 +44,7 @@ function buildModule(dryRun: boolean): string {
 }
 
 /** Polls until watch has written its pid file (it has then opened its sources), or gives up. */
-async function waitForWatch(child: ChildProcess | null, logWhere: string, timeoutMs: number): Promise<void> {
+export async function waitForWatch(child: ChildProcess | null, logWhere: string, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs
   while (watchPid() === null) {
     if (child && (child.exitCode !== null || child.signalCode !== null)) {
