@@ -5,6 +5,7 @@
 import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
+import { which } from '../../cli/src/io/exec.js'
 import { dkmsVersion } from '../../cli/src/io/install.js'
 import { prepareKernel, repoRoot, runInVm } from '../vm/harness.js'
 import { caseGetter, json, parseCases } from './vm-cases.js'
@@ -19,8 +20,7 @@ const rel = kernel.release
 const ran = (output: string): string[] =>
   output.split('\n').filter((l) => l.startsWith('spillway: running ')).map((l) => l.slice('spillway: running '.length))
 
-const missing = ['update-initramfs', 'lsinitramfs', 'dkms', 'systemctl', 'systemd-analyze'].filter((tool) =>
-  !['/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((dir) => fs.existsSync(path.join(dir, tool))))
+const missing = ['update-initramfs', 'lsinitramfs', 'dkms', 'systemctl', 'systemd-analyze'].filter((tool) => !which(tool))
 const skip = !fs.existsSync(path.join(repoRoot, 'cli/native/build/Release/spillway.node')) ? 'the native binding is not built'
   : missing.length ? `missing on this host: ${missing.join(', ')} (scripts/setup-test-deps.sh installs them)` : false
 

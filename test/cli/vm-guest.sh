@@ -3,22 +3,11 @@
 #   @@BEGIN name / its output (stdout and stderr) / @@END name EXIT-STATUS
 # and the host test asserts on them. Needs SPILLWAY_KO (a spillway.ko for this kernel).
 S="node cli/bin/spillway.js"
-case_() {
-	name=$1
-	shift
-	echo "@@BEGIN $name"
-	"$@" 2>&1
-	echo "@@END $name $?"
-}
+. test/cli/vm-cases.sh
 as_user() {
 	u=$1
 	shift
 	setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups -- "$@"
-}
-wait_for() { # wait_for SECONDS TEST...: polls TEST every 0.2 s
-	n=$(($1 * 5))
-	shift
-	while [ $n -gt 0 ] && ! "$@"; do sleep 0.2; n=$((n - 1)); done
 }
 
 mount -t cgroup2 none /sys/fs/cgroup

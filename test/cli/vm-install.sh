@@ -5,22 +5,8 @@
 #   @@BEGIN name / its output / @@END name EXIT-STATUS
 # Needs SPILLWAY_KERNEL_DIR (the harness's cache directory of this kernel).
 S="node cli/bin/spillway.js"
+. test/cli/vm-cases.sh
 rel=$(uname -r)
-# Each case also prints "@@TIME name START END" (guest uptime), for the run's timings in docs.
-case_() {
-	name=$1
-	shift
-	start=$(cut -d' ' -f1 /proc/uptime)
-	echo "@@BEGIN $name"
-	"$@" 2>&1
-	echo "@@END $name $?"
-	echo "@@TIME $name $start $(cut -d' ' -f1 /proc/uptime)"
-}
-wait_for() { # wait_for SECONDS TEST...: polls TEST every 0.2 s
-	n=$(($1 * 5))
-	shift
-	while [ $n -gt 0 ] && ! "$@"; do sleep 0.2; n=$((n - 1)); done
-}
 initramfs_spillway() { lsinitramfs "/boot/initrd.img-$rel" | grep spillway; true; }
 
 # The kernel's modules and headers where a Debian host keeps them, as linux-image and
