@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../shim/src/nvml_types.h"
+#include "../../shim/src/core/nvml_types.h"
 
 static unsigned long long vram(void)
 {

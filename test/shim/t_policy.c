@@ -4,7 +4,7 @@
  */
 #include "tap.h"
 
-#include "shim.h"
+#include "core.h"
 
 static const char *const *env_now;
 

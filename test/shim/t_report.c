@@ -5,7 +5,7 @@
  */
 #include "tap.h"
 
-#include "../../shim/src/nvml_types.h"
+#include "../../shim/src/core/nvml_types.h"
 #include <cuda.h>
 
 typedef nvmlReturn_t (*mem_v1_t)(nvmlDevice_t, nvmlMemory_t *);

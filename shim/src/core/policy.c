@@ -2,7 +2,7 @@
  * Placement policy and reported figures: pure functions of the configuration and the
  * numbers passed in, so the tests can check every branch without a driver.
  */
-#include "shim.h"
+#include "core.h"
 
 uint64_t sat_add(uint64_t a, uint64_t b)
 {

@@ -2,7 +2,7 @@
  * What the application is told: free/total memory (driver and NVML) and the attributes of
  * pointers into spilled memory.
  */
-#include "shim.h"
+#include "hooks.h"
 
 #include <string.h>
 
@@ -12,8 +12,8 @@ static void report(uint64_t real_free, uint64_t real_total, int dev, uint64_t *f
 	const struct spw_config *c = spw_config();
 	uint64_t spill_avail = c->report == REPORT_VIRTUAL ? spill_available() : 0;
 
-	policy_report(c, real_free, real_total, dev >= 0 ? stats_vram_used(dev) : 0,
-		      stats_spill_used_total(), spill_avail, free_out, total_out);
+	policy_report(c, real_free, real_total, dev >= 0 ? account_vram_used(dev) : 0,
+		      account_spill_used(), spill_avail, free_out, total_out);
 }
 
 CUresult CUDAAPI cuMemGetInfo_v2(size_t *free, size_t *total)

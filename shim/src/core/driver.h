@@ -1,9 +1,9 @@
 /*
- * Everything generated from hooks.def: ids, names, wrapper declarations and the typed
- * pointers to the real functions.
+ * The driver's functions, generated from driver.def: ids and the typed pointers to the real
+ * functions, resolved on first use.  The wrappers' declarations are in hooks/hooks.h.
  */
-#ifndef SPILLWAY_HOOKS_H
-#define SPILLWAY_HOOKS_H
+#ifndef SPILLWAY_DRIVER_H
+#define SPILLWAY_DRIVER_H
 
 #include <cuda.h>
 #include "nvml_types.h"
@@ -18,7 +18,7 @@ enum hook_id {
 #define CU_REAL CU_HOOK
 #define NVML_HOOK CU_HOOK
 #define NVML_REAL CU_HOOK
-#include "hooks.def"
+#include "driver.def"
 #undef CU_HOOK
 #undef CU_REAL
 #undef NVML_HOOK
@@ -26,23 +26,12 @@ enum hook_id {
 	HOOK_COUNT
 };
 
-/* Wrapper declarations (cuda.h already declares most; identical redeclarations are fine). */
-#define CU_HOOK(name, params) CUresult CUDAAPI name params;
-#define CU_REAL(name, params)
-#define NVML_HOOK(name, params) nvmlReturn_t name params;
-#define NVML_REAL(name, params)
-#include "hooks.def"
-#undef CU_HOOK
-#undef CU_REAL
-#undef NVML_HOOK
-#undef NVML_REAL
-
 /* real_<name>_t: the type of the driver's own function. */
 #define CU_HOOK(name, params) typedef CUresult (CUDAAPI *real_##name##_t) params;
 #define CU_REAL CU_HOOK
 #define NVML_HOOK(name, params) typedef nvmlReturn_t (*real_##name##_t) params;
 #define NVML_REAL NVML_HOOK
-#include "hooks.def"
+#include "driver.def"
 #undef CU_HOOK
 #undef CU_REAL
 #undef NVML_HOOK
@@ -52,11 +41,8 @@ enum hook_id {
 void *real_fn(enum hook_id id);
 #define REAL(name) ((real_##name##_t)real_fn(HOOK_##name))
 
-/* Hooked id for @name, or -1 for names the shim does not wrap. */
+/* Hooked id (a CU_HOOK or NVML_HOOK entry) for @name, or -1 for names the shim does not wrap. */
 int hook_find(const char *name);
-/* Our exported wrapper for a hooked id. */
-void *hook_wrapper(int id);
-const char *hook_name(int id);
 
 /* The driver handle (dlopen("libcuda.so.1")); NULL when there is no driver. */
 void *driver_handle(void);

@@ -3,7 +3,7 @@
  * so cuMemHostRegister can pin it), from hugetlb pages when the system has them reserved.
  */
 #define _GNU_SOURCE
-#include "shim.h"
+#include "core.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,13 +1,16 @@
-/* Internal interfaces shared by the shim's files. */
-#ifndef SPILLWAY_SHIM_H
-#define SPILLWAY_SHIM_H
+/*
+ * The shim's core: what the wrappers in hooks/ build on.  Nothing here calls a wrapper;
+ * each section names the file that defines it.
+ */
+#ifndef SPILLWAY_CORE_H
+#define SPILLWAY_CORE_H
 
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
-#include "hooks.h"
+#include "driver.h"
 #include "config.h"
 #include "log.h"
 
@@ -43,12 +46,6 @@ struct alloc_rec {
 /* init.c: lazily, once: config, log, fork handlers, exit stats. */
 void spw_init(void);
 
-/*
- * Recursion guard: the driver or our own helpers may call an exported cu* symbol while we
- * are inside a wrapper; those inner calls go straight to the driver.
- */
-extern __thread int spw_depth;
-
 /* registry.c */
 int vram_insert(struct alloc_rec *r);
 struct alloc_rec *vram_remove(uintptr_t base);
@@ -66,11 +63,29 @@ void registry_unlock_all(void);
 void registry_reset_locks(void);
 size_t registry_count(void);
 
-/* stats.c */
-void stats_vram(int dev, int64_t delta);
-int stats_vram_take(int dev, uint64_t size, uint64_t ceiling);
-void stats_spill(int dev, enum spill_kind kind, int64_t delta);
-void stats_managed(int64_t delta);
+/* accounting.c: what this process uses, per device (atomics, no lock). */
+/* Our VRAM on @dev grew by @delta bytes (negative: shrank). */
+void account_vram(int dev, int64_t delta);
+/* Take @size of @dev's VRAM if it fits under @ceiling (atomic: threads cannot overshoot). */
+int account_vram_take(int dev, uint64_t size, uint64_t ceiling);
+void account_spill(int dev, enum spill_kind kind, int64_t delta);
+void account_managed(int64_t delta);
+uint64_t account_vram_used(int dev);
+uint64_t account_spill_used(void);
+/* The driver's free VRAM on @dev (cached when policy_free_cached_ok allows), or UINT64_MAX. */
+uint64_t account_vram_free(const struct spw_config *c, int dev, uint64_t size, uint64_t *total);
+struct account_device {
+	uint64_t vram_used, vram_peak, spill_used, spill_peak;
+};
+/* @dev's figures; returns 0 when @dev was never used. */
+int account_device(int dev, struct account_device *out);
+struct account_totals {
+	uint64_t spill_used, spill_peak, managed;
+	uint64_t spill_now[SPILL_KINDS], spill_ever[SPILL_KINDS];
+};
+void account_totals(struct account_totals *out);
+
+/* counters.c: event counts (relaxed atomics). */
 #define SPW_COUNTERS(X) X(allocs) X(spills) X(spill_failures) X(frees) X(deferred_frees) \
 	X(passthrough_frees) X(getproc_calls) X(getproc_wrapped) X(dlsym_wrapped) \
 	X(arenas_created) X(arenas_released) X(vmm_host_numa) X(free_queries) X(free_cached)
@@ -80,10 +95,11 @@ enum counter {
 #undef COUNTER_ID
 	CNT_COUNT
 };
-void stats_count(enum counter c);
-uint64_t stats_counter(enum counter c);
-uint64_t stats_vram_used(int dev);
-uint64_t stats_spill_used_total(void);
+void counter_inc(enum counter c);
+uint64_t counter_read(enum counter c);
+const char *counter_name(enum counter c);
+
+/* stats.c: the JSON view (spillway_stats_json, exported) and the exit report. */
 void stats_at_exit(void);
 int spillway_stats_json(char *buf, size_t len);
 
@@ -120,12 +136,6 @@ void policy_report(const struct spw_config *c, uint64_t real_free, uint64_t real
 uint64_t sat_add(uint64_t a, uint64_t b);
 uint64_t sat_sub(uint64_t a, uint64_t b);
 
-/* vram_free.c */
-/* The driver's free VRAM on @dev (cached when policy_free_cached_ok allows), or UINT64_MAX. */
-uint64_t vram_free(const struct spw_config *c, int dev, uint64_t size, uint64_t *total);
-/* Our VRAM on @dev grew by @delta bytes (negative: shrank). */
-void vram_free_note(int dev, int64_t delta);
-
 /* spill.c */
 CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out);
 /* Free a spilled record now (nothing queued may still use it). */
@@ -137,6 +147,7 @@ void spill_drop_context(CUcontext ctx);
 uint64_t spill_available(void);
 void spill_lock(void);
 void spill_unlock(void);
+void spill_reset_lock(void);
 
 /* backend_*.c: page-backed shared memory the GPU can pin. */
 struct backend_map {
@@ -160,11 +171,58 @@ int ctx_current_dev(CUcontext *ctx, int *dev);
 /* Run @fn with @ctx current on this thread (for cleanup from any thread). */
 void with_context(CUcontext ctx, void (*fn)(void *), void *arg);
 
-/* vmm.c */
+/* vmm_handles.c: the VMM handles created through us and where they are mapped. */
+struct vmm_handle {
+	CUmemGenericAllocationHandle handle;
+	size_t size;
+	int dev;
+	int spilled;
+	long refs;			/* Protected by vmm_mutex. */
+	CUmemLocation asked;		/* where the application asked for it */
+};
+/* Take a reference on a handle we created; NULL when it is not ours. */
+struct vmm_handle *vmm_handle_ref(CUmemGenericAllocationHandle h);
+void vmm_handle_unref(CUmemGenericAllocationHandle h);
+/* A new handle with one reference; @counted: its bytes are already in the account (taken). */
+void vmm_handle_record(CUmemGenericAllocationHandle h, size_t size, int dev, int spilled,
+		       const CUmemLocation *asked, int counted);
+/* Whether @h is one of our spilled handles; then *@asked is where the application asked. */
+int vmm_handle_asked(CUmemGenericAllocationHandle h, CUmemLocation *asked);
+/* Record a cuMemMap of one of our handles (a reference and a range record). */
+void vmm_map_record(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle h);
+/* Drop our map records in [ptr, ptr+size) and their references. */
+void vmm_forget_maps(CUdeviceptr ptr, size_t size);
 void vmm_lock(void);
 void vmm_unlock(void);
 void vmm_reset_lock(void);
-void spill_reset_lock(void);
+
+/* placement.c: VRAM or spill, for each allocation. */
+/* One way of getting VRAM from the driver, with its arguments. */
+struct vram_request {
+	CUresult (*alloc)(struct vram_request *q, CUdeviceptr *dptr);	/* a vram_alloc_* */
+	size_t size;		/* bytes the placement is decided on */
+	size_t width, height;	/* pitch */
+	size_t *pitch;
+	unsigned int elem;
+	CUstream stream;
+	CUmemoryPool pool;
+	enum hook_id id;	/* async: the plain or the per-thread entry point */
+};
+CUresult vram_alloc_plain(struct vram_request *q, CUdeviceptr *dptr);
+CUresult vram_alloc_pitch(struct vram_request *q, CUdeviceptr *dptr);
+CUresult vram_alloc_async(struct vram_request *q, CUdeviceptr *dptr);
+CUresult vram_alloc_from_pool(struct vram_request *q, CUdeviceptr *dptr);
+/* Place a linear allocation in VRAM or spilled memory, record and account it. */
+CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind kind);
+/* Place a cuMemCreate for device memory: on the device, or on host NUMA node 0. */
+CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
+			  const CUmemAllocationProp *prop, unsigned long long flags);
+/* Record and account a managed allocation (never placed: it migrates on its own). */
+void record_managed(CUdeviceptr p, size_t size);
+/* Forget a VRAM or managed record whose memory the driver has freed. */
+void placement_forget(struct alloc_rec *r);
+/* Before a context goes: drop its records and the spill it owned. */
+void placement_drop_context(CUcontext ctx);
 
 /* A coarse monotonic clock: read from the vDSO without touching the clock source (5 ns). */
 static inline uint64_t now_coarse_ns(void)

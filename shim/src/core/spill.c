@@ -10,7 +10,7 @@
  * never held across a driver call that pins or unpins memory.
  */
 #define _GNU_SOURCE
-#include "shim.h"
+#include "core.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -163,7 +163,7 @@ static struct arena *arena_create(size_t size, CUcontext ctx, int dedicated)
 	a->dedicated = dedicated;
 	whole->len = a->map.size;
 	a->free_list = whole;
-	stats_count(CNT_arenas_created);
+	counter_inc(CNT_arenas_created);
 	spw_log(LOG_INFO, "arena %p: %zu bytes from the %s backend", a->map.addr, a->map.size,
 		a->map.kind == SPILL_POOL ? "pool" : "host");
 	return a;
@@ -197,7 +197,7 @@ static void arena_release(struct arena *a)
 		a->free_list = e->next;
 		free(e);
 	}
-	stats_count(CNT_arenas_released);
+	counter_inc(CNT_arenas_released);
 	free(a);
 }
 
@@ -234,9 +234,9 @@ CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out)
 	if (c->backend == BACKEND_OFF)
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	spill_reclaim(0);
-	if (c->spill_limit && sat_add(stats_spill_used_total(), len) > c->spill_limit) {
+	if (c->spill_limit && sat_add(account_spill_used(), len) > c->spill_limit) {
 		spw_log(LOG_WARN, "spill of %zu bytes would pass SPILLWAY_SPILL_LIMIT", size);
-		stats_count(CNT_spill_failures);
+		counter_inc(CNT_spill_failures);
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	}
 	rec = calloc(1, sizeof(*rec));
@@ -260,7 +260,7 @@ CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out)
 		a = arena_create(dedicated ? len : c->chunk, ctx, dedicated);
 		if (!a) {
 			free(rec);
-			stats_count(CNT_spill_failures);
+			counter_inc(CNT_spill_failures);
 			return CUDA_ERROR_OUT_OF_MEMORY;
 		}
 		pthread_mutex_lock(&spill_mutex);
@@ -284,8 +284,8 @@ CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out)
 		free(rec);
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	}
-	stats_spill(dev, a->map.kind, (int64_t)len);
-	stats_count(CNT_spills);
+	account_spill(dev, a->map.kind, (int64_t)len);
+	counter_inc(CNT_spills);
 	*out = rec->base;
 	spw_log(LOG_DEBUG, "spilled %zu bytes at %#llx", size, (unsigned long long)rec->base);
 	return CUDA_SUCCESS;
@@ -303,7 +303,7 @@ void spill_free_now(struct alloc_rec *r)
 		gone = a;
 	}
 	pthread_mutex_unlock(&spill_mutex);
-	stats_spill(r->dev, a->map.kind, -(int64_t)len);
+	account_spill(r->dev, a->map.kind, -(int64_t)len);
 	free(r);
 	if (gone)
 		arena_release(gone);
@@ -329,7 +329,7 @@ void spill_free_ordered(struct alloc_rec *r, CUstream stream, int per_thread)
 			p->next = pending;
 			pending = p;
 			pthread_mutex_unlock(&spill_mutex);
-			stats_count(CNT_deferred_frees);
+			counter_inc(CNT_deferred_frees);
 			return;
 		}
 		destroy(ev);
@@ -432,7 +432,7 @@ uint64_t spill_available(void)
 	if (c->backend != BACKEND_POOL)
 		avail = sat_add(avail, host_available());
 	avail = sat_add(avail, in_arenas);
-	if (c->spill_limit && avail > sat_sub(c->spill_limit, stats_spill_used_total()))
-		avail = sat_sub(c->spill_limit, stats_spill_used_total());
+	if (c->spill_limit && avail > sat_sub(c->spill_limit, account_spill_used()))
+		avail = sat_sub(c->spill_limit, account_spill_used());
 	return avail;
 }

@@ -4,7 +4,7 @@
  * buffer shows in `spillway status` (SPILLWAY_IOC_LIST_BUFFERS) until it is unmapped.
  */
 #define _GNU_SOURCE
-#include "shim.h"
+#include "core.h"
 #include "spillway.h"
 
 #include <errno.h>

@@ -14,7 +14,7 @@
  * Lock order (fork handlers take all): spill -> vmm -> ranges -> shards[0..SHARDS).
  */
 #define _GNU_SOURCE
-#include "shim.h"
+#include "core.h"
 
 #include <pthread.h>
 #include <search.h>

@@ -2,12 +2,11 @@
  * Lazy initialisation.  Nothing runs in a constructor: the first hooked call (from whatever
  * thread) runs this once, so a program that never touches CUDA never pays for the shim.
  */
-#include "shim.h"
+#include "core.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
-__thread int spw_depth;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 

@@ -1,0 +1,272 @@
+/*
+ * Where an allocation goes: VRAM within the budget, or spilled host memory.  The policy
+ * (policy.c) decides from the figures; this file asks the driver, records and accounts.
+ */
+#include "core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static _Atomic int first_host_create;	/* the first one is logged at info */
+
+CUresult vram_alloc_plain(struct vram_request *q, CUdeviceptr *dptr)
+{
+	real_cuMemAlloc_v2_t f = REAL(cuMemAlloc_v2);
+
+	return f ? f(dptr, q->size) : CUDA_ERROR_NOT_FOUND;
+}
+
+CUresult vram_alloc_pitch(struct vram_request *q, CUdeviceptr *dptr)
+{
+	real_cuMemAllocPitch_v2_t f = REAL(cuMemAllocPitch_v2);
+	CUresult rc;
+
+	if (!f)
+		return CUDA_ERROR_NOT_FOUND;
+	rc = f(dptr, q->pitch, q->width, q->height, q->elem);
+	if (rc == CUDA_SUCCESS)
+		q->size = *q->pitch * q->height;
+	return rc;
+}
+
+CUresult vram_alloc_async(struct vram_request *q, CUdeviceptr *dptr)
+{
+	real_cuMemAllocAsync_t f = (real_cuMemAllocAsync_t)real_fn(q->id);
+
+	return f ? f(dptr, q->size, q->stream) : CUDA_ERROR_NOT_FOUND;
+}
+
+CUresult vram_alloc_from_pool(struct vram_request *q, CUdeviceptr *dptr)
+{
+	real_cuMemAllocFromPoolAsync_t f = (real_cuMemAllocFromPoolAsync_t)real_fn(q->id);
+
+	return f ? f(dptr, q->size, q->pool, q->stream) : CUDA_ERROR_NOT_FOUND;
+}
+
+/* Record a VRAM allocation; @counted bytes of it are already in the account (taken). */
+static void record_vram(CUdeviceptr p, size_t size, int dev, CUcontext ctx, enum rec_kind kind,
+			size_t counted)
+{
+	struct alloc_rec *r = calloc(1, sizeof(*r));
+
+	account_vram(dev, (int64_t)size - (int64_t)counted);
+	if (!r) {
+		spw_log(LOG_WARN, "out of memory for a record: %#llx stays unaccounted",
+			(unsigned long long)p);
+		account_vram(dev, -(int64_t)size);
+		return;
+	}
+	r->base = p;
+	r->size = size;
+	r->dev = dev;
+	r->ctx = ctx;
+	r->kind = kind;
+	if (vram_insert(r) != 0) {
+		spw_log(LOG_ERROR, "the driver returned %#llx twice", (unsigned long long)p);
+		account_vram(dev, -(int64_t)size);
+		free(r);
+	}
+}
+
+/*
+ * Try VRAM.  Budgeted requests take their share of the limit first, atomically; large ones
+ * stay out of SPILLWAY_RESERVE unless @may_use_reserve (when spilling them failed).
+ */
+static CUresult try_vram(const struct spw_config *c, struct vram_request *q, CUdeviceptr *dptr,
+			 int dev, CUcontext ctx, enum rec_kind kind, int may_use_reserve)
+{
+	size_t taken = 0;
+	CUresult rc;
+
+	if (policy_budgeted(c, q->size)) {
+		if (!account_vram_take(dev, q->size, policy_ceiling(c, q->size, may_use_reserve)))
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		taken = q->size;
+	}
+	rc = q->alloc(q, dptr);
+	if (rc == CUDA_SUCCESS)
+		record_vram(*dptr, q->size, dev, ctx, kind, taken);
+	else if (taken)
+		account_vram(dev, -(int64_t)taken);
+	return rc;
+}
+
+/* The policy's answer for @size bytes on @dev, asking the driver's free figure only when needed. */
+static enum placement decide(const struct spw_config *c, int dev, uint64_t size)
+{
+	struct policy_input in = { .size = size, .vram_free = UINT64_MAX };
+
+	counter_inc(CNT_allocs);
+	in.vram_used = account_vram_used(dev);
+	if (policy_needs_free(c, size, in.vram_used))
+		in.vram_free = account_vram_free(c, dev, size, &in.vram_total);
+	return policy_decide(c, &in);
+}
+
+CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind kind)
+{
+	const struct spw_config *c = spw_config();
+	enum placement where;
+	CUcontext ctx;
+	CUresult rc;
+	int dev;
+
+	/* No context: the driver will refuse; let it say so. */
+	if (ctx_current_dev(&ctx, &dev) != 0)
+		return q->alloc(q, dptr);
+	where = decide(c, dev, q->size);
+	if (where == PLACE_VRAM) {
+		rc = try_vram(c, q, dptr, dev, ctx, kind, 0);
+		if (rc != CUDA_ERROR_OUT_OF_MEMORY || c->backend == BACKEND_OFF)
+			return rc;
+		spw_log(LOG_INFO, "no VRAM for %zu bytes on device %d: spilling", q->size, dev);
+	}
+	rc = spill_alloc(q->size, dev, ctx, dptr);
+	if (rc == CUDA_SUCCESS || where == PLACE_VRAM)
+		return rc;
+	/* Spilling failed: VRAM is still better than an error, within the budget (reserve included). */
+	return try_vram(c, q, dptr, dev, ctx, kind, 1);
+}
+
+void record_managed(CUdeviceptr p, size_t size)
+{
+	struct alloc_rec *r = calloc(1, sizeof(*r));
+	CUcontext ctx = NULL;
+	int dev = -1;
+
+	ctx_current_dev(&ctx, &dev);
+	if (!r)
+		return;
+	r->base = p;
+	r->size = size;
+	r->dev = dev;
+	r->ctx = ctx;
+	r->kind = REC_MANAGED;
+	if (vram_insert(r) == 0)
+		account_managed((int64_t)size);
+	else
+		free(r);
+}
+
+void placement_forget(struct alloc_rec *r)
+{
+	if (r->kind == REC_MANAGED)
+		account_managed(-(int64_t)r->size);
+	else
+		account_vram(r->dev, -(int64_t)r->size);
+	free(r);
+}
+
+/* The driver frees a context's VRAM with it; drop our records and the spill it owned. */
+static void drop_record(struct alloc_rec *r)
+{
+	switch (r->kind) {
+	case REC_VRAM:
+	case REC_ASYNC:
+	case REC_MANAGED:
+		placement_forget(r);
+		break;
+	case REC_SPILL:
+		spill_free_now(r);
+		break;
+	case REC_VMM_MAP:
+		break;
+	}
+}
+
+void placement_drop_context(CUcontext ctx)
+{
+	registry_drop_context(ctx, drop_record);
+	spill_drop_context(ctx);
+}
+
+/*
+ * Host NUMA node 0 with the handle types asked for; if the driver refuses that combination,
+ * the same without shareable handle types (spilled memory cannot be shared over IPC anyway:
+ * cuda.md), then CU_MEM_LOCATION_TYPE_HOST, which accepts only that.
+ */
+static CUresult create_on_host(CUmemGenericAllocationHandle *handle, size_t size,
+			       const CUmemAllocationProp *prop, unsigned long long flags)
+{
+	const struct spw_config *c = spw_config();
+	CUmemAllocationProp host = *prop;
+	CUresult rc;
+
+	if (c->spill_limit && sat_add(account_spill_used(), size) > c->spill_limit)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	host.location.type = CU_MEM_LOCATION_TYPE_HOST_NUMA;
+	host.location.id = 0;
+	/* Device-only hints (compression, GPUDirect RDMA, usage) make host requests invalid. */
+	memset(&host.allocFlags, 0, sizeof(host.allocFlags));
+	rc = REAL(cuMemCreate)(handle, size, &host, flags);
+	if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_OUT_OF_MEMORY)
+		return rc;
+	spw_log(LOG_INFO, "cuMemCreate(%zu, HOST_NUMA 0, handle types %#x, type %d, flags %llu, "
+		"asked compression %u rdma %u usage %u) = %d", size,
+		(unsigned int)host.requestedHandleTypes, (int)host.type, flags,
+		prop->allocFlags.compressionType, prop->allocFlags.gpuDirectRDMACapable,
+		prop->allocFlags.usage, (int)rc);
+	if (host.requestedHandleTypes) {
+		host.requestedHandleTypes = CU_MEM_HANDLE_TYPE_NONE;
+		rc = REAL(cuMemCreate)(handle, size, &host, flags);
+		if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_OUT_OF_MEMORY)
+			return rc;
+		spw_log(LOG_INFO, "cuMemCreate(%zu, HOST_NUMA 0, no handle types) = %d", size,
+			(int)rc);
+	}
+	host.location.type = CU_MEM_LOCATION_TYPE_HOST;
+	rc = REAL(cuMemCreate)(handle, size, &host, flags);
+	if (rc != CUDA_SUCCESS)
+		spw_log(LOG_INFO, "cuMemCreate(%zu, HOST, no handle types) = %d", size, (int)rc);
+	return rc;
+}
+
+static CUresult create_in_vram(const struct spw_config *c, CUmemGenericAllocationHandle *handle,
+			       size_t size, const CUmemAllocationProp *prop,
+			       unsigned long long flags, int dev, int may_use_reserve)
+{
+	int budgeted = policy_budgeted(c, size);
+	CUresult rc;
+
+	if (budgeted && !account_vram_take(dev, size, policy_ceiling(c, size, may_use_reserve)))
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	rc = REAL(cuMemCreate)(handle, size, prop, flags);
+	if (rc == CUDA_SUCCESS)
+		vmm_handle_record(*handle, size, dev, 0, &prop->location, budgeted);
+	else if (budgeted)
+		account_vram(dev, -(int64_t)size);
+	return rc;
+}
+
+CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
+			  const CUmemAllocationProp *prop, unsigned long long flags)
+{
+	const struct spw_config *c = spw_config();
+	/* The device is named in the request: no context needed (loader threads have none). */
+	int dev = prop->location.id;
+	enum placement where = decide(c, dev, size);
+	CUresult rc = CUDA_ERROR_OUT_OF_MEMORY;
+
+	if (where == PLACE_VRAM)
+		rc = create_in_vram(c, handle, size, prop, flags, dev, 0);
+	if (rc != CUDA_ERROR_OUT_OF_MEMORY || c->backend == BACKEND_OFF)
+		return rc;
+	rc = create_on_host(handle, size, prop, flags);
+	if (rc == CUDA_SUCCESS) {
+		counter_inc(CNT_vmm_host_numa);
+		counter_inc(CNT_spills);
+		vmm_handle_record(*handle, size, dev, 1, &prop->location, 0);
+		spw_log(first_host_create++ ? LOG_DEBUG : LOG_INFO,
+			"cuMemCreate(%zu) on host memory (asked: handle types %#x, compression %u, "
+			"rdma %u, usage %u)", size, (unsigned int)prop->requestedHandleTypes,
+			prop->allocFlags.compressionType, prop->allocFlags.gpuDirectRDMACapable,
+			prop->allocFlags.usage);
+		return rc;
+	}
+	counter_inc(CNT_spill_failures);
+	spw_log(LOG_WARN, "no host memory for cuMemCreate(%zu): %d", size, (int)rc);
+	if (where == PLACE_VRAM)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	/* Spilling failed: VRAM is still better than an error, reserve included. */
+	return create_in_vram(c, handle, size, prop, flags, dev, 1);
+}
