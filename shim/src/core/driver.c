@@ -16,10 +16,6 @@ static const char *const hook_names[HOOK_COUNT] = {
 #define NVML_HOOK CU_HOOK
 #define NVML_REAL CU_HOOK
 #include "driver.def"
-#undef CU_HOOK
-#undef CU_REAL
-#undef NVML_HOOK
-#undef NVML_REAL
 };
 
 static const unsigned char hook_libs[HOOK_COUNT] = {
@@ -28,10 +24,6 @@ static const unsigned char hook_libs[HOOK_COUNT] = {
 #define NVML_HOOK(name, params) LIB_NVML,
 #define NVML_REAL NVML_HOOK
 #include "driver.def"
-#undef CU_HOOK
-#undef CU_REAL
-#undef NVML_HOOK
-#undef NVML_REAL
 };
 
 /* Which entries are hooked (CU_HOOK/NVML_HOOK): only those names are substituted. */
@@ -41,10 +33,6 @@ static const unsigned char hook_hooked[HOOK_COUNT] = {
 #define NVML_HOOK CU_HOOK
 #define NVML_REAL CU_REAL
 #include "driver.def"
-#undef CU_HOOK
-#undef CU_REAL
-#undef NVML_HOOK
-#undef NVML_REAL
 };
 
 /* ---- the real dlsym, and the driver libraries by handle ---- */

@@ -19,10 +19,6 @@ enum hook_id {
 #define NVML_HOOK CU_HOOK
 #define NVML_REAL CU_HOOK
 #include "driver.def"
-#undef CU_HOOK
-#undef CU_REAL
-#undef NVML_HOOK
-#undef NVML_REAL
 	HOOK_COUNT
 };
 
@@ -32,10 +28,6 @@ enum hook_id {
 #define NVML_HOOK(name, params) typedef nvmlReturn_t (*real_##name##_t) params;
 #define NVML_REAL NVML_HOOK
 #include "driver.def"
-#undef CU_HOOK
-#undef CU_REAL
-#undef NVML_HOOK
-#undef NVML_REAL
 
 /* The driver's function for @id, or NULL when the driver lacks it (callers then return NOT_FOUND). */
 void *real_fn(enum hook_id id);

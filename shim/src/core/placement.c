@@ -43,11 +43,26 @@ CUresult vram_alloc_from_pool(struct vram_request *q, CUdeviceptr *dptr)
 	return f ? f(dptr, q->size, q->pool, q->stream) : CUDA_ERROR_NOT_FOUND;
 }
 
+static struct alloc_rec *new_record(CUdeviceptr p, size_t size, int dev, CUcontext ctx,
+				    enum rec_kind kind)
+{
+	struct alloc_rec *r = calloc(1, sizeof(*r));
+
+	if (r) {
+		r->base = p;
+		r->size = size;
+		r->dev = dev;
+		r->ctx = ctx;
+		r->kind = kind;
+	}
+	return r;
+}
+
 /* Record a VRAM allocation; @counted bytes of it are already in the account (taken). */
 static void record_vram(CUdeviceptr p, size_t size, int dev, CUcontext ctx, enum rec_kind kind,
 			size_t counted)
 {
-	struct alloc_rec *r = calloc(1, sizeof(*r));
+	struct alloc_rec *r = new_record(p, size, dev, ctx, kind);
 
 	account_vram(dev, (int64_t)size - (int64_t)counted);
 	if (!r) {
@@ -56,11 +71,6 @@ static void record_vram(CUdeviceptr p, size_t size, int dev, CUcontext ctx, enum
 		account_vram(dev, -(int64_t)size);
 		return;
 	}
-	r->base = p;
-	r->size = size;
-	r->dev = dev;
-	r->ctx = ctx;
-	r->kind = kind;
 	if (vram_insert(r) != 0) {
 		spw_log(LOG_ERROR, "the driver returned %#llx twice", (unsigned long long)p);
 		account_vram(dev, -(int64_t)size);
@@ -130,18 +140,14 @@ CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind kind)
 
 void record_managed(CUdeviceptr p, size_t size)
 {
-	struct alloc_rec *r = calloc(1, sizeof(*r));
 	CUcontext ctx = NULL;
 	int dev = -1;
+	struct alloc_rec *r;
 
 	ctx_current_dev(&ctx, &dev);
+	r = new_record(p, size, dev, ctx, REC_MANAGED);
 	if (!r)
 		return;
-	r->base = p;
-	r->size = size;
-	r->dev = dev;
-	r->ctx = ctx;
-	r->kind = REC_MANAGED;
 	if (vram_insert(r) == 0)
 		account_managed((int64_t)size);
 	else

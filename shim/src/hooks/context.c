@@ -5,15 +5,11 @@ CUresult CUDAAPI cuCtxDestroy_v2(CUcontext ctx)
 {
 	real_cuCtxDestroy_v2_t real = REAL(cuCtxDestroy_v2);
 
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
-	if (spw_depth || !ctx)
-		return real(ctx);
-	spw_init();
-	spw_depth++;
+	if (!hook_enter(real, !ctx))
+		return real ? real(ctx) : CUDA_ERROR_NOT_FOUND;
 	/* Before the real destroy: unregistering the arenas needs the context alive. */
 	placement_drop_context(ctx);
-	spw_depth--;
+	hook_leave();
 	return real(ctx);
 }
 
@@ -27,18 +23,14 @@ CUresult CUDAAPI cuDevicePrimaryCtxReset_v2(CUdevice dev)
 	int active = 0;
 	CUcontext ctx = NULL;
 
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
-	if (spw_depth)
-		return real(dev);
-	spw_init();
-	spw_depth++;
+	if (!hook_enter(real, 0))
+		return real ? real(dev) : CUDA_ERROR_NOT_FOUND;
 	/* An inactive primary context owns nothing; an active one is named by retain+release. */
 	if (state && retain && release && state(dev, &flags, &active) == CUDA_SUCCESS && active &&
 	    retain(&ctx, dev) == CUDA_SUCCESS) {
 		release(dev);
 		placement_drop_context(ctx);
 	}
-	spw_depth--;
+	hook_leave();
 	return real(dev);
 }

@@ -25,23 +25,19 @@ CUresult CUDAAPI cuMemGetInfo_v2(size_t *free, size_t *total)
 	CUresult rc;
 	int dev;
 
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
-	if (spw_depth)
-		return real(free, total);
-	spw_init();
+	if (!hook_enter(real, 0))
+		return real ? real(free, total) : CUDA_ERROR_NOT_FOUND;
 	rc = real(&f, &t);
-	if (rc != CUDA_SUCCESS)
-		return rc;
-	spw_depth++;
-	if (ctx_current_dev(&ctx, &dev) != 0)
-		dev = -1;
-	report(f, t, dev, &rf, &rt);
-	spw_depth--;
-	if (free)
-		*free = (size_t)rf;
-	if (total)
-		*total = (size_t)rt;
+	if (rc == CUDA_SUCCESS) {
+		if (ctx_current_dev(&ctx, &dev) != 0)
+			dev = -1;
+		report(f, t, dev, &rf, &rt);
+		if (free)
+			*free = (size_t)rf;
+		if (total)
+			*total = (size_t)rt;
+	}
+	hook_leave();
 	return rc;
 }
 
@@ -52,18 +48,14 @@ CUresult CUDAAPI cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
 	uint64_t rf, rt;
 	CUresult rc;
 
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
-	if (spw_depth || !bytes)
-		return real(bytes, dev);
-	spw_init();
+	if (!hook_enter(real, !bytes))
+		return real ? real(bytes, dev) : CUDA_ERROR_NOT_FOUND;
 	rc = real(&t, dev);
-	if (rc != CUDA_SUCCESS)
-		return rc;
-	spw_depth++;
-	report(t, t, (int)dev, &rf, &rt);
-	spw_depth--;
-	*bytes = (size_t)rt;
+	if (rc == CUDA_SUCCESS) {
+		report(t, t, (int)dev, &rf, &rt);
+		*bytes = (size_t)rt;
+	}
+	hook_leave();
 	return rc;
 }
 
@@ -83,51 +75,56 @@ static int nvml_to_cuda(nvmlDevice_t device)
 	return (int)dev;
 }
 
-static void nvml_report(nvmlDevice_t device, unsigned long long *free,
-			unsigned long long *total, unsigned long long *used)
+/*
+ * nvmlDeviceGetMemoryInfo and _v2 (@id): the driver's answer, then our figures.  Both take
+ * the device and a pointer to their struct; v2 separates the driver's reserved bytes from
+ * used, and reserved is kept as it was.
+ */
+static nvmlReturn_t memory_info(enum hook_id id, nvmlDevice_t device, void *memory)
 {
+	void *real = real_fn(id);
+	unsigned long long *free, *total, *used, reserved = 0;
+	nvmlReturn_t rc;
 	uint64_t rf, rt;
-	int dev;
 
-	spw_init();
-	spw_depth++;
-	dev = nvml_to_cuda(device);
-	report(*free, *total, dev, &rf, &rt);
-	spw_depth--;
+	if (!real)
+		return NVML_ERROR_FUNCTION_NOT_FOUND;
+	if (id == HOOK_nvmlDeviceGetMemoryInfo)
+		rc = ((real_nvmlDeviceGetMemoryInfo_t)real)(device, memory);
+	else
+		rc = ((real_nvmlDeviceGetMemoryInfo_v2_t)real)(device, memory);
+	if (rc != NVML_SUCCESS || !memory || !hook_enter(real, 0))
+		return rc;
+	if (id == HOOK_nvmlDeviceGetMemoryInfo) {
+		nvmlMemory_t *m = memory;
+
+		free = &m->free;
+		total = &m->total;
+		used = &m->used;
+	} else {
+		nvmlMemory_v2_t *m = memory;
+
+		free = &m->free;
+		total = &m->total;
+		used = &m->used;
+		reserved = m->reserved;
+	}
+	report(*free, *total, nvml_to_cuda(device), &rf, &rt);
 	*free = rf;
 	*total = rt;
-	*used = rt - rf;
+	*used = rt - rf > reserved ? rt - rf - reserved : 0;
+	hook_leave();
+	return rc;
 }
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory)
 {
-	real_nvmlDeviceGetMemoryInfo_t real = REAL(nvmlDeviceGetMemoryInfo);
-	nvmlReturn_t rc;
-
-	if (!real)
-		return NVML_ERROR_FUNCTION_NOT_FOUND;
-	rc = real(device, memory);
-	if (rc == NVML_SUCCESS && memory && !spw_depth)
-		nvml_report(device, &memory->free, &memory->total, &memory->used);
-	return rc;
+	return memory_info(HOOK_nvmlDeviceGetMemoryInfo, device, memory);
 }
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory)
 {
-	real_nvmlDeviceGetMemoryInfo_v2_t real = REAL(nvmlDeviceGetMemoryInfo_v2);
-	nvmlReturn_t rc;
-
-	if (!real)
-		return NVML_ERROR_FUNCTION_NOT_FOUND;
-	rc = real(device, memory);
-	if (rc == NVML_SUCCESS && memory && !spw_depth) {
-		unsigned long long used;
-
-		/* v2 separates the driver's reserved bytes from used; keep reserved as it was. */
-		nvml_report(device, &memory->free, &memory->total, &used);
-		memory->used = used > memory->reserved ? used - memory->reserved : 0;
-	}
-	return rc;
+	return memory_info(HOOK_nvmlDeviceGetMemoryInfo_v2, device, memory);
 }
 
 /*
@@ -180,13 +177,13 @@ CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attribute
 {
 	real_cuPointerGetAttribute_t real = REAL(cuPointerGetAttribute);
 	struct alloc_rec r;
+	int answered;
 
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
-	if (spw_depth || !data || !lookup_spilled(ptr, &r) ||
-	    !spilled_attribute(&r, attribute, data, ptr))
-		return real(data, attribute, ptr);
-	return CUDA_SUCCESS;
+	if (!hook_enter(real, !data))
+		return real ? real(data, attribute, ptr) : CUDA_ERROR_NOT_FOUND;
+	answered = lookup_spilled(ptr, &r) && spilled_attribute(&r, attribute, data, ptr);
+	hook_leave();
+	return answered ? CUDA_SUCCESS : real(data, attribute, ptr);
 }
 
 CUresult CUDAAPI cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attribute *attributes,
@@ -196,17 +193,15 @@ CUresult CUDAAPI cuPointerGetAttributes(unsigned int numAttributes, CUpointer_at
 	struct alloc_rec r;
 	CUresult rc;
 
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
-	if (spw_depth || !attributes || !data || !lookup_spilled(ptr, &r))
-		return real(numAttributes, attributes, data, ptr);
+	if (!hook_enter(real, !attributes || !data))
+		return real ? real(numAttributes, attributes, data, ptr) : CUDA_ERROR_NOT_FOUND;
 	/* The driver fills what we do not answer; then we overwrite what we do. */
 	rc = real(numAttributes, attributes, data, ptr);
-	if (rc != CUDA_SUCCESS)
-		return rc;
-	for (unsigned int i = 0; i < numAttributes; i++)
-		if (data[i])
-			spilled_attribute(&r, attributes[i], data[i], ptr);
+	if (rc == CUDA_SUCCESS && lookup_spilled(ptr, &r))
+		for (unsigned int i = 0; i < numAttributes; i++)
+			if (data[i])
+				spilled_attribute(&r, attributes[i], data[i], ptr);
+	hook_leave();
 	return rc;
 }
 
@@ -214,11 +209,14 @@ CUresult CUDAAPI cuMemGetAddressRange_v2(CUdeviceptr *pbase, size_t *psize, CUde
 {
 	real_cuMemGetAddressRange_v2_t real = REAL(cuMemGetAddressRange_v2);
 	struct alloc_rec r;
+	int found;
 
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
+	if (!hook_enter(real, 0))
+		return real ? real(pbase, psize, dptr) : CUDA_ERROR_NOT_FOUND;
 	/* The driver is wrong for host-NUMA maps (a base 12 GiB off) and says "arena" for pieces. */
-	if (spw_depth || !lookup_spilled(dptr, &r))
+	found = lookup_spilled(dptr, &r);
+	hook_leave();
+	if (!found)
 		return real(pbase, psize, dptr);
 	if (pbase)
 		*pbase = r.base;

@@ -16,10 +16,6 @@ static void *const hook_wrappers[HOOK_COUNT] = {
 #define NVML_HOOK CU_HOOK
 #define NVML_REAL CU_REAL
 #include "core/driver.def"
-#undef CU_HOOK
-#undef CU_REAL
-#undef NVML_HOOK
-#undef NVML_REAL
 };
 
 /* ---- dlsym ---- */
@@ -117,41 +113,39 @@ static void *wrap_driver_pointer(void *fn)
 	return hook_wrappers[id];
 }
 
-CUresult CUDAAPI cuGetProcAddress_v2(const char *symbol, void **pfn, int cudaVersion,
-				     cuuint64_t flags, CUdriverProcAddressQueryResult *symbolStatus)
+/* cuGetProcAddress_v2 and the 4-argument original (@symbolStatus unused): one body. */
+static CUresult get_proc_address(enum hook_id id, const char *symbol, void **pfn, int cudaVersion,
+				 cuuint64_t flags, CUdriverProcAddressQueryResult *symbolStatus)
 {
-	real_cuGetProcAddress_v2_t real = REAL(cuGetProcAddress_v2);
+	void *real = real_fn(id);
 	CUresult rc;
 
 	if (!real)
 		return CUDA_ERROR_NOT_FOUND;
-	rc = real(symbol, pfn, cudaVersion, flags, symbolStatus);
-	if (spw_depth)
+	if (id == HOOK_cuGetProcAddress_v2)
+		rc = ((real_cuGetProcAddress_v2_t)real)(symbol, pfn, cudaVersion, flags, symbolStatus);
+	else
+		rc = ((real_cuGetProcAddress_t)real)(symbol, pfn, cudaVersion, flags);
+	if (!hook_enter(real, 0))
 		return rc;
-	spw_init();
 	counter_inc(CNT_getproc_calls);
 	if (rc == CUDA_SUCCESS && pfn)
 		*pfn = wrap_driver_pointer(*pfn);
-	spw_log(LOG_DEBUG, "cuGetProcAddress_v2(%s, %d, %llu) = %d", symbol ? symbol : "(null)",
+	spw_log(LOG_DEBUG, "%s(%s, %d, %llu) = %d", id == HOOK_cuGetProcAddress_v2 ?
+		"cuGetProcAddress_v2" : "cuGetProcAddress", symbol ? symbol : "(null)",
 		cudaVersion, (unsigned long long)flags, (int)rc);
+	hook_leave();
 	return rc;
+}
+
+CUresult CUDAAPI cuGetProcAddress_v2(const char *symbol, void **pfn, int cudaVersion,
+				     cuuint64_t flags, CUdriverProcAddressQueryResult *symbolStatus)
+{
+	return get_proc_address(HOOK_cuGetProcAddress_v2, symbol, pfn, cudaVersion, flags,
+				symbolStatus);
 }
 
 CUresult CUDAAPI cuGetProcAddress(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags)
 {
-	real_cuGetProcAddress_t real = REAL(cuGetProcAddress);
-	CUresult rc;
-
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
-	rc = real(symbol, pfn, cudaVersion, flags);
-	if (spw_depth)
-		return rc;
-	spw_init();
-	counter_inc(CNT_getproc_calls);
-	if (rc == CUDA_SUCCESS && pfn)
-		*pfn = wrap_driver_pointer(*pfn);
-	spw_log(LOG_DEBUG, "cuGetProcAddress(%s, %d, %llu) = %d", symbol ? symbol : "(null)",
-		cudaVersion, (unsigned long long)flags, (int)rc);
-	return rc;
+	return get_proc_address(HOOK_cuGetProcAddress, symbol, pfn, cudaVersion, flags, NULL);
 }

@@ -4,8 +4,8 @@
  *
  * A cuMemCreate for device memory that does not fit is created on host NUMA node 0 instead
  * (not CU_MEM_LOCATION_TYPE_HOST, which refuses the POSIX_FD handles PyTorch asks for); the
- * application maps and grants access to it exactly as before.
- * The handles and their maps are tracked in core/vmm_handles.c.
+ * application maps and grants access to it exactly as before.  The handles and their maps
+ * are tracked in core/vmm_handles.c.
  */
 #include "hooks.h"
 
@@ -15,14 +15,11 @@ CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
 	real_cuMemCreate_t real = REAL(cuMemCreate);
 	CUresult rc;
 
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
-	if (spw_depth || !handle || !prop || prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE)
-		return real(handle, size, prop, flags);
-	spw_init();
-	spw_depth++;
+	if (!hook_enter(real, !handle || !prop ||
+			prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE))
+		return real ? real(handle, size, prop, flags) : CUDA_ERROR_NOT_FOUND;
 	rc = place_vmm_create(handle, size, prop, flags);
-	spw_depth--;
+	hook_leave();
 	return rc;
 }
 
@@ -31,11 +28,12 @@ CUresult CUDAAPI cuMemRelease(CUmemGenericAllocationHandle handle)
 	real_cuMemRelease_t real = REAL(cuMemRelease);
 	CUresult rc;
 
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
+	if (!hook_enter(real, 0))
+		return real ? real(handle) : CUDA_ERROR_NOT_FOUND;
 	rc = real(handle);
-	if (rc == CUDA_SUCCESS && !spw_depth)
+	if (rc == CUDA_SUCCESS)
 		vmm_handle_unref(handle);
+	hook_leave();
 	return rc;
 }
 
@@ -45,51 +43,47 @@ CUresult CUDAAPI cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
 	real_cuMemMap_t real = REAL(cuMemMap);
 	CUresult rc;
 
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
+	if (!hook_enter(real, 0))
+		return real ? real(ptr, size, offset, handle, flags) : CUDA_ERROR_NOT_FOUND;
 	rc = real(ptr, size, offset, handle, flags);
-	if (rc != CUDA_SUCCESS || spw_depth)
-		return rc;
-	spw_init();
-	vmm_map_record(ptr, size, offset, handle);
+	if (rc == CUDA_SUCCESS)
+		vmm_map_record(ptr, size, offset, handle);
+	hook_leave();
+	return rc;
+}
+
+/* cuMemUnmap and cuMemAddressFree (@id): both end the maps in [ptr, ptr+size). */
+static CUresult unmap_range(enum hook_id id, CUdeviceptr ptr, size_t size)
+{
+	real_cuMemUnmap_t real = (real_cuMemUnmap_t)real_fn(id);
+	CUresult rc;
+
+	if (!hook_enter(real, 0))
+		return real ? real(ptr, size) : CUDA_ERROR_NOT_FOUND;
+	rc = real(ptr, size);
+	if (rc == CUDA_SUCCESS)
+		vmm_forget_maps(ptr, size);
+	hook_leave();
 	return rc;
 }
 
 CUresult CUDAAPI cuMemUnmap(CUdeviceptr ptr, size_t size)
 {
-	real_cuMemUnmap_t real = REAL(cuMemUnmap);
-	CUresult rc;
-
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
-	rc = real(ptr, size);
-	if (rc == CUDA_SUCCESS && !spw_depth)
-		vmm_forget_maps(ptr, size);
-	return rc;
+	return unmap_range(HOOK_cuMemUnmap, ptr, size);
 }
 
+CUresult CUDAAPI cuMemAddressFree(CUdeviceptr ptr, size_t size)
+{
+	return unmap_range(HOOK_cuMemAddressFree, ptr, size);
+}
+
+/* Address space costs no memory: passed through (listed so every VMM entry point is ours). */
 CUresult CUDAAPI cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment,
 				     CUdeviceptr addr, unsigned long long flags)
 {
 	real_cuMemAddressReserve_t real = REAL(cuMemAddressReserve);
 
-	/* Address space costs no memory: passed through (listed so every VMM entry point is ours). */
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
-	return real(ptr, size, alignment, addr, flags);
-}
-
-CUresult CUDAAPI cuMemAddressFree(CUdeviceptr ptr, size_t size)
-{
-	real_cuMemAddressFree_t real = REAL(cuMemAddressFree);
-	CUresult rc;
-
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
-	rc = real(ptr, size);
-	if (rc == CUDA_SUCCESS && !spw_depth)
-		vmm_forget_maps(ptr, size);
-	return rc;
+	return real ? real(ptr, size, alignment, addr, flags) : CUDA_ERROR_NOT_FOUND;
 }
 
 CUresult CUDAAPI cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc,
@@ -98,12 +92,13 @@ CUresult CUDAAPI cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessD
 	real_cuMemSetAccess_t real = REAL(cuMemSetAccess);
 	CUresult rc;
 
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
+	if (!hook_enter(real, 0))
+		return real ? real(ptr, size, desc, count) : CUDA_ERROR_NOT_FOUND;
 	rc = real(ptr, size, desc, count);
-	if (rc != CUDA_SUCCESS && !spw_depth)
+	if (rc != CUDA_SUCCESS)
 		spw_log(LOG_INFO, "cuMemSetAccess(%#llx, %zu) = %d", (unsigned long long)ptr, size,
 			(int)rc);
+	hook_leave();
 	return rc;
 }
 
@@ -112,11 +107,12 @@ CUresult CUDAAPI cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handl
 	real_cuMemRetainAllocationHandle_t real = REAL(cuMemRetainAllocationHandle);
 	CUresult rc;
 
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
+	if (!hook_enter(real, 0))
+		return real ? real(handle, addr) : CUDA_ERROR_NOT_FOUND;
 	rc = real(handle, addr);
-	if (rc == CUDA_SUCCESS && !spw_depth && handle)
+	if (rc == CUDA_SUCCESS && handle)
 		vmm_handle_ref(*handle);
+	hook_leave();
 	return rc;
 }
 
@@ -132,11 +128,11 @@ CUresult CUDAAPI cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp *pro
 		REAL(cuMemGetAllocationPropertiesFromHandle);
 	CUresult rc;
 
-	if (!real)
-		return CUDA_ERROR_NOT_FOUND;
+	if (!hook_enter(real, 0))
+		return real ? real(prop, handle) : CUDA_ERROR_NOT_FOUND;
 	rc = real(prop, handle);
-	if (rc != CUDA_SUCCESS || spw_depth || !prop)
-		return rc;
-	vmm_handle_asked(handle, &prop->location);
+	if (rc == CUDA_SUCCESS && prop)
+		vmm_handle_asked(handle, &prop->location);
+	hook_leave();
 	return rc;
 }
