@@ -7,7 +7,7 @@
 #include <dirent.h>
 #include <sys/mman.h>
 
-#include "tap.h"
+#include "kmod.h"
 
 struct bad_case {
 	const char *name;

@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#include "tap.h"
+#include "kmod.h"
 
 #define POOL (64 * MiB)
 

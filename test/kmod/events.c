@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#include "tap.h"
+#include "kmod.h"
 
 #define EV_SIZE sizeof(struct spillway_event)
 

@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#include "tap.h"
+#include "kmod.h"
 
 #define STEP (8 * MiB)
 #define BUF_SIZE (4 * MiB)

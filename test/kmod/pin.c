@@ -6,7 +6,7 @@
  */
 #include <sys/mman.h>
 
-#include "tap.h"
+#include "kmod.h"
 
 #define SIZE (8 * MiB)
 

@@ -8,7 +8,7 @@
 #include <grp.h>
 #include <sys/wait.h>
 
-#include "tap.h"
+#include "kmod.h"
 
 static uint64_t resize(int dev, uint64_t bytes, int *err)
 {

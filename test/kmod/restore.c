@@ -9,7 +9,7 @@
  */
 #include <pthread.h>
 
-#include "tap.h"
+#include "kmod.h"
 
 #define POOL (32 * MiB)
 #define HUGE_MARK (1ULL << 40)

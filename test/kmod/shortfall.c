@@ -11,7 +11,7 @@
  * is non-zero the first sample, and any release it decided, is complete.
  * Needs the module loaded with pool_mb=4096 and nothing else.
  */
-#include "tap.h"
+#include "kmod.h"
 
 #define ASKED (4096 * MiB)
 

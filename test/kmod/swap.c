@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#include "tap.h"
+#include "kmod.h"
 
 #define HOG (1280 * MiB)
 

@@ -3,7 +3,7 @@
  * one bad variable; the child uses the shim and prints the configuration it got.  A bad value
  * must give exactly one clear message on stderr and the default, and never stop the program.
  */
-#include "tap.h"
+#include "shim_test.h"
 
 #include <cuda.h>
 #include <spawn.h>
@@ -82,7 +82,10 @@ static int count(const char *hay, const char *needle)
 	return n;
 }
 
-int main(int argc, char **argv)
+/* The child's stdout and stderr, for one case at a time. */
+static char out[16384], err[16384];
+
+TEST(bad_values_warn_once_and_keep_the_default)
 {
 	static const struct { const char *var, *name, *expect; } cases[] = {
 		{ "SPILLWAY_VRAM_LIMIT=lots", "SPILLWAY_VRAM_LIMIT", "\"vram_limit\":0," },
@@ -95,10 +98,6 @@ int main(int argc, char **argv)
 		{ "SPILLWAY_RESERVE=10%", "SPILLWAY_RESERVE", "\"reserve_auto\":true," },
 		{ "SPILLWAY_LARGE=big", "SPILLWAY_LARGE", "\"large\":33554432," },
 	};
-	static char out[16384], err[16384];
-
-	if (argc > 1 && !strcmp(argv[1], "child"))
-		return child();
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int rc = run_child(cases[i].var, out, err, sizeof(out));
 		char want[128];
@@ -108,31 +107,43 @@ int main(int argc, char **argv)
 		   strstr(out, cases[i].expect),
 		   "%s: one message, the default, the program runs (rc %d)", cases[i].var, rc);
 	}
-	{
-		int rc = run_child("SPILLWAY_VRAM_LIMIT=8GiB", out, err, sizeof(out));
+}
 
-		ok(rc == 0 && !strstr(err, "ignoring") && strstr(out, "\"vram_limit\":8589934592,"),
-		   "a good value gives no message and is used");
-	}
-	{
-		int rc = run_child("SPILLWAY_LOG=info,stats", out, err, sizeof(out));
+TEST(good_value_is_used_quietly)
+{
+	int rc = run_child("SPILLWAY_VRAM_LIMIT=8GiB", out, err, sizeof(out));
 
-		ok(rc == 0 && strstr(err, "spillway stats: {") && strstr(err, "info: loaded"),
-		   "SPILLWAY_LOG=info,stats logs the start and prints stats at exit");
-	}
-	{
-		char path[] = "/tmp/spillway-log-XXXXXX", var[128], text[4096] = "";
-		int fd = mkstemp(path), rc;
+	ok(rc == 0 && !strstr(err, "ignoring") && strstr(out, "\"vram_limit\":8589934592,"),
+	   "a good value gives no message and is used");
+}
 
-		snprintf(var, sizeof(var), "SPILLWAY_LOG=stats:%s", path);
-		rc = run_child(var, out, err, sizeof(out));
-		if (fd >= 0) {
-			read_all(fd, text, sizeof(text));
-			close(fd);
-			unlink(path);
-		}
-		ok(rc == 0 && strstr(text, "spillway stats: {\"devices\"") && !strstr(err, "stats"),
-		   "SPILLWAY_LOG=stats:/path writes the exit stats to that file only");
+TEST(log_info_and_stats)
+{
+	int rc = run_child("SPILLWAY_LOG=info,stats", out, err, sizeof(out));
+
+	ok(rc == 0 && strstr(err, "spillway stats: {") && strstr(err, "info: loaded"),
+	   "SPILLWAY_LOG=info,stats logs the start and prints stats at exit");
+}
+
+TEST(log_stats_to_a_file)
+{
+	char path[] = "/tmp/spillway-log-XXXXXX", var[128], text[4096] = "";
+	int fd = mkstemp(path), rc;
+
+	snprintf(var, sizeof(var), "SPILLWAY_LOG=stats:%s", path);
+	rc = run_child(var, out, err, sizeof(out));
+	if (fd >= 0) {
+		read_all(fd, text, sizeof(text));
+		close(fd);
+		unlink(path);
 	}
-	return done_testing();
+	ok(rc == 0 && strstr(text, "spillway stats: {\"devices\"") && !strstr(err, "stats"),
+	   "SPILLWAY_LOG=stats:/path writes the exit stats to that file only");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "child"))
+		return child();
+	return tap_run();
 }

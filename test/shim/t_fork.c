@@ -2,7 +2,7 @@
  * Fork safety: children forked while other threads allocate and free inherit no held lock.
  * Each child uses the shim (allocation, free, stats) and must exit within 10 seconds.
  */
-#include "tap.h"
+#include "shim_test.h"
 
 #include <cuda.h>
 #include <pthread.h>
@@ -45,11 +45,8 @@ int main(void)
 	pthread_t th[4];
 	int good = 0, forks = 40;
 
-	setenv("SPILLWAY_VRAM_LIMIT", "2M", 1);
-	setenv("SPILLWAY_HEADROOM", "0", 1);
-	setenv("SPILLWAY_BACKEND", "host", 1);
-	cuInit(0);
-	cuCtxCreate_v4(&ctx, NULL, 0, 0);
+	ctx = shim_setup("SPILLWAY_VRAM_LIMIT=2M", "SPILLWAY_HEADROOM=0", "SPILLWAY_BACKEND=host",
+	                 NULL);
 	for (int i = 0; i < 4; i++)
 		pthread_create(&th[i], NULL, churn, (void *)(intptr_t)(i & 1));
 	for (int i = 0; i < forks; i++) {

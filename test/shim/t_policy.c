@@ -2,7 +2,7 @@
  * The pure parts, linked in directly: size parsing, configuration parsing, placement
  * decisions and reported figures (clamps).
  */
-#include "tap.h"
+#include "shim_test.h"
 
 #include "core.h"
 
@@ -24,7 +24,7 @@ static void parse_with(struct spw_config *c, const char *const *env)
 	config_parse(c, fake_getenv);
 }
 
-int main(void)
+TEST(sizes_parse)
 {
 	static const struct { const char *text; uint64_t bytes; } good[] = {
 		{ "0", 0 }, { "4096", 4096 }, { "512M", 512ULL << 20 }, { "512m", 512ULL << 20 },
@@ -33,9 +33,7 @@ int main(void)
 	};
 	static const char *const bad[] = { "", "G", "-1", "8X", "8GiBs", "1.5G", " 8G",
 					   "99999999999999999999", "17179869184G" };
-	struct spw_config c;
-	struct policy_input in;
-	uint64_t v, f, t;
+	uint64_t v;
 	int all = 1;
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -55,6 +53,11 @@ int main(void)
 		all &= refused;
 	}
 	ok(all, "empty, signed, fractional, junk and overflowing sizes are refused");
+}
+
+TEST(config_variables)
+{
+	struct spw_config c;
 
 	parse_with(&c, NULL);
 	ok(c.vram_limit == 0 && c.headroom == DEFAULT_HEADROOM && c.min_spill == DEFAULT_MIN_SPILL &&
@@ -78,8 +81,14 @@ int main(void)
 		ok(c.log_stats && c.log_level == LOG_WARN && c.backend == BACKEND_OFF,
 		   "SPILLWAY_LOG=stats keeps the level; names are case-insensitive");
 	}
+}
 
-	/* placement without a reserve: first come, first in VRAM */
+/* placement without a reserve: first come, first in VRAM */
+TEST(placement_without_reserve)
+{
+	struct spw_config c;
+	struct policy_input in;
+
 	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_HEADROOM=100M",
 					       "SPILLWAY_MIN_SPILL=1M", "SPILLWAY_RESERVE=0", NULL });
 	in = (struct policy_input){ .size = 512 << 10, .vram_used = 2ULL << 30, .vram_free = 0 };
@@ -104,8 +113,14 @@ int main(void)
 	in = (struct policy_input){ .size = 8ULL << 30, .vram_used = 0, .vram_free = 0 };
 	ok(policy_decide(&c, &in) == PLACE_VRAM && !policy_budgeted(&c, in.size),
 	   "SPILLWAY_BACKEND=off: always VRAM, as without the shim");
+}
 
-	/* the reserve: the last SPILLWAY_RESERVE bytes of the budget are for requests below SPILLWAY_LARGE */
+/* the reserve: the last SPILLWAY_RESERVE bytes of the budget are for requests below SPILLWAY_LARGE */
+TEST(reserve_for_requests_below_large)
+{
+	struct spw_config c;
+	struct policy_input in;
+
 	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_HEADROOM=100M", NULL });
 	ok(c.reserve_auto && c.large == DEFAULT_LARGE && policy_reserve(&c, 0) == (1ULL << 30) / 10,
 	   "defaults: SPILLWAY_LARGE 32M, reserve a tenth of the budget (%llu)",
@@ -158,8 +173,13 @@ int main(void)
 	in = (struct policy_input){ .size = 64ULL << 20, .vram_used = 0, .vram_free = UINT64_MAX };
 	ok(policy_decide(&c, &in) == PLACE_SPILL && (in.size = 2ULL << 20, policy_decide(&c, &in) == PLACE_VRAM),
 	   "a reserve larger than the budget: every large request spills, small ones fill the budget");
+}
 
-	/* when a cached free figure may stand in for the driver's */
+/* when a cached free figure may stand in for the driver's */
+TEST(cached_free_figure)
+{
+	struct spw_config c;
+
 	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=8G", "SPILLWAY_HEADROOM=256M", NULL });
 	ok(policy_free_cached_ok(&c, 112ULL << 20, 70ULL << 30, 80ULL << 30, 5000000),
 	   "recent and far from the request: the cached figure decides");
@@ -169,8 +189,14 @@ int main(void)
 	   policy_free_cached_ok(&c, 1ULL << 30, (3ULL << 30) + (256ULL << 20) + (820ULL << 20), 80ULL << 30, 0),
 	   "within FREE_CACHE_SLACK of request + headroom + reserve: ask the driver");
 	ok(!policy_free_cached_ok(&c, UINT64_MAX, UINT64_MAX - 1, 0, 0), "sizes near 2^64 do not wrap around");
+}
 
-	/* reporting */
+/* reporting */
+TEST(reporting)
+{
+	struct spw_config c;
+	uint64_t f, t;
+
 	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_REPORT=physical", NULL });
 	policy_report(&c, 70ULL << 30, 80ULL << 30, 300ULL << 20, 0, 0, &f, &t);
 	ok(t == 1ULL << 30 && f == (1ULL << 30) - (300ULL << 20), "physical: total is the budget, free what is left of it");
@@ -191,5 +217,9 @@ int main(void)
 	policy_report(&c, 10, 20, 0, 5, 7, &f, &t);
 	ok(f == 10 && t == 20, "with spilling off, virtual reports the card");
 	ok(sat_sub(1, 2) == 0 && sat_add(UINT64_MAX, 1) == UINT64_MAX, "saturating arithmetic");
-	return done_testing();
+}
+
+int main(void)
+{
+	return tap_run();
 }

@@ -3,7 +3,7 @@
  * program reports a skip).  Spills come from SPILLWAY_IOC_ALLOC buffers, are visible in
  * SPILLWAY_IOC_LIST_BUFFERS under this process while in use, and go back at free.
  */
-#include "tap.h"
+#include "shim_test.h"
 
 #include <cuda.h>
 #include <fcntl.h>
@@ -30,7 +30,6 @@ static long long my_pool_bytes(int fd)
 int main(void)
 {
 	struct spillway_info info = { 0 };
-	CUcontext ctx;
 	CUdeviceptr a, b;
 	int fd = open("/dev/spillway", O_RDWR | O_CLOEXEC);
 
@@ -38,12 +37,9 @@ int main(void)
 		printf("ok 1 - pool backend # SKIP /dev/spillway is absent (the VM tests run this)\n1..1\n");
 		return 0;
 	}
-	setenv("SPILLWAY_BACKEND", "pool", 1);
-	setenv("SPILLWAY_VRAM_LIMIT", "4M", 1);
-	setenv("SPILLWAY_HEADROOM", "0", 1);
-	setenv("SPILLWAY_CHUNK", "32M", 1);
-	cuInit(0);
-	cuCtxCreate_v4(&ctx, NULL, 0, 0);
+	if (!shim_setup("SPILLWAY_BACKEND=pool", "SPILLWAY_VRAM_LIMIT=4M", "SPILLWAY_HEADROOM=0",
+	                 "SPILLWAY_CHUNK=32M", NULL))
+		return done_testing();
 	ok(cuMemAlloc_v2(&a, 8 * MiB) == CUDA_SUCCESS && cuMemAlloc_v2(&b, 40 * MiB) == CUDA_SUCCESS,
 	   "two spills with SPILLWAY_BACKEND=pool");
 	ok(stat_of("\"pool\"", "bytes") == (long long)(48 * MiB), "both came from the pool (%lld)",

@@ -6,7 +6,7 @@
  * Card: 256 MiB (FAKE_CUDA_VRAM). Budget: 64 MiB. Chunk: 32 MiB. Spill cap: 512 MiB. No reserve
  * (SPILLWAY_RESERVE=0, placement as before the reserve existed; t_reserve tests the reserve).
  */
-#include "tap.h"
+#include "shim_test.h"
 
 #include <cuda.h>
 
@@ -29,7 +29,7 @@ static int filled(CUdeviceptr p, size_t n, unsigned char v)
 	return c[n - 1] == v;
 }
 
-static void test_vmm(void)
+static void check_vmm(void)
 {
 	CUmemAllocationProp prop = { 0 }, got = { 0 };
 	CUmemAccessDesc access = { 0 };
@@ -85,7 +85,7 @@ static void test_vmm(void)
 	   "and an unmapped handle is gone at release");
 }
 
-static void test_stream_order(void)
+static void check_stream_order(void)
 {
 	stream_fn block = (stream_fn)dlsym(RTLD_DEFAULT, "fake_stream_block");
 	stream_fn release = (stream_fn)dlsym(RTLD_DEFAULT, "fake_stream_release");
@@ -127,7 +127,7 @@ static void test_stream_order(void)
 	unsetenv("FAKE_CUDA_FAIL");
 }
 
-static void test_context_teardown(CUcontext main_ctx)
+static void check_context_teardown(CUcontext main_ctx)
 {
 	CUcontext other;
 	CUdeviceptr v, s;
@@ -144,26 +144,13 @@ static void test_context_teardown(CUcontext main_ctx)
 	   stat_of(NULL, "spill_bytes") == 0, "its VRAM and spill left the accounts");
 }
 
-int main(void)
-{
-	CUdeviceptr a, b, c, d, e, x, base = 0;
-	CUcontext ctx;
-	size_t free_b = 0, total_b = 0, size = 0;
-	unsigned int type = 0;
-	int ordinal = -1;
-	long long regs;
-	CUresult rc;
+/* The allocations the cases share, in the order they are made. */
+static CUcontext ctx;
+static CUdeviceptr a, b, c, d, e;
 
-	setenv("SPILLWAY_VRAM_LIMIT", "64M", 1);
-	setenv("SPILLWAY_CHUNK", "32M", 1);
-	setenv("SPILLWAY_SPILL_LIMIT", "512M", 1);
-	setenv("SPILLWAY_MIN_SPILL", "1M", 1);
-	setenv("SPILLWAY_HEADROOM", "16M", 1);
-	setenv("SPILLWAY_RESERVE", "0", 1);
-	setenv("SPILLWAY_BACKEND", "host", 1);
-	setenv("FAKE_CUDA_VRAM", "256M", 1);
-	cuInit(0);
-	cuCtxCreate_v4(&ctx, NULL, 0, 0);
+TEST(placement_by_budget_size_and_chunk)
+{
+	long long regs;
 
 	ok(cuMemAlloc_v2(&a, 62 * MiB) == CUDA_SUCCESS && fake_vram_used(0) == 62 * MiB,
 	   "62 MiB fits the 64 MiB budget: VRAM");
@@ -186,8 +173,15 @@ int main(void)
 	memset((void *)d, 0xcd, 4 * MiB);
 	ok(filled(b, 40 * MiB, 0xab) && filled(d, 4 * MiB, 0xcd) && filled(c, 1, ((unsigned char *)c)[0]),
 	   "spilled memory holds what is written");
+}
 
-	/* pointer queries */
+TEST(pointer_queries_answer_for_pieces)
+{
+	CUdeviceptr base = 0;
+	unsigned int type = 0;
+	size_t size = 0;
+	int ordinal = -1;
+
 	ok(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, b + 100) == CUDA_SUCCESS &&
 	   type == CU_MEMORYTYPE_DEVICE, "MEMORY_TYPE of a spilled pointer is DEVICE");
 	ok(cuPointerGetAttribute(&ordinal, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, d) == CUDA_SUCCESS &&
@@ -211,8 +205,14 @@ int main(void)
 	   "cuMemGetAddressRange of a piece is the piece");
 	ok(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, a) == CUDA_SUCCESS &&
 	   type == CU_MEMORYTYPE_DEVICE, "VRAM pointers are the driver's answer");
+}
 
-	/* reporting (virtual, the default): VRAM budget + what can still be spilled */
+/* VRAM budget + what can still be spilled. */
+TEST(virtual_report)
+{
+	size_t free_b = 0, total_b = 0;
+	CUresult rc;
+
 	rc = cuMemGetInfo_v2(&free_b, &total_b);
 	/* total - free = VRAM in use + spilled, whatever the host has available to spill. */
 	ok(rc == CUDA_SUCCESS && total_b - free_b == (62 * MiB + (512 << 10)) + 48 * MiB &&
@@ -221,8 +221,12 @@ int main(void)
 	ok(total_b == 64 * MiB + 512 * MiB || getenv("SPILLWAY_VM"),
 	   "with RAM to spare, spillable is what SPILLWAY_SPILL_LIMIT leaves (%zu MiB total)",
 	   total_b >> 20);
+}
 
-	/* frees */
+TEST(frees_release_dedicated_arenas_keep_shared)
+{
+	long long regs;
+
 	regs = fake_registrations();
 	ok(cuMemFree_v2(b) == CUDA_SUCCESS && fake_registrations() == regs - 1,
 	   "freeing the big spill releases its own registration");
@@ -230,8 +234,13 @@ int main(void)
 	   fake_registrations() == regs - 1, "an emptied shared arena is kept for reuse");
 	ok(stat_of(NULL, "spill_bytes") == 0, "no spilled bytes are left");
 	ok(cuMemFree_v2(c) == CUDA_ERROR_INVALID_VALUE, "a double free reaches the driver, which refuses it");
+}
 
-	/* stream-ordered allocation and free */
+TEST(stream_ordered_alloc_and_free)
+{
+	unsigned int type = 0;
+	CUdeviceptr x;
+
 	ok(cuMemAllocAsync(&x, 8 * MiB, NULL) == CUDA_SUCCESS &&
 	   stat_of(NULL, "spill_bytes") == (long long)(8 * MiB), "cuMemAllocAsync over budget spills");
 	ok(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, x) == CUDA_SUCCESS &&
@@ -240,11 +249,21 @@ int main(void)
 	ok(cuMemAlloc_v2(&x, 4 * MiB) == CUDA_SUCCESS &&
 	   stat_of(NULL, "spill_bytes") == (long long)(4 * MiB) && cuMemFree_v2(x) == CUDA_SUCCESS,
 	   "the next spill reclaimed the completed 8 MiB free");
-	test_stream_order();
+	check_stream_order();
 	ok(cuMemFree_v2(e) == CUDA_SUCCESS && fake_vram_used(0) == 62 * MiB, "the 512 KiB is freed");
-	test_vmm();
+}
 
-	/* fault injection: the driver refuses to pin */
+TEST(vmm_spills_to_host_numa)
+{
+	check_vmm();
+}
+
+/* Fault injection: the driver refuses to pin. */
+TEST(pin_failure_and_spill_limit)
+{
+	long long regs;
+	CUdeviceptr x;
+
 	setenv("FAKE_CUDA_FAIL", "cuMemHostRegister_v2", 1);
 	regs = fake_registrations();
 	ok(cuMemAlloc_v2(&x, 40 * MiB) == CUDA_ERROR_OUT_OF_MEMORY && fake_registrations() == regs &&
@@ -255,6 +274,19 @@ int main(void)
 	   "and works again once the driver does");
 	ok(cuMemAlloc_v2(&x, 600 * MiB) == CUDA_ERROR_OUT_OF_MEMORY,
 	   "a spill past SPILLWAY_SPILL_LIMIT is refused");
-	test_context_teardown(ctx);
-	return done_testing();
+}
+
+TEST(context_teardown)
+{
+	check_context_teardown(ctx);
+}
+
+int main(void)
+{
+	ctx = shim_setup("SPILLWAY_VRAM_LIMIT=64M", "SPILLWAY_CHUNK=32M", "SPILLWAY_SPILL_LIMIT=512M",
+			 "SPILLWAY_MIN_SPILL=1M", "SPILLWAY_HEADROOM=16M", "SPILLWAY_RESERVE=0",
+			 "SPILLWAY_BACKEND=host", "FAKE_CUDA_VRAM=256M", NULL);
+	if (!ctx)
+		return done_testing();
+	return tap_run();
 }

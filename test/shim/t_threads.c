@@ -2,7 +2,7 @@
  * The registry under threads: 8 threads allocate, fill, verify and free pieces of mixed sizes
  * around the spill threshold, while others query pointers.  Afterwards every account is zero.
  */
-#include "tap.h"
+#include "shim_test.h"
 
 #include <cuda.h>
 #include <pthread.h>
@@ -69,13 +69,8 @@ int main(void)
 	int total_errors = 0, spilled = 0;
 	CUdeviceptr p;
 
-	setenv("SPILLWAY_VRAM_LIMIT", "24M", 1);
-	setenv("SPILLWAY_HEADROOM", "0", 1);
-	setenv("SPILLWAY_CHUNK", "16M", 1);
-	setenv("SPILLWAY_BACKEND", "host", 1);
-	setenv("FAKE_CUDA_VRAM", "512M", 1);
-	cuInit(0);
-	cuCtxCreate_v4(&ctx, NULL, 0, 0);
+	ctx = shim_setup("SPILLWAY_VRAM_LIMIT=24M", "SPILLWAY_HEADROOM=0", "SPILLWAY_CHUNK=16M",
+	                 "SPILLWAY_BACKEND=host", "FAKE_CUDA_VRAM=512M", NULL);
 	for (int i = 0; i < THREADS; i++)
 		pthread_create(&th[i], NULL, worker, (void *)(intptr_t)i);
 	for (int i = 0; i < THREADS; i++)

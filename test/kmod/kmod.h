@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Tiny TAP helpers for the in-VM module tests.  Each program prints
- * "ok - name" / "not ok - name" lines and "# " diagnostics; run-tests.sh
- * numbers them across programs and prints the plan.
+ * Helpers of the in-VM module tests: the device, its sysfs attributes, memory
+ * figures, pressure phases.  TAP output is test/include/tap.h, built with
+ * TAP_UNNUMBERED: each program prints "ok - name" / "not ok - name" lines and
+ * "# " diagnostics; run-tests.sh numbers them across programs and prints the
+ * plan.
  */
-#ifndef SPILLWAY_TEST_TAP_H
-#define SPILLWAY_TEST_TAP_H
+#ifndef SPILLWAY_TEST_KMOD_H
+#define SPILLWAY_TEST_KMOD_H
 
 #include <errno.h>
 #include <poll.h>
@@ -21,69 +23,10 @@
 #include <unistd.h>
 
 #include "../../kmod/include/uapi/spillway.h"
+#include "../include/tap.h"
 
 #define SYSFS_DIR "/sys/class/misc/spillway/"
 #define MiB (1024ULL * 1024)
-
-static int tap_failures;
-
-/*
- * Set while a test holds the machine under memory pressure: results stay in
- * stdout's buffer, so that the reader of the pipe (awk in run-tests.sh) does
- * not have to run, and fault its pages back in, until the pressure is over.
- */
-static int tap_hold_output;
-
-static inline void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("# ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fputc('\n', stdout);
-	if (!tap_hold_output)
-		fflush(stdout);
-}
-
-/* Prints one result; returns @pass so callers can stop a dependent block. */
-static inline int ok(int pass, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(pass ? "ok - " : "not ok - ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fputc('\n', stdout);
-	if (!tap_hold_output)
-		fflush(stdout);
-	if (!pass)
-		tap_failures++;
-	return pass;
-}
-
-/*
- * ok() for a call that must fail with errno @want: pass the call's result;
- * errno is read here, after the call (argument order is unspecified).
- */
-static inline int ok_errno(long ret, int want, const char *name)
-{
-	int err = errno;
-
-	if (ret == -1 && err == want)
-		return ok(1, "%s -> %s", name, strerror(want));
-	ok(0, "%s -> %s", name, strerror(want));
-	diag("got ret=%ld errno=%d (%s)", ret, ret == -1 ? err : 0,
-	     ret == -1 ? strerror(err) : "success");
-	return 0;
-}
-
-static inline int tap_exit(void)
-{
-	return tap_failures ? 1 : 0;
-}
 
 static inline int open_dev(void)
 {
@@ -238,4 +181,4 @@ static inline void pressure_end(void)
 	fflush(stdout);
 }
 
-#endif /* SPILLWAY_TEST_TAP_H */
+#endif /* SPILLWAY_TEST_KMOD_H */

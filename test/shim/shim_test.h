@@ -1,8 +1,13 @@
-/* Minimal TAP output for the shim's test programs: "ok N - name" lines, then the plan. */
-#ifndef SPILLWAY_TAP_H
-#define SPILLWAY_TAP_H
+/*
+ * Helpers of the shim's test programs: the setup most of them share, the shim's statistics,
+ * the fake driver's counters, names of pointers.  TAP output and TEST() are
+ * test/include/tap.h.
+ */
+#ifndef SPILLWAY_SHIM_TEST_H
+#define SPILLWAY_SHIM_TEST_H
 
 #define _GNU_SOURCE
+#include <cuda.h>
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -10,29 +15,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int tap_count, tap_failed;
+#include "../include/tap.h"
 
-__attribute__((format(printf, 2, 3)))
-static int ok(int cond, const char *fmt, ...)
+/*
+ * The usual start: set each "NAME=value" of the NULL-terminated list in the environment
+ * (the shim reads it at its first call), cuInit, and a context on device 0 made current.
+ * Reports it as one result; returns the context (NULL when that failed).
+ */
+__attribute__((sentinel, unused)) static CUcontext shim_setup(const char *setting, ...)
 {
+	CUcontext ctx = NULL;
 	va_list ap;
+	int good;
 
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_count);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	va_start(ap, setting);
+	for (const char *s = setting; s; s = va_arg(ap, const char *)) {
+		const char *eq = strchr(s, '=');
+		char name[64];
+
+		if (!eq || (size_t)(eq - s) >= sizeof(name))
+			continue;
+		memcpy(name, s, (size_t)(eq - s));
+		name[eq - s] = '\0';
+		setenv(name, eq + 1, 1);
+	}
 	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		tap_failed++;
-	return cond;
-}
-
-static int done_testing(void)
-{
-	printf("1..%d\n", tap_count);
-	fflush(stdout);
-	return tap_failed ? 1 : 0;
+	good = cuInit(0) == CUDA_SUCCESS && cuCtxCreate_v4(&ctx, NULL, 0, 0) == CUDA_SUCCESS;
+	ok(good, "cuInit and a context on device 0");
+	return good ? ctx : NULL;
 }
 
 /* The shim's statistics as JSON (empty when the shim is not loaded). */
@@ -107,4 +117,4 @@ __attribute__((unused)) static const char *name_of(const void *p)
 
 #define MiB (1ULL << 20)
 
-#endif
+#endif /* SPILLWAY_SHIM_TEST_H */
