@@ -120,13 +120,13 @@ static inline void tap_register(struct tap_case *c)
 }
 
 /* A named case; registered before main() (a constructor, in the test program only). */
-#define TEST(name)                                                                  \
-	static void test_##name(void);                                              \
-	static struct tap_case tap_case_##name = { #name, test_##name, NULL };      \
-	__attribute__((constructor)) static void tap_register_##name(void)         \
-	{                                                                           \
-		tap_register(&tap_case_##name);                                     \
-	}                                                                           \
+#define TEST(name)                                                             \
+	static void test_##name(void);                                         \
+	static struct tap_case tap_case_##name = { #name, test_##name, NULL }; \
+	__attribute__((constructor)) static void tap_register_##name(void)     \
+	{                                                                      \
+		tap_register(&tap_case_##name);                                \
+	}                                                                      \
 	static void test_##name(void)
 
 /* Runs every TEST() in the order written, then prints the plan; returns the exit status. */

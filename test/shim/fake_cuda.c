@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #define MAX_DEV 8
-#define GRAN (2ULL << 20)
+#define GRAN	(2ULL << 20)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -46,9 +46,15 @@ static uint64_t parse(const char *s, uint64_t def)
 		return def;
 	v = strtoull(s, &end, 10);
 	switch (toupper((unsigned char)*end)) {
-	case 'K': v <<= 10; break;
-	case 'M': v <<= 20; break;
-	case 'G': v <<= 30; break;
+	case 'K':
+		v <<= 10;
+		break;
+	case 'M':
+		v <<= 20;
+		break;
+	case 'G':
+		v <<= 30;
+		break;
 	}
 	return v;
 }
@@ -79,7 +85,10 @@ static void init(void)
 
 /* ---- call counters and fault injection ---- */
 
-static struct { char name[64]; long n; } counters[128];
+static struct {
+	char name[64];
+	long n;
+} counters[128];
 
 static void bump(const char *name)
 {
@@ -194,14 +203,14 @@ CUresult cuDeviceGetByPCIBusId(CUdevice *dev, const char *bus_id)
 	unsigned int dom, bus, d, fn;
 
 	enter("cuDeviceGetByPCIBusId");
-	if (sscanf(bus_id, "%x:%x:%x.%x", &dom, &bus, &d, &fn) != 4 || bus < 1 ||
-	    (int)bus > n_dev)
+	if (sscanf(bus_id, "%x:%x:%x.%x", &dom, &bus, &d, &fn) != 4 || bus < 1 || (int)bus > n_dev)
 		return CUDA_ERROR_INVALID_VALUE;
 	*dev = n_dev - (int)bus;
 	return CUDA_SUCCESS;
 }
 
-CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsigned int flags, CUdevice dev)
+CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsigned int flags,
+			CUdevice dev)
 {
 	struct fake_ctx *c;
 
@@ -457,7 +466,8 @@ CUresult cuMemHostRegister_v2(void *p, size_t size, unsigned int flags)
 			return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
 		}
 	}
-	add_region((struct region){ (uintptr_t)p, size, K_REGISTERED, current()->dev, current(), NULL });
+	add_region((struct region){ (uintptr_t)p, size, K_REGISTERED, current()->dev, current(),
+				    NULL });
 	pthread_mutex_unlock(&lock);
 	return CUDA_SUCCESS;
 }
@@ -560,7 +570,8 @@ CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attr, CUdeviceptr
 	return CUDA_SUCCESS;
 }
 
-CUresult cuPointerGetAttributes(unsigned int n, CUpointer_attribute *attrs, void **data, CUdeviceptr ptr)
+CUresult cuPointerGetAttributes(unsigned int n, CUpointer_attribute *attrs, void **data,
+				CUdeviceptr ptr)
 {
 	enter("cuPointerGetAttributes");
 	for (unsigned int i = 0; i < n; i++) {
@@ -597,7 +608,8 @@ CUresult cuMemGetAddressRange_v2(CUdeviceptr *base, size_t *size, CUdeviceptr pt
 
 /* ---- virtual memory management ---- */
 
-CUresult cuMemGetAllocationGranularity(size_t *g, const CUmemAllocationProp *prop, CUmemAllocationGranularity_flags option)
+CUresult cuMemGetAllocationGranularity(size_t *g, const CUmemAllocationProp *prop,
+				       CUmemAllocationGranularity_flags option)
 {
 	*g = GRAN;
 	return CUDA_SUCCESS;
@@ -635,8 +647,8 @@ static void handle_unref(struct handle *h)
 	free(h);
 }
 
-CUresult cuMemCreate(CUmemGenericAllocationHandle *out, size_t size, const CUmemAllocationProp *prop,
-		     unsigned long long flags)
+CUresult cuMemCreate(CUmemGenericAllocationHandle *out, size_t size,
+		     const CUmemAllocationProp *prop, unsigned long long flags)
 {
 	struct handle *h;
 	int fd;
@@ -694,13 +706,15 @@ CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAlloc
 	enter("cuMemMap");
 	if (offset + size > h->size)
 		return CUDA_ERROR_INVALID_VALUE;
-	if (mmap((void *)ptr, size, PROT_NONE, MAP_SHARED | MAP_FIXED, h->fd, (off_t)offset) == MAP_FAILED)
+	if (mmap((void *)ptr, size, PROT_NONE, MAP_SHARED | MAP_FIXED, h->fd, (off_t)offset) ==
+	    MAP_FAILED)
 		return CUDA_ERROR_INVALID_VALUE;
 	pthread_mutex_lock(&lock);
 	h->refs++;
-	add_region((struct region){ ptr, size, K_MAP,
-				    h->prop.location.type == CU_MEM_LOCATION_TYPE_DEVICE ?
-				    h->prop.location.id : -1, NULL, h });
+	add_region((struct region){
+		ptr, size, K_MAP,
+		h->prop.location.type == CU_MEM_LOCATION_TYPE_DEVICE ? h->prop.location.id : -1,
+		NULL, h });
 	pthread_mutex_unlock(&lock);
 	return CUDA_SUCCESS;
 }
@@ -729,7 +743,7 @@ CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *des
 {
 	enter("cuMemSetAccess");
 	return mprotect((void *)ptr, size, PROT_READ | PROT_WRITE) ? CUDA_ERROR_INVALID_VALUE
-								    : CUDA_SUCCESS;
+								   : CUDA_SUCCESS;
 }
 
 CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *out, void *addr)

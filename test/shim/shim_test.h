@@ -49,7 +49,8 @@ __attribute__((sentinel, unused)) static CUcontext shim_setup(const char *settin
 static const char *shim_stats(void)
 {
 	static char buf[8192];
-	int (*fn)(char *, size_t) = (int (*)(char *, size_t))dlsym(RTLD_DEFAULT, "spillway_stats_json");
+	int (*fn)(char *, size_t) =
+		(int (*)(char *, size_t))dlsym(RTLD_DEFAULT, "spillway_stats_json");
 
 	buf[0] = '\0';
 	if (fn)
@@ -90,7 +91,7 @@ __attribute__((unused)) static long fake_registrations(void)
 
 __attribute__((unused)) static uint64_t fake_vram_used(int dev)
 {
-	uint64_t (*fn)(int) = (uint64_t (*)(int))dlsym(RTLD_DEFAULT, "fake_vram_used");
+	uint64_t (*fn)(int) = (uint64_t(*)(int))dlsym(RTLD_DEFAULT, "fake_vram_used");
 
 	return fn ? fn(dev) : (uint64_t)-1;
 }

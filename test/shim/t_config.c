@@ -87,7 +87,9 @@ static char out[16384], err[16384];
 
 TEST(bad_values_warn_once_and_keep_the_default)
 {
-	static const struct { const char *var, *name, *expect; } cases[] = {
+	static const struct {
+		const char *var, *name, *expect;
+	} cases[] = {
 		{ "SPILLWAY_VRAM_LIMIT=lots", "SPILLWAY_VRAM_LIMIT", "\"vram_limit\":0," },
 		{ "SPILLWAY_HEADROOM=-5M", "SPILLWAY_HEADROOM", "\"headroom\":268435456," },
 		{ "SPILLWAY_MIN_SPILL=1.5M", "SPILLWAY_MIN_SPILL", "\"min_spill\":1048576," },
@@ -104,7 +106,7 @@ TEST(bad_values_warn_once_and_keep_the_default)
 
 		snprintf(want, sizeof(want), "ignoring %s=", cases[i].name);
 		ok(rc == 0 && count(err, want) == 1 && count(err, "spillway: ignoring") == 1 &&
-		   strstr(out, cases[i].expect),
+			   strstr(out, cases[i].expect),
 		   "%s: one message, the default, the program runs (rc %d)", cases[i].var, rc);
 	}
 }

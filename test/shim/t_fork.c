@@ -29,7 +29,8 @@ static int child(void)
 {
 	CUdeviceptr p;
 	char buf[4096];
-	int (*stats)(char *, size_t) = (int (*)(char *, size_t))dlsym(RTLD_DEFAULT, "spillway_stats_json");
+	int (*stats)(char *, size_t) =
+		(int (*)(char *, size_t))dlsym(RTLD_DEFAULT, "spillway_stats_json");
 
 	alarm(10);
 	cuCtxSetCurrent(ctx);
@@ -46,7 +47,7 @@ int main(void)
 	int good = 0, forks = 40;
 
 	ctx = shim_setup("SPILLWAY_VRAM_LIMIT=2M", "SPILLWAY_HEADROOM=0", "SPILLWAY_BACKEND=host",
-	                 NULL);
+			 NULL);
 	for (int i = 0; i < 4; i++)
 		pthread_create(&th[i], NULL, churn, (void *)(intptr_t)(i & 1));
 	for (int i = 0; i < forks; i++) {
@@ -65,10 +66,12 @@ int main(void)
 	stop = 1;
 	for (int i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
-	ok(good == forks, "%d of %d children forked mid-allocation used the shim and exited", good, forks);
+	ok(good == forks, "%d of %d children forked mid-allocation used the shim and exited", good,
+	   forks);
 	ok(stat_of(NULL, "spills") > 0, "the parent's threads were spilling meanwhile (%lld)",
 	   stat_of(NULL, "spills"));
-	ok(stat_of("\"device\":0", "vram_bytes") == 0 && stat_of("\"device\":0", "spill_bytes") == 0,
+	ok(stat_of("\"device\":0", "vram_bytes") == 0 &&
+		   stat_of("\"device\":0", "spill_bytes") == 0,
 	   "the parent's accounts are zero afterwards");
 	return done_testing();
 }

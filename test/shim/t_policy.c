@@ -26,13 +26,24 @@ static void parse_with(struct spw_config *c, const char *const *env)
 
 TEST(sizes_parse)
 {
-	static const struct { const char *text; uint64_t bytes; } good[] = {
-		{ "0", 0 }, { "4096", 4096 }, { "512M", 512ULL << 20 }, { "512m", 512ULL << 20 },
-		{ "8G", 8ULL << 30 }, { "8GiB", 8ULL << 30 }, { "8GB", 8ULL << 30 },
-		{ "64K", 64ULL << 10 }, { "1T", 1ULL << 40 }, { "1tib", 1ULL << 40 },
+	static const struct {
+		const char *text;
+		uint64_t bytes;
+	} good[] = {
+		{ "0", 0 },
+		{ "4096", 4096 },
+		{ "512M", 512ULL << 20 },
+		{ "512m", 512ULL << 20 },
+		{ "8G", 8ULL << 30 },
+		{ "8GiB", 8ULL << 30 },
+		{ "8GB", 8ULL << 30 },
+		{ "64K", 64ULL << 10 },
+		{ "1T", 1ULL << 40 },
+		{ "1tib", 1ULL << 40 },
 	};
-	static const char *const bad[] = { "", "G", "-1", "8X", "8GiBs", "1.5G", " 8G",
-					   "99999999999999999999", "17179869184G" };
+	static const char *const bad[] = {
+		"", "G", "-1", "8X", "8GiBs", "1.5G", " 8G", "99999999999999999999", "17179869184G"
+	};
 	uint64_t v;
 	int all = 1;
 
@@ -60,22 +71,31 @@ TEST(config_variables)
 	struct spw_config c;
 
 	parse_with(&c, NULL);
-	ok(c.vram_limit == 0 && c.headroom == DEFAULT_HEADROOM && c.min_spill == DEFAULT_MIN_SPILL &&
-	   c.backend == BACKEND_AUTO && c.report == REPORT_VIRTUAL && c.log_level == LOG_WARN &&
-	   !c.log_stats && !c.log_path[0] && c.chunk == DEFAULT_CHUNK, "defaults without variables");
+	ok(c.vram_limit == 0 && c.headroom == DEFAULT_HEADROOM &&
+		   c.min_spill == DEFAULT_MIN_SPILL && c.backend == BACKEND_AUTO &&
+		   c.report == REPORT_VIRTUAL && c.log_level == LOG_WARN && !c.log_stats &&
+		   !c.log_path[0] && c.chunk == DEFAULT_CHUNK,
+	   "defaults without variables");
 	{
-		static const char *const env[] = { "SPILLWAY_VRAM_LIMIT=8GiB", "SPILLWAY_HEADROOM=512M",
-			"SPILLWAY_MIN_SPILL=4M", "SPILLWAY_BACKEND=pool", "SPILLWAY_REPORT=physical",
-			"SPILLWAY_LOG=debug,stats:/tmp/spillway-test.log", "SPILLWAY_CHUNK=1G", NULL };
+		static const char *const env[] = { "SPILLWAY_VRAM_LIMIT=8GiB",
+						   "SPILLWAY_HEADROOM=512M",
+						   "SPILLWAY_MIN_SPILL=4M",
+						   "SPILLWAY_BACKEND=pool",
+						   "SPILLWAY_REPORT=physical",
+						   "SPILLWAY_LOG=debug,stats:/tmp/spillway-test.log",
+						   "SPILLWAY_CHUNK=1G",
+						   NULL };
 
 		parse_with(&c, env);
-		ok(c.vram_limit == 8ULL << 30 && c.headroom == 512ULL << 20 && c.min_spill == 4ULL << 20 &&
-		   c.backend == BACKEND_POOL && c.report == REPORT_PHYSICAL && c.log_level == LOG_DEBUG &&
-		   c.log_stats && !strcmp(c.log_path, "/tmp/spillway-test.log") && c.chunk == 1ULL << 30,
+		ok(c.vram_limit == 8ULL << 30 && c.headroom == 512ULL << 20 &&
+			   c.min_spill == 4ULL << 20 && c.backend == BACKEND_POOL &&
+			   c.report == REPORT_PHYSICAL && c.log_level == LOG_DEBUG && c.log_stats &&
+			   !strcmp(c.log_path, "/tmp/spillway-test.log") && c.chunk == 1ULL << 30,
 		   "every variable is read");
 	}
 	{
-		static const char *const env[] = { "SPILLWAY_LOG=stats", "SPILLWAY_BACKEND=OFF", NULL };
+		static const char *const env[] = { "SPILLWAY_LOG=stats", "SPILLWAY_BACKEND=OFF",
+						   NULL };
 
 		parse_with(&c, env);
 		ok(c.log_stats && c.log_level == LOG_WARN && c.backend == BACKEND_OFF,
@@ -89,12 +109,15 @@ TEST(placement_without_reserve)
 	struct spw_config c;
 	struct policy_input in;
 
-	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_HEADROOM=100M",
-					       "SPILLWAY_MIN_SPILL=1M", "SPILLWAY_RESERVE=0", NULL });
+	parse_with(&c,
+		   (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_HEADROOM=100M",
+					  "SPILLWAY_MIN_SPILL=1M", "SPILLWAY_RESERVE=0", NULL });
 	in = (struct policy_input){ .size = 512 << 10, .vram_used = 2ULL << 30, .vram_free = 0 };
 	ok(policy_decide(&c, &in) == PLACE_VRAM && !policy_needs_free(&c, in.size, in.vram_used),
 	   "below SPILLWAY_MIN_SPILL: VRAM, without asking the driver");
-	in = (struct policy_input){ .size = 100 << 20, .vram_used = 950ULL << 20, .vram_free = UINT64_MAX };
+	in = (struct policy_input){ .size = 100 << 20,
+				    .vram_used = 950ULL << 20,
+				    .vram_free = UINT64_MAX };
 	ok(policy_decide(&c, &in) == PLACE_SPILL && !policy_needs_free(&c, in.size, in.vram_used),
 	   "past the budget: spill, without asking the driver");
 	in = (struct policy_input){ .size = 100 << 20, .vram_used = 0, .vram_free = 150ULL << 20 };
@@ -102,14 +125,20 @@ TEST(placement_without_reserve)
 	   "within budget but free VRAM - headroom too small: spill");
 	in.vram_free = 200ULL << 20;
 	ok(policy_decide(&c, &in) == PLACE_VRAM, "within budget and room on the card: VRAM");
-	in = (struct policy_input){ .size = 924ULL << 20, .vram_used = 100ULL << 20, .vram_free = UINT64_MAX };
+	in = (struct policy_input){ .size = 924ULL << 20,
+				    .vram_used = 100ULL << 20,
+				    .vram_free = UINT64_MAX };
 	ok(policy_decide(&c, &in) == PLACE_VRAM, "exactly filling the budget: VRAM");
 	in.size++;
 	ok(policy_decide(&c, &in) == PLACE_SPILL, "one byte more: spill");
-	in = (struct policy_input){ .size = UINT64_MAX, .vram_used = UINT64_MAX, .vram_free = UINT64_MAX };
+	in = (struct policy_input){ .size = UINT64_MAX,
+				    .vram_used = UINT64_MAX,
+				    .vram_free = UINT64_MAX };
 	ok(policy_decide(&c, &in) == PLACE_SPILL, "sizes near 2^64 do not wrap around");
-	ok(policy_budgeted(&c, 2 << 20) && !policy_budgeted(&c, 4096), "budget applies from MIN_SPILL up");
-	parse_with(&c, (const char *const[]){ "SPILLWAY_BACKEND=off", "SPILLWAY_VRAM_LIMIT=1G", NULL });
+	ok(policy_budgeted(&c, 2 << 20) && !policy_budgeted(&c, 4096),
+	   "budget applies from MIN_SPILL up");
+	parse_with(&c,
+		   (const char *const[]){ "SPILLWAY_BACKEND=off", "SPILLWAY_VRAM_LIMIT=1G", NULL });
 	in = (struct policy_input){ .size = 8ULL << 30, .vram_used = 0, .vram_free = 0 };
 	ok(policy_decide(&c, &in) == PLACE_VRAM && !policy_budgeted(&c, in.size),
 	   "SPILLWAY_BACKEND=off: always VRAM, as without the shim");
@@ -121,30 +150,39 @@ TEST(reserve_for_requests_below_large)
 	struct spw_config c;
 	struct policy_input in;
 
-	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_HEADROOM=100M", NULL });
+	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_HEADROOM=100M",
+					      NULL });
 	ok(c.reserve_auto && c.large == DEFAULT_LARGE && policy_reserve(&c, 0) == (1ULL << 30) / 10,
 	   "defaults: SPILLWAY_LARGE 32M, reserve a tenth of the budget (%llu)",
 	   (unsigned long long)policy_reserve(&c, 0));
-	in = (struct policy_input){ .size = 64ULL << 20, .vram_used = (1ULL << 30) - (1ULL << 30) / 10 - (64ULL << 20),
+	in = (struct policy_input){ .size = 64ULL << 20,
+				    .vram_used = (1ULL << 30) - (1ULL << 30) / 10 - (64ULL << 20),
 				    .vram_free = UINT64_MAX };
-	ok(policy_decide(&c, &in) == PLACE_VRAM, "large request that ends just under budget - reserve: VRAM");
+	ok(policy_decide(&c, &in) == PLACE_VRAM,
+	   "large request that ends just under budget - reserve: VRAM");
 	in.vram_used += 2ULL << 20;
 	ok(policy_decide(&c, &in) == PLACE_SPILL && !policy_needs_free(&c, in.size, in.vram_used),
 	   "large request that would eat into the reserve: spill, without asking the driver");
-	in = (struct policy_input){ .size = 20ULL << 20, .vram_used = (1ULL << 30) - (30ULL << 20),
+	in = (struct policy_input){ .size = 20ULL << 20,
+				    .vram_used = (1ULL << 30) - (30ULL << 20),
 				    .vram_free = UINT64_MAX };
 	ok(policy_decide(&c, &in) == PLACE_VRAM && policy_needs_free(&c, in.size, in.vram_used),
 	   "small request (20 MiB) inside the reserve: VRAM");
 	in.vram_used = (1ULL << 30) - (10ULL << 20);
 	ok(policy_decide(&c, &in) == PLACE_SPILL, "small request past the whole budget: spill");
-	in = (struct policy_input){ .size = 32ULL << 20, .vram_used = 950ULL << 20, .vram_free = UINT64_MAX };
+	in = (struct policy_input){ .size = 32ULL << 20,
+				    .vram_used = 950ULL << 20,
+				    .vram_free = UINT64_MAX };
 	ok(policy_decide(&c, &in) == PLACE_SPILL, "exactly SPILLWAY_LARGE counts as large");
 	in.size = (32ULL << 20) - 1;
 	ok(policy_decide(&c, &in) == PLACE_VRAM, "one byte less is small");
 	ok(policy_ceiling(&c, 64ULL << 20, 0) == (1ULL << 30) - (1ULL << 30) / 10 &&
-	   policy_ceiling(&c, 64ULL << 20, 1) == 1ULL << 30 && policy_ceiling(&c, 2ULL << 20, 0) == 1ULL << 30,
+		   policy_ceiling(&c, 64ULL << 20, 1) == 1ULL << 30 &&
+		   policy_ceiling(&c, 2ULL << 20, 0) == 1ULL << 30,
 	   "atomic ceilings: budget - reserve for large, the budget for small or after a failed spill");
-	in = (struct policy_input){ .size = 64ULL << 20, .vram_used = 0, .vram_free = 260ULL << 20 };
+	in = (struct policy_input){ .size = 64ULL << 20,
+				    .vram_used = 0,
+				    .vram_free = 260ULL << 20 };
 	ok(policy_decide(&c, &in) == PLACE_SPILL,
 	   "on the card too: a large request leaves headroom + reserve free (64 + 100 + 102.4 > 260 MiB)");
 	in.vram_free = 270ULL << 20;
@@ -154,24 +192,36 @@ TEST(reserve_for_requests_below_large)
 	parse_with(&c, (const char *const[]){ NULL });
 	ok(policy_reserve(&c, 8ULL << 30) == (8ULL << 30) / 10 && policy_reserve(&c, 0) == 0,
 	   "without SPILLWAY_VRAM_LIMIT the budget is the card (0 until its size is known)");
-	in = (struct policy_input){ .size = 512ULL << 20, .vram_used = 0, .vram_free = 1ULL << 30,
+	in = (struct policy_input){ .size = 512ULL << 20,
+				    .vram_used = 0,
+				    .vram_free = 1ULL << 30,
 				    .vram_total = 8ULL << 30 };
-	ok(policy_decide(&c, &in) == PLACE_SPILL && (in.size = 16ULL << 20, policy_decide(&c, &in) == PLACE_VRAM),
+	ok(policy_decide(&c, &in) == PLACE_SPILL &&
+		   (in.size = 16ULL << 20, policy_decide(&c, &in) == PLACE_VRAM),
 	   "no limit, 1 GiB free of 8: 512 MiB spills (leaves headroom + 819 MiB), 16 MiB does not");
 	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_RESERVE=256M",
-					       "SPILLWAY_LARGE=100M", NULL });
-	in = (struct policy_input){ .size = 99ULL << 20, .vram_used = 900ULL << 20, .vram_free = UINT64_MAX };
+					      "SPILLWAY_LARGE=100M", NULL });
+	in = (struct policy_input){ .size = 99ULL << 20,
+				    .vram_used = 900ULL << 20,
+				    .vram_free = UINT64_MAX };
 	ok(!c.reserve_auto && c.reserve == 256ULL << 20 && c.large == 100ULL << 20 &&
-	   policy_decide(&c, &in) == PLACE_VRAM &&
-	   (in.size = 100ULL << 20, in.vram_used = 700ULL << 20, policy_decide(&c, &in) == PLACE_SPILL),
+		   policy_decide(&c, &in) == PLACE_VRAM &&
+		   (in.size = 100ULL << 20, in.vram_used = 700ULL << 20,
+		    policy_decide(&c, &in) == PLACE_SPILL),
 	   "SPILLWAY_RESERVE=256M SPILLWAY_LARGE=100M are used as given");
-	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_RESERVE=0", NULL });
-	in = (struct policy_input){ .size = 512ULL << 20, .vram_used = 512ULL << 20, .vram_free = UINT64_MAX };
+	parse_with(&c,
+		   (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_RESERVE=0", NULL });
+	in = (struct policy_input){ .size = 512ULL << 20,
+				    .vram_used = 512ULL << 20,
+				    .vram_free = UINT64_MAX };
 	ok(policy_reserve(&c, 0) == 0 && policy_decide(&c, &in) == PLACE_VRAM &&
-	   policy_ceiling(&c, in.size, 0) == 1ULL << 30, "SPILLWAY_RESERVE=0: first come, first in VRAM, as before");
-	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_RESERVE=2G", NULL });
+		   policy_ceiling(&c, in.size, 0) == 1ULL << 30,
+	   "SPILLWAY_RESERVE=0: first come, first in VRAM, as before");
+	parse_with(&c,
+		   (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_RESERVE=2G", NULL });
 	in = (struct policy_input){ .size = 64ULL << 20, .vram_used = 0, .vram_free = UINT64_MAX };
-	ok(policy_decide(&c, &in) == PLACE_SPILL && (in.size = 2ULL << 20, policy_decide(&c, &in) == PLACE_VRAM),
+	ok(policy_decide(&c, &in) == PLACE_SPILL &&
+		   (in.size = 2ULL << 20, policy_decide(&c, &in) == PLACE_VRAM),
 	   "a reserve larger than the budget: every large request spills, small ones fill the budget");
 }
 
@@ -180,15 +230,21 @@ TEST(cached_free_figure)
 {
 	struct spw_config c;
 
-	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=8G", "SPILLWAY_HEADROOM=256M", NULL });
+	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=8G", "SPILLWAY_HEADROOM=256M",
+					      NULL });
 	ok(policy_free_cached_ok(&c, 112ULL << 20, 70ULL << 30, 80ULL << 30, 5000000),
 	   "recent and far from the request: the cached figure decides");
-	ok(!policy_free_cached_ok(&c, 112ULL << 20, 70ULL << 30, 80ULL << 30, FREE_CACHE_MAX_AGE_NS + 1),
+	ok(!policy_free_cached_ok(&c, 112ULL << 20, 70ULL << 30, 80ULL << 30,
+				  FREE_CACHE_MAX_AGE_NS + 1),
 	   "older than FREE_CACHE_MAX_AGE_NS: ask the driver");
-	ok(!policy_free_cached_ok(&c, 1ULL << 30, (2ULL << 30) + (256ULL << 20) + (819ULL << 20), 80ULL << 30, 0) &&
-	   policy_free_cached_ok(&c, 1ULL << 30, (3ULL << 30) + (256ULL << 20) + (820ULL << 20), 80ULL << 30, 0),
+	ok(!policy_free_cached_ok(&c, 1ULL << 30, (2ULL << 30) + (256ULL << 20) + (819ULL << 20),
+				  80ULL << 30, 0) &&
+		   policy_free_cached_ok(&c, 1ULL << 30,
+					 (3ULL << 30) + (256ULL << 20) + (820ULL << 20),
+					 80ULL << 30, 0),
 	   "within FREE_CACHE_SLACK of request + headroom + reserve: ask the driver");
-	ok(!policy_free_cached_ok(&c, UINT64_MAX, UINT64_MAX - 1, 0, 0), "sizes near 2^64 do not wrap around");
+	ok(!policy_free_cached_ok(&c, UINT64_MAX, UINT64_MAX - 1, 0, 0),
+	   "sizes near 2^64 do not wrap around");
 }
 
 /* reporting */
@@ -197,9 +253,11 @@ TEST(reporting)
 	struct spw_config c;
 	uint64_t f, t;
 
-	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_REPORT=physical", NULL });
+	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_REPORT=physical",
+					      NULL });
 	policy_report(&c, 70ULL << 30, 80ULL << 30, 300ULL << 20, 0, 0, &f, &t);
-	ok(t == 1ULL << 30 && f == (1ULL << 30) - (300ULL << 20), "physical: total is the budget, free what is left of it");
+	ok(t == 1ULL << 30 && f == (1ULL << 30) - (300ULL << 20),
+	   "physical: total is the budget, free what is left of it");
 	policy_report(&c, 70ULL << 30, 80ULL << 30, 3ULL << 30, 0, 0, &f, &t);
 	ok(f == 0 && t == 1ULL << 30, "past the budget: free is 0, never negative");
 	policy_report(&c, 100ULL << 20, 80ULL << 30, 0, 0, 0, &f, &t);

@@ -38,9 +38,10 @@ int main(void)
 		return 0;
 	}
 	if (!shim_setup("SPILLWAY_BACKEND=pool", "SPILLWAY_VRAM_LIMIT=4M", "SPILLWAY_HEADROOM=0",
-	                 "SPILLWAY_CHUNK=32M", NULL))
+			"SPILLWAY_CHUNK=32M", NULL))
 		return done_testing();
-	ok(cuMemAlloc_v2(&a, 8 * MiB) == CUDA_SUCCESS && cuMemAlloc_v2(&b, 40 * MiB) == CUDA_SUCCESS,
+	ok(cuMemAlloc_v2(&a, 8 * MiB) == CUDA_SUCCESS &&
+		   cuMemAlloc_v2(&b, 40 * MiB) == CUDA_SUCCESS,
 	   "two spills with SPILLWAY_BACKEND=pool");
 	ok(stat_of("\"pool\"", "bytes") == (long long)(48 * MiB), "both came from the pool (%lld)",
 	   stat_of("\"pool\"", "bytes"));

@@ -22,11 +22,13 @@ TEST(budget_reported_per_device)
 
 	ok(cuCtxCreate_v4(&c1, NULL, 0, 1) == CUDA_SUCCESS, "a context on device 1");
 	ok(cuMemAlloc_v2(&b, 16 * MiB) == CUDA_SUCCESS &&
-	   stat_of("\"device\":1", "vram_bytes") == (long long)(16 * MiB) &&
-	   !strstr(shim_stats(), "\"device\":0"), "its allocation is accounted on device 1, not 0");
+		   stat_of("\"device\":1", "vram_bytes") == (long long)(16 * MiB) &&
+		   !strstr(shim_stats(), "\"device\":0"),
+	   "its allocation is accounted on device 1, not 0");
 	rc = cuMemGetInfo_v2(&f, &t);
 	ok(rc == CUDA_SUCCESS && t == 64 * MiB && f == 48 * MiB,
-	   "device 1: total is the budget, free the budget less its use (%zu/%zu MiB)", f >> 20, t >> 20);
+	   "device 1: total is the budget, free the budget less its use (%zu/%zu MiB)", f >> 20,
+	   t >> 20);
 	ok(cuCtxCreate_v4(&c0, NULL, 0, 0) == CUDA_SUCCESS, "a context on device 0");
 	ok(cuMemAlloc_v2(&a, 100 * MiB) == CUDA_SUCCESS, "100 MiB on device 0, past its budget");
 	rc = cuMemGetInfo_v2(&f, &t);
@@ -58,9 +60,11 @@ TEST(nvml_numbers_devices_by_pci_bus)
 	ok(rc == CUDA_SUCCESS && m.total == 64 * MiB && m.free == 0 && m.used == 64 * MiB,
 	   "NVML index 1 is CUDA device 0: full (%llu/%llu MiB)", m.free >> 20, m.total >> 20);
 	ok(mem1(n0, &m) == NVML_SUCCESS && m.total == 64 * MiB && m.free == 48 * MiB &&
-	   m.used + m.free == m.total, "NVML index 0 is CUDA device 1: 48 of 64 MiB free");
+		   m.used + m.free == m.total,
+	   "NVML index 0 is CUDA device 1: 48 of 64 MiB free");
 	ok(mem2(n0, &m2) == NVML_SUCCESS && m2.total == 64 * MiB && m2.free == 48 * MiB &&
-	   m2.used + m2.reserved + m2.free == m2.total, "the _v2 form keeps used + reserved + free = total");
+		   m2.used + m2.reserved + m2.free == m2.total,
+	   "the _v2 form keeps used + reserved + free = total");
 }
 
 TEST(primary_context_reset_drops_its_records)
@@ -68,11 +72,13 @@ TEST(primary_context_reset_drops_its_records)
 	CUcontext primary;
 	CUdeviceptr p;
 
-	ok(cuDevicePrimaryCtxRetain(&primary, 1) == CUDA_SUCCESS && cuCtxSetCurrent(primary) == CUDA_SUCCESS &&
-	   cuMemAlloc_v2(&p, 8 * MiB) == CUDA_SUCCESS &&
-	   stat_of("\"device\":1", "vram_bytes") == (long long)(24 * MiB), "8 MiB in device 1's primary context");
+	ok(cuDevicePrimaryCtxRetain(&primary, 1) == CUDA_SUCCESS &&
+		   cuCtxSetCurrent(primary) == CUDA_SUCCESS &&
+		   cuMemAlloc_v2(&p, 8 * MiB) == CUDA_SUCCESS &&
+		   stat_of("\"device\":1", "vram_bytes") == (long long)(24 * MiB),
+	   "8 MiB in device 1's primary context");
 	ok(cuDevicePrimaryCtxReset_v2(1) == CUDA_SUCCESS &&
-	   stat_of("\"device\":1", "vram_bytes") == (long long)(16 * MiB),
+		   stat_of("\"device\":1", "vram_bytes") == (long long)(16 * MiB),
 	   "cuDevicePrimaryCtxReset drops it from the account");
 	cuCtxSetCurrent(c0);
 	ok(cuMemFree_v2(a) == CUDA_SUCCESS && stat_of("\"device\":0", "vram_bytes") == 0,
@@ -82,7 +88,7 @@ TEST(primary_context_reset_drops_its_records)
 int main(void)
 {
 	setenv("SPILLWAY_VRAM_LIMIT", "64M", 1);
-	setenv("SPILLWAY_MIN_SPILL", "1G", 1);	/* nothing spills: budgets can be overrun */
+	setenv("SPILLWAY_MIN_SPILL", "1G", 1); /* nothing spills: budgets can be overrun */
 	setenv("SPILLWAY_REPORT", "physical", 1);
 	setenv("SPILLWAY_BACKEND", "host", 1);
 	setenv("FAKE_CUDA_VRAM", "256M", 1);

@@ -27,7 +27,8 @@ TEST(reserve_keeps_room_for_small_requests)
 	for (int i = 0; i < 9; i++)
 		in_vram += cuMemAlloc_v2(&w[i], 64 * MiB) == CUDA_SUCCESS &&
 			   fake_vram_used(0) == (uint64_t)(i + 1) * 64 * MiB;
-	ok(in_vram == 9, "nine 64 MiB weights fill 576 MiB = budget - reserve, in VRAM (%d)", in_vram);
+	ok(in_vram == 9, "nine 64 MiB weights fill 576 MiB = budget - reserve, in VRAM (%d)",
+	   in_vram);
 	ok(fake_calls("cuMemGetInfo_v2") - queries <= 3,
 	   "far from the card's free memory the driver was asked %ld times for 9 allocations",
 	   fake_calls("cuMemGetInfo_v2") - queries);
@@ -35,23 +36,26 @@ TEST(reserve_keeps_room_for_small_requests)
 	   "the counters show it: %lld cached, %lld asked", stat_of(NULL, "free_cached"),
 	   stat_of(NULL, "free_queries"));
 	ok(cuMemAlloc_v2(&w[9], 64 * MiB) == CUDA_SUCCESS && fake_vram_used(0) == 576 * MiB &&
-	   stat_of("\"device\":0", "spill_bytes") == (long long)(64 * MiB),
+		   stat_of("\"device\":0", "spill_bytes") == (long long)(64 * MiB),
 	   "the tenth would eat into the reserve: spilled");
 	for (int i = 0; i < 3; i++)
 		in_vram += cuMemAlloc_v2(&a[i], 20 * MiB) == CUDA_SUCCESS &&
 			   fake_vram_used(0) == 576 * MiB + (uint64_t)(i + 1) * 20 * MiB;
 	ok(in_vram == 12, "three 20 MiB activations after them: VRAM, from the reserve");
 	ok(cuMemAlloc_v2(&a[3], 20 * MiB) == CUDA_SUCCESS && fake_vram_used(0) == 636 * MiB &&
-	   stat_of("\"device\":0", "spill_bytes") == (long long)(84 * MiB),
+		   stat_of("\"device\":0", "spill_bytes") == (long long)(84 * MiB),
 	   "a fourth would pass the whole budget: spilled");
-	ok(cuMemAlloc_v2(&tiny, 512 << 10) == CUDA_SUCCESS && fake_vram_used(0) == 636 * MiB + (512 << 10),
+	ok(cuMemAlloc_v2(&tiny, 512 << 10) == CUDA_SUCCESS &&
+		   fake_vram_used(0) == 636 * MiB + (512 << 10),
 	   "below SPILLWAY_MIN_SPILL: VRAM, as always");
 	ok(cuMemFree_v2(w[0]) == CUDA_SUCCESS && cuMemAlloc_v2(&x, 64 * MiB) == CUDA_SUCCESS &&
-	   fake_vram_used(0) == 572 * MiB + (512 << 10),
+		   fake_vram_used(0) == 572 * MiB + (512 << 10),
 	   "after a weight is freed a new large request still spills: the freed room is reserve now");
-	ok(cuMemFree_v2(a[0]) == CUDA_SUCCESS && cuMemFree_v2(a[1]) == CUDA_SUCCESS, "two activations freed");
+	ok(cuMemFree_v2(a[0]) == CUDA_SUCCESS && cuMemFree_v2(a[1]) == CUDA_SUCCESS,
+	   "two activations freed");
 	setenv("FAKE_CUDA_FAIL", "cuMemHostRegister_v2", 1);
-	ok(cuMemAlloc_v2(&y, 64 * MiB) == CUDA_SUCCESS && fake_vram_used(0) == 596 * MiB + (512 << 10),
+	ok(cuMemAlloc_v2(&y, 64 * MiB) == CUDA_SUCCESS &&
+		   fake_vram_used(0) == 596 * MiB + (512 << 10),
 	   "when spilling fails, a large request may use the reserve rather than fail");
 	unsetenv("FAKE_CUDA_FAIL");
 	ok(stat_of("\"device\":0", "vram_peak") <= (long long)(640 * MiB + (512 << 10)),
@@ -73,16 +77,17 @@ TEST(free_figure_asked_near_the_card_limit)
 	/* Another process takes most of the card: the shim's cached figure is stale. */
 	take(0, (int64_t)(3400 * MiB));
 	base = fake_vram_used(0);
-	usleep(150 * 1000);	/* past FREE_CACHE_MAX_AGE_NS */
+	usleep(150 * 1000); /* past FREE_CACHE_MAX_AGE_NS */
 	queries = fake_calls("cuMemGetInfo_v2");
 	ok(cuMemAlloc_v2(&x, 20 * MiB) == CUDA_SUCCESS && fake_vram_used(0) == base + 20 * MiB &&
-	   fake_calls("cuMemGetInfo_v2") == queries + 1,
+		   fake_calls("cuMemGetInfo_v2") == queries + 1,
 	   "near the card's free memory (%llu MiB): the driver is asked, and 20 MiB fits",
 	   (unsigned long long)((4096 * MiB - base) >> 20));
-	ok(cuMemAlloc_v2(&y, 20 * MiB) == CUDA_SUCCESS && fake_calls("cuMemGetInfo_v2") == queries + 2,
+	ok(cuMemAlloc_v2(&y, 20 * MiB) == CUDA_SUCCESS &&
+		   fake_calls("cuMemGetInfo_v2") == queries + 2,
 	   "and asked again at the next allocation");
 	ok(cuMemFree_v2(x) == CUDA_SUCCESS && cuMemFree_v2(y) == CUDA_SUCCESS, "freed");
-	take(0, (int64_t)(130 * MiB));	/* 33.5 MiB left on the card: less than 20 MiB + headroom */
+	take(0, (int64_t)(130 * MiB)); /* 33.5 MiB left on the card: less than 20 MiB + headroom */
 	ok(cuMemAlloc_v2(&x, 20 * MiB) == CUDA_SUCCESS && fake_vram_used(0) == base + 130 * MiB,
 	   "when the card's free memory less the headroom cannot hold it: spilled");
 	ok(cuMemFree_v2(x) == CUDA_SUCCESS, "freed");
@@ -93,7 +98,8 @@ TEST(free_figure_asked_near_the_card_limit)
 	spilled += cuMemFree_v2(a[3]) != CUDA_SUCCESS;
 	spilled += cuMemFree_v2(tiny) != CUDA_SUCCESS;
 	ok(spilled == 0 && fake_vram_used(0) == 0 && stat_of("\"device\":0", "vram_bytes") == 0 &&
-	   stat_of(NULL, "spill_bytes") == 0, "everything freed: the accounts are zero");
+		   stat_of(NULL, "spill_bytes") == 0,
+	   "everything freed: the accounts are zero");
 }
 
 int main(void)

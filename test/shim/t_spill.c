@@ -43,45 +43,54 @@ static void check_vmm(void)
 	prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
 	prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
 	prop.location.id = 0;
-	ok(cuMemCreate(&h, 32 * MiB, &prop, 0) == CUDA_SUCCESS, "cuMemCreate(32 MiB) over budget succeeds");
+	ok(cuMemCreate(&h, 32 * MiB, &prop, 0) == CUDA_SUCCESS,
+	   "cuMemCreate(32 MiB) over budget succeeds");
 	ok(stat_of("\"host_numa\"", "bytes") == (long long)(32 * MiB) &&
-	   stat_of("\"device\":0", "vram_bytes") == vram_before,
+		   stat_of("\"device\":0", "vram_bytes") == vram_before,
 	   "on host NUMA memory, not VRAM (%lld)", stat_of("\"host_numa\"", "bytes"));
 	ok(cuMemGetAllocationPropertiesFromHandle(&got, h) == CUDA_SUCCESS &&
-	   got.location.type == CU_MEM_LOCATION_TYPE_DEVICE && got.location.id == 0 &&
-	   got.requestedHandleTypes == CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR,
+		   got.location.type == CU_MEM_LOCATION_TYPE_DEVICE && got.location.id == 0 &&
+		   got.requestedHandleTypes == CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR,
 	   "its properties report the device location asked for, and keep POSIX_FD");
 	ok(cuMemAddressReserve(&va, 64 * MiB, 0, 0, 0) == CUDA_SUCCESS &&
-	   cuMemMap(va, 32 * MiB, 0, h, 0) == CUDA_SUCCESS, "it maps into a reserved range");
+		   cuMemMap(va, 32 * MiB, 0, h, 0) == CUDA_SUCCESS,
+	   "it maps into a reserved range");
 	access.location = prop.location;
 	access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-	ok(cuMemSetAccess(va, 32 * MiB, &access, 1) == CUDA_SUCCESS, "cuMemSetAccess for the device");
+	ok(cuMemSetAccess(va, 32 * MiB, &access, 1) == CUDA_SUCCESS,
+	   "cuMemSetAccess for the device");
 	memset((void *)va, 0x5a, 32 * MiB);
 	ok(filled(va, 32 * MiB, 0x5a), "the mapping holds data");
-	ok(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, va + 100) == CUDA_SUCCESS &&
-	   type == CU_MEMORYTYPE_DEVICE, "a pointer into it is a DEVICE pointer (driver says HOST)");
+	ok(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, va + 100) ==
+			   CUDA_SUCCESS &&
+		   type == CU_MEMORYTYPE_DEVICE,
+	   "a pointer into it is a DEVICE pointer (driver says HOST)");
 	ok(cuMemGetAddressRange_v2(&base, &size, va + 5 * MiB) == CUDA_SUCCESS && base == va &&
-	   size == 32 * MiB, "its address range is the mapping (the driver's is 12 GiB off)");
+		   size == 32 * MiB,
+	   "its address range is the mapping (the driver's is 12 GiB off)");
 	ok(cuMemRetainAllocationHandle(&again, (void *)(va + 4096)) == CUDA_SUCCESS && again == h &&
-	   cuMemRelease(again) == CUDA_SUCCESS, "retain/release of the handle by address");
+		   cuMemRelease(again) == CUDA_SUCCESS,
+	   "retain/release of the handle by address");
 	ok(cuMemRelease(h) == CUDA_SUCCESS &&
-	   stat_of("\"host_numa\"", "bytes") == (long long)(32 * MiB),
+		   stat_of("\"host_numa\"", "bytes") == (long long)(32 * MiB),
 	   "after cuMemRelease it stays counted: it is still mapped");
 	ok(cuMemUnmap(va, 32 * MiB) == CUDA_SUCCESS && stat_of("\"host_numa\"", "bytes") == 0,
 	   "after cuMemUnmap it is gone");
 	ok(cuMemAddressFree(va, 64 * MiB) == CUDA_SUCCESS, "the range is freed");
 	setenv("FAKE_CUDA_NO_HOST_NUMA", "1", 1);
 	ok(cuMemCreate(&h, 4 * MiB, &prop, 0) == CUDA_SUCCESS &&
-	   stat_of("\"host_numa\"", "bytes") == (long long)(4 * MiB) &&
-	   cuMemGetAllocationPropertiesFromHandle(&got, h) == CUDA_SUCCESS &&
-	   got.location.type == CU_MEM_LOCATION_TYPE_DEVICE,
+		   stat_of("\"host_numa\"", "bytes") == (long long)(4 * MiB) &&
+		   cuMemGetAllocationPropertiesFromHandle(&got, h) == CUDA_SUCCESS &&
+		   got.location.type == CU_MEM_LOCATION_TYPE_DEVICE,
 	   "a driver without host NUMA: host memory without shareable handles instead");
-	ok(cuMemRelease(h) == CUDA_SUCCESS && stat_of("\"host_numa\"", "bytes") == 0, "and released");
+	ok(cuMemRelease(h) == CUDA_SUCCESS && stat_of("\"host_numa\"", "bytes") == 0,
+	   "and released");
 	unsetenv("FAKE_CUDA_NO_HOST_NUMA");
 	ok(cuMemCreate(&vram_h, 2 * MiB, &prop, 0) == CUDA_SUCCESS &&
-	   stat_of("\"device\":0", "vram_bytes") == vram_before + (long long)(2 * MiB),
+		   stat_of("\"device\":0", "vram_bytes") == vram_before + (long long)(2 * MiB),
 	   "a cuMemCreate that fits the budget stays in VRAM");
-	ok(cuMemRelease(vram_h) == CUDA_SUCCESS && stat_of("\"device\":0", "vram_bytes") == vram_before,
+	ok(cuMemRelease(vram_h) == CUDA_SUCCESS &&
+		   stat_of("\"device\":0", "vram_bytes") == vram_before,
 	   "and an unmapped handle is gone at release");
 }
 
@@ -99,30 +108,33 @@ static void check_stream_order(void)
 	cuStreamCreate(&s, 0);
 	ok(cuMemAlloc_v2(&f, 4 * MiB) == CUDA_SUCCESS, "a 4 MiB spill for the stream-order test");
 	block(s);
-	ok(cuMemFreeAsync(f, s) == CUDA_SUCCESS, "cuMemFreeAsync of spilled memory on a busy stream");
+	ok(cuMemFreeAsync(f, s) == CUDA_SUCCESS,
+	   "cuMemFreeAsync of spilled memory on a busy stream");
 	ok(fake_calls("cuEventRecord") == records + 1, "records an event on that stream");
 	ok(stat_of(NULL, "spill_bytes") == before + (long long)(4 * MiB),
 	   "the piece is not reclaimed while the stream has not reached the free");
 	ok(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, f) == CUDA_SUCCESS &&
-	   type == CU_MEMORYTYPE_HOST, "the application's pointer is no longer answered by the shim");
+		   type == CU_MEMORYTYPE_HOST,
+	   "the application's pointer is no longer answered by the shim");
 	ok(cuMemAlloc_v2(&g, 4 * MiB) == CUDA_SUCCESS && !overlaps(f, 4 * MiB, g, 4 * MiB),
 	   "a new spill does not reuse the pending piece");
 	release(s);
 	ok(cuMemAlloc_v2(&h, 4 * MiB) == CUDA_SUCCESS,
 	   "after the stream passes the event, the next spill reclaims the piece");
 	ok(stat_of(NULL, "spill_bytes") == before + (long long)(8 * MiB) &&
-	   stat_of(NULL, "deferred_frees") == deferred + 1, "the pending 4 MiB was reclaimed (%lld)",
-	   stat_of(NULL, "spill_bytes") - before);
+		   stat_of(NULL, "deferred_frees") == deferred + 1,
+	   "the pending 4 MiB was reclaimed (%lld)", stat_of(NULL, "spill_bytes") - before);
 	block(s);
 	ok(cuMemFreeAsync_ptsz(g, s) == CUDA_SUCCESS && fake_calls("cuEventRecord_ptsz") == 1,
 	   "the _ptsz free records with cuEventRecord_ptsz");
 	release(s);
 	ok(cuMemFree_v2(h) == CUDA_SUCCESS && stat_of(NULL, "spill_bytes") == before,
 	   "a synchronous free reclaims the rest");
-	ok(fake_calls("cuCtxSynchronize") >= 1, "cuMemFree of spilled memory synchronizes first, like cudaFree");
+	ok(fake_calls("cuCtxSynchronize") >= 1,
+	   "cuMemFree of spilled memory synchronizes first, like cudaFree");
 	setenv("FAKE_CUDA_FAIL", "cuEventCreate", 1);
 	ok(cuMemAlloc_v2(&f, 4 * MiB) == CUDA_SUCCESS && cuMemFreeAsync(f, s) == CUDA_SUCCESS &&
-	   fake_calls("cuStreamSynchronize") == 1 && stat_of(NULL, "spill_bytes") == before,
+		   fake_calls("cuStreamSynchronize") == 1 && stat_of(NULL, "spill_bytes") == before,
 	   "without an event the free waits for the stream, then frees");
 	unsetenv("FAKE_CUDA_FAIL");
 }
@@ -134,14 +146,16 @@ static void check_context_teardown(CUcontext main_ctx)
 	long long regs = fake_registrations();
 
 	ok(cuCtxCreate_v4(&other, NULL, 0, 0) == CUDA_SUCCESS, "a second context");
-	ok(cuMemAlloc_v2(&v, 512 << 10) == CUDA_SUCCESS && cuMemAlloc_v2(&s, 4 * MiB) == CUDA_SUCCESS,
+	ok(cuMemAlloc_v2(&v, 512 << 10) == CUDA_SUCCESS &&
+		   cuMemAlloc_v2(&s, 4 * MiB) == CUDA_SUCCESS,
 	   "with a VRAM allocation and a spill of its own");
 	ok(fake_registrations() == regs + 1, "the spill has its own arena in that context");
 	ok(cuCtxDestroy_v2(other) == CUDA_SUCCESS, "cuCtxDestroy succeeds");
 	ok(fake_registrations() == regs, "its arena was unregistered");
 	cuCtxSetCurrent(main_ctx);
 	ok(stat_of("\"device\":0", "vram_bytes") == (long long)(62 * MiB) &&
-	   stat_of(NULL, "spill_bytes") == 0, "its VRAM and spill left the accounts");
+		   stat_of(NULL, "spill_bytes") == 0,
+	   "its VRAM and spill left the accounts");
 }
 
 /* The allocations the cases share, in the order they are made. */
@@ -161,17 +175,20 @@ TEST(placement_by_budget_size_and_chunk)
 	   "a 4 MiB spill opens a shared 32 MiB arena");
 	regs = fake_registrations();
 	ok(cuMemAlloc_v2(&d, 4 * MiB) == CUDA_SUCCESS && fake_registrations() == regs &&
-	   !overlaps(c, 4 * MiB, d, 4 * MiB), "the next 4 MiB is cut from it, no new registration");
-	ok(cuMemAlloc_v2(&e, 512 << 10) == CUDA_SUCCESS && fake_vram_used(0) == 62 * MiB + (512 << 10),
+		   !overlaps(c, 4 * MiB, d, 4 * MiB),
+	   "the next 4 MiB is cut from it, no new registration");
+	ok(cuMemAlloc_v2(&e, 512 << 10) == CUDA_SUCCESS &&
+		   fake_vram_used(0) == 62 * MiB + (512 << 10),
 	   "512 KiB is below SPILLWAY_MIN_SPILL: VRAM even past the budget");
 	ok(stat_of("\"device\":0", "vram_bytes") == (long long)(62 * MiB + (512 << 10)) &&
-	   stat_of("\"device\":0", "spill_bytes") == (long long)(48 * MiB) &&
-	   stat_of("\"host\"", "bytes") == (long long)(48 * MiB),
+		   stat_of("\"device\":0", "spill_bytes") == (long long)(48 * MiB) &&
+		   stat_of("\"host\"", "bytes") == (long long)(48 * MiB),
 	   "accounts: VRAM %lld, spill %lld (host backend)", stat_of("\"device\":0", "vram_bytes"),
 	   stat_of("\"device\":0", "spill_bytes"));
 	memset((void *)b, 0xab, 40 * MiB);
 	memset((void *)d, 0xcd, 4 * MiB);
-	ok(filled(b, 40 * MiB, 0xab) && filled(d, 4 * MiB, 0xcd) && filled(c, 1, ((unsigned char *)c)[0]),
+	ok(filled(b, 40 * MiB, 0xab) && filled(d, 4 * MiB, 0xcd) &&
+		   filled(c, 1, ((unsigned char *)c)[0]),
 	   "spilled memory holds what is written");
 }
 
@@ -182,29 +199,40 @@ TEST(pointer_queries_answer_for_pieces)
 	size_t size = 0;
 	int ordinal = -1;
 
-	ok(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, b + 100) == CUDA_SUCCESS &&
-	   type == CU_MEMORYTYPE_DEVICE, "MEMORY_TYPE of a spilled pointer is DEVICE");
-	ok(cuPointerGetAttribute(&ordinal, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, d) == CUDA_SUCCESS &&
-	   ordinal == 0, "DEVICE_ORDINAL is the allocating device");
-	ok(cuPointerGetAttribute(&base, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, d + 10) == CUDA_SUCCESS &&
-	   base == d && cuPointerGetAttribute(&size, CU_POINTER_ATTRIBUTE_RANGE_SIZE, d + 10) == CUDA_SUCCESS &&
-	   size == 4 * MiB, "RANGE_START/RANGE_SIZE are the piece, not the arena");
+	ok(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, b + 100) ==
+			   CUDA_SUCCESS &&
+		   type == CU_MEMORYTYPE_DEVICE,
+	   "MEMORY_TYPE of a spilled pointer is DEVICE");
+	ok(cuPointerGetAttribute(&ordinal, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, d) ==
+			   CUDA_SUCCESS &&
+		   ordinal == 0,
+	   "DEVICE_ORDINAL is the allocating device");
+	ok(cuPointerGetAttribute(&base, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, d + 10) ==
+			   CUDA_SUCCESS &&
+		   base == d &&
+		   cuPointerGetAttribute(&size, CU_POINTER_ATTRIBUTE_RANGE_SIZE, d + 10) ==
+			   CUDA_SUCCESS &&
+		   size == 4 * MiB,
+	   "RANGE_START/RANGE_SIZE are the piece, not the arena");
 	{
 		CUpointer_attribute attrs[3] = { CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
-			CU_POINTER_ATTRIBUTE_RANGE_SIZE, CU_POINTER_ATTRIBUTE_HOST_POINTER };
+						 CU_POINTER_ATTRIBUTE_RANGE_SIZE,
+						 CU_POINTER_ATTRIBUTE_HOST_POINTER };
 		void *host = NULL;
 		void *data[3] = { &type, &size, &host };
 
 		type = 0;
 		size = 0;
-		ok(cuPointerGetAttributes(3, attrs, data, c) == CUDA_SUCCESS && type == CU_MEMORYTYPE_DEVICE &&
-		   size == 4 * MiB && host == (void *)c,
+		ok(cuPointerGetAttributes(3, attrs, data, c) == CUDA_SUCCESS &&
+			   type == CU_MEMORYTYPE_DEVICE && size == 4 * MiB && host == (void *)c,
 		   "cuPointerGetAttributes: ours for type and size, the driver's host pointer");
 	}
-	ok(cuMemGetAddressRange_v2(&base, &size, d + 5) == CUDA_SUCCESS && base == d && size == 4 * MiB,
+	ok(cuMemGetAddressRange_v2(&base, &size, d + 5) == CUDA_SUCCESS && base == d &&
+		   size == 4 * MiB,
 	   "cuMemGetAddressRange of a piece is the piece");
 	ok(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, a) == CUDA_SUCCESS &&
-	   type == CU_MEMORYTYPE_DEVICE, "VRAM pointers are the driver's answer");
+		   type == CU_MEMORYTYPE_DEVICE,
+	   "VRAM pointers are the driver's answer");
 }
 
 /* VRAM budget + what can still be spilled. */
@@ -216,7 +244,7 @@ TEST(virtual_report)
 	rc = cuMemGetInfo_v2(&free_b, &total_b);
 	/* total - free = VRAM in use + spilled, whatever the host has available to spill. */
 	ok(rc == CUDA_SUCCESS && total_b - free_b == (62 * MiB + (512 << 10)) + 48 * MiB &&
-	   free_b >= 64 * MiB - (62 * MiB + (512 << 10)) && total_b <= 64 * MiB + 512 * MiB,
+		   free_b >= 64 * MiB - (62 * MiB + (512 << 10)) && total_b <= 64 * MiB + 512 * MiB,
 	   "virtual report: total = budget + spilled + spillable, free = budget left + spillable");
 	ok(total_b == 64 * MiB + 512 * MiB || getenv("SPILLWAY_VM"),
 	   "with RAM to spare, spillable is what SPILLWAY_SPILL_LIMIT leaves (%zu MiB total)",
@@ -231,9 +259,11 @@ TEST(frees_release_dedicated_arenas_keep_shared)
 	ok(cuMemFree_v2(b) == CUDA_SUCCESS && fake_registrations() == regs - 1,
 	   "freeing the big spill releases its own registration");
 	ok(cuMemFree_v2(c) == CUDA_SUCCESS && cuMemFree_v2(d) == CUDA_SUCCESS &&
-	   fake_registrations() == regs - 1, "an emptied shared arena is kept for reuse");
+		   fake_registrations() == regs - 1,
+	   "an emptied shared arena is kept for reuse");
 	ok(stat_of(NULL, "spill_bytes") == 0, "no spilled bytes are left");
-	ok(cuMemFree_v2(c) == CUDA_ERROR_INVALID_VALUE, "a double free reaches the driver, which refuses it");
+	ok(cuMemFree_v2(c) == CUDA_ERROR_INVALID_VALUE,
+	   "a double free reaches the driver, which refuses it");
 }
 
 TEST(stream_ordered_alloc_and_free)
@@ -242,15 +272,18 @@ TEST(stream_ordered_alloc_and_free)
 	CUdeviceptr x;
 
 	ok(cuMemAllocAsync(&x, 8 * MiB, NULL) == CUDA_SUCCESS &&
-	   stat_of(NULL, "spill_bytes") == (long long)(8 * MiB), "cuMemAllocAsync over budget spills");
+		   stat_of(NULL, "spill_bytes") == (long long)(8 * MiB),
+	   "cuMemAllocAsync over budget spills");
 	ok(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, x) == CUDA_SUCCESS &&
-	   type == CU_MEMORYTYPE_DEVICE && cuMemFreeAsync(x, NULL) == CUDA_SUCCESS,
+		   type == CU_MEMORYTYPE_DEVICE && cuMemFreeAsync(x, NULL) == CUDA_SUCCESS,
 	   "and its pointer is DEVICE; freed on the NULL stream");
 	ok(cuMemAlloc_v2(&x, 4 * MiB) == CUDA_SUCCESS &&
-	   stat_of(NULL, "spill_bytes") == (long long)(4 * MiB) && cuMemFree_v2(x) == CUDA_SUCCESS,
+		   stat_of(NULL, "spill_bytes") == (long long)(4 * MiB) &&
+		   cuMemFree_v2(x) == CUDA_SUCCESS,
 	   "the next spill reclaimed the completed 8 MiB free");
 	check_stream_order();
-	ok(cuMemFree_v2(e) == CUDA_SUCCESS && fake_vram_used(0) == 62 * MiB, "the 512 KiB is freed");
+	ok(cuMemFree_v2(e) == CUDA_SUCCESS && fake_vram_used(0) == 62 * MiB,
+	   "the 512 KiB is freed");
 }
 
 TEST(vmm_spills_to_host_numa)
@@ -266,8 +299,8 @@ TEST(pin_failure_and_spill_limit)
 
 	setenv("FAKE_CUDA_FAIL", "cuMemHostRegister_v2", 1);
 	regs = fake_registrations();
-	ok(cuMemAlloc_v2(&x, 40 * MiB) == CUDA_ERROR_OUT_OF_MEMORY && fake_registrations() == regs &&
-	   stat_of(NULL, "spill_failures") >= 1,
+	ok(cuMemAlloc_v2(&x, 40 * MiB) == CUDA_ERROR_OUT_OF_MEMORY &&
+		   fake_registrations() == regs && stat_of(NULL, "spill_failures") >= 1,
 	   "when pinning fails, the allocation fails with OUT_OF_MEMORY and nothing leaks");
 	unsetenv("FAKE_CUDA_FAIL");
 	ok(cuMemAlloc_v2(&x, 40 * MiB) == CUDA_SUCCESS && cuMemFree_v2(x) == CUDA_SUCCESS,
@@ -283,9 +316,10 @@ TEST(context_teardown)
 
 int main(void)
 {
-	ctx = shim_setup("SPILLWAY_VRAM_LIMIT=64M", "SPILLWAY_CHUNK=32M", "SPILLWAY_SPILL_LIMIT=512M",
-			 "SPILLWAY_MIN_SPILL=1M", "SPILLWAY_HEADROOM=16M", "SPILLWAY_RESERVE=0",
-			 "SPILLWAY_BACKEND=host", "FAKE_CUDA_VRAM=256M", NULL);
+	ctx = shim_setup("SPILLWAY_VRAM_LIMIT=64M", "SPILLWAY_CHUNK=32M",
+			 "SPILLWAY_SPILL_LIMIT=512M", "SPILLWAY_MIN_SPILL=1M",
+			 "SPILLWAY_HEADROOM=16M", "SPILLWAY_RESERVE=0", "SPILLWAY_BACKEND=host",
+			 "FAKE_CUDA_VRAM=256M", NULL);
 	if (!ctx)
 		return done_testing();
 	return tap_run();

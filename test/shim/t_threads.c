@@ -10,8 +10,8 @@
 CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream);
 
 #define THREADS 8
-#define ROUNDS 1500
-#define LIVE 4
+#define ROUNDS	1500
+#define LIVE	4
 
 static CUcontext ctx;
 static int errors[THREADS], spilled_seen[THREADS];
@@ -49,7 +49,8 @@ static void *worker(void *arg)
 		{
 			unsigned int type = 0;
 
-			if (cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, live[slot]) ||
+			if (cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+						  live[slot]) ||
 			    type != CU_MEMORYTYPE_DEVICE)
 				errors[id]++;
 		}
@@ -70,7 +71,7 @@ int main(void)
 	CUdeviceptr p;
 
 	ctx = shim_setup("SPILLWAY_VRAM_LIMIT=24M", "SPILLWAY_HEADROOM=0", "SPILLWAY_CHUNK=16M",
-	                 "SPILLWAY_BACKEND=host", "FAKE_CUDA_VRAM=512M", NULL);
+			 "SPILLWAY_BACKEND=host", "FAKE_CUDA_VRAM=512M", NULL);
 	for (int i = 0; i < THREADS; i++)
 		pthread_create(&th[i], NULL, worker, (void *)(intptr_t)i);
 	for (int i = 0; i < THREADS; i++)
@@ -79,17 +80,20 @@ int main(void)
 		total_errors += errors[i];
 		spilled += spilled_seen[i];
 	}
-	ok(total_errors == 0, "%d threads x %d rounds: no failed call, no corrupted piece (%d errors)",
-	   THREADS, ROUNDS, total_errors);
+	ok(total_errors == 0,
+	   "%d threads x %d rounds: no failed call, no corrupted piece (%d errors)", THREADS,
+	   ROUNDS, total_errors);
 	ok(spilled > 0, "the budget forced spills while threads ran");
-	ok(stat_of(NULL, "spills") > 100, "many allocations were spilled (%lld)", stat_of(NULL, "spills"));
+	ok(stat_of(NULL, "spills") > 100, "many allocations were spilled (%lld)",
+	   stat_of(NULL, "spills"));
 	/* One more spill reclaims the last stream-ordered frees. */
 	setenv("SPILLWAY_MIN_SPILL", "0", 1);
 	ok(cuMemAlloc_v2(&p, 30 << 20) == CUDA_SUCCESS && cuMemFree_v2(p) == CUDA_SUCCESS,
 	   "a final spill and free");
 	ok(stat_of("\"device\":0", "vram_bytes") == 0 && fake_vram_used(0) == 0,
 	   "VRAM accounts are zero, in the shim and in the driver");
-	ok(stat_of(NULL, "spill_bytes") == 0, "spill account is zero (%lld)", stat_of(NULL, "spill_bytes"));
+	ok(stat_of(NULL, "spill_bytes") == 0, "spill account is zero (%lld)",
+	   stat_of(NULL, "spill_bytes"));
 	ok(stat_of("\"device\":0", "vram_peak") <= (long long)(24 << 20) + 8 * (512 << 10),
 	   "VRAM peak stayed within the budget plus sub-threshold pieces (%lld)",
 	   stat_of("\"device\":0", "vram_peak"));

@@ -26,9 +26,9 @@ static _Atomic uint64_t spill_now[SPILL_KINDS], spill_ever[SPILL_KINDS];
 static _Atomic uint64_t spill_total_now, spill_total_peak, managed_now;
 
 struct free_cache {
-	_Atomic int64_t free;		/* driver's figure at the last query, less our growth since */
-	_Atomic uint64_t total;		/* the card's total, 0 until the first query */
-	_Atomic uint64_t stamp_ns;	/* when the driver was last asked, 0 = never */
+	_Atomic int64_t free;	   /* driver's figure at the last query, less our growth since */
+	_Atomic uint64_t total;	   /* the card's total, 0 until the first query */
+	_Atomic uint64_t stamp_ns; /* when the driver was last asked, 0 = never */
 };
 
 static struct free_cache caches[MAX_DEVICES];

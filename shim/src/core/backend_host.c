@@ -70,11 +70,11 @@ static uint64_t read_meminfo(void)
  * cuMemGetInfo added on an H100 (23 us against 6), and frameworks poll cuMemGetInfo: the figure
  * is kept for HOST_AVAIL_MAX_AGE_NS.  Two threads may both refresh it; either answer is right.
  */
-#define HOST_AVAIL_MAX_AGE_NS	(100ULL * 1000 * 1000)
+#define HOST_AVAIL_MAX_AGE_NS (100ULL * 1000 * 1000)
 
 uint64_t host_available(void)
 {
-	static _Atomic uint64_t cached, stamp_ns;	/* stamp 0: never read */
+	static _Atomic uint64_t cached, stamp_ns; /* stamp 0: never read */
 	uint64_t now = now_coarse_ns() + 1, stamp;
 
 	stamp = atomic_load_explicit(&stamp_ns, memory_order_acquire);

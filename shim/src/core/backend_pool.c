@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static int pool_fd = -1;	/* set once in pool_open, read-only afterwards */
+static int pool_fd = -1; /* set once in pool_open, read-only afterwards */
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
 static void pool_open(void)

@@ -28,12 +28,22 @@ int parse_size(const char *s, uint64_t *out)
 		value = value * 10 + (uint64_t)(*p - '0');
 	}
 	switch (toupper((unsigned char)*p)) {
-	case '\0': break;
-	case 'K': shift = 10; break;
-	case 'M': shift = 20; break;
-	case 'G': shift = 30; break;
-	case 'T': shift = 40; break;
-	default: return -1;
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	default:
+		return -1;
 	}
 	if (*p) {
 		p++;
@@ -47,11 +57,11 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-static void complain(const char *name, const char *value, const char *expected, const char *fallback)
+static void complain(const char *name, const char *value, const char *expected,
+		     const char *fallback)
 {
 	char msg[512];
-	int n = snprintf(msg, sizeof(msg),
-			 "spillway: ignoring %s=\"%s\": expected %s; using %s\n",
+	int n = snprintf(msg, sizeof(msg), "spillway: ignoring %s=\"%s\": expected %s; using %s\n",
 			 name, value, expected, fallback);
 
 	if (n > 0)
@@ -130,7 +140,8 @@ static void read_log(struct spw_config *c, const char *v)
 		return;
 	colon = strchr(v, ':');
 	len = colon ? (size_t)(colon - v) : strlen(v);
-	if (len >= sizeof(words) || (colon && (!colon[1] || strlen(colon + 1) >= sizeof(c->log_path)))) {
+	if (len >= sizeof(words) ||
+	    (colon && (!colon[1] || strlen(colon + 1) >= sizeof(c->log_path)))) {
 		bad = 1;
 	} else {
 		char *save = NULL, *w;
@@ -154,9 +165,10 @@ static void read_log(struct spw_config *c, const char *v)
 		c->log_level = LOG_WARN;
 		c->log_stats = 0;
 		c->log_path[0] = '\0';
-		complain("SPILLWAY_LOG", v,
-			 "off|error|warn|info|debug and/or stats, comma-separated, then optional :path",
-			 "warn on stderr");
+		complain(
+			"SPILLWAY_LOG", v,
+			"off|error|warn|info|debug and/or stats, comma-separated, then optional :path",
+			"warn on stderr");
 	}
 }
 

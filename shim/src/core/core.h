@@ -21,11 +21,11 @@ enum spill_kind { SPILL_POOL, SPILL_HOST, SPILL_HOST_NUMA, SPILL_KINDS };
 
 /* What a registry record describes. */
 enum rec_kind {
-	REC_VRAM,	/* cuMemAlloc/Pitch in VRAM */
-	REC_ASYNC,	/* cuMemAllocAsync/FromPool in VRAM */
-	REC_MANAGED,	/* cuMemAllocManaged: accounted, never moved */
-	REC_SPILL,	/* a piece of a registered host arena */
-	REC_VMM_MAP,	/* a cuMemMap'd range */
+	REC_VRAM,    /* cuMemAlloc/Pitch in VRAM */
+	REC_ASYNC,   /* cuMemAllocAsync/FromPool in VRAM */
+	REC_MANAGED, /* cuMemAllocManaged: accounted, never moved */
+	REC_SPILL,   /* a piece of a registered host arena */
+	REC_VMM_MAP, /* a cuMemMap'd range */
 };
 
 struct arena;
@@ -37,10 +37,10 @@ struct alloc_rec {
 	int dev;
 	CUcontext ctx;
 	enum rec_kind kind;
-	struct arena *arena;		/* REC_SPILL */
-	size_t offset;			/* REC_SPILL: offset in the arena */
-	struct vmm_handle *handle;	/* REC_VMM_MAP */
-	int spilled;			/* REC_SPILL, or a map of a host-NUMA handle */
+	struct arena *arena;	   /* REC_SPILL */
+	size_t offset;		   /* REC_SPILL: offset in the arena */
+	struct vmm_handle *handle; /* REC_VMM_MAP */
+	int spilled;		   /* REC_SPILL, or a map of a host-NUMA handle */
 };
 
 /* init.c: lazily, once: config, log, fork handlers, exit stats. */
@@ -86,6 +86,7 @@ struct account_totals {
 void account_totals(struct account_totals *out);
 
 /* counters.c: event counts (relaxed atomics). */
+/* clang-format off */
 #define SPW_COUNTERS(X) X(allocs) X(spills) X(spill_failures) X(frees) X(deferred_frees) \
 	X(passthrough_frees) X(getproc_calls) X(getproc_wrapped) X(dlsym_wrapped) \
 	X(arenas_created) X(arenas_released) X(vmm_host_numa) X(free_queries) X(free_cached)
@@ -95,6 +96,7 @@ enum counter {
 #undef COUNTER_ID
 	CNT_COUNT
 };
+/* clang-format on */
 void counter_inc(enum counter c);
 uint64_t counter_read(enum counter c);
 const char *counter_name(enum counter c);
@@ -107,13 +109,13 @@ int spillway_stats_json(char *buf, size_t len);
 enum placement { PLACE_VRAM, PLACE_SPILL };
 struct policy_input {
 	uint64_t size;
-	uint64_t vram_used;	/* this process, this device */
-	uint64_t vram_free;	/* driver's free figure, or UINT64_MAX when not asked */
-	uint64_t vram_total;	/* the card's total, 0 when not known */
+	uint64_t vram_used;  /* this process, this device */
+	uint64_t vram_free;  /* driver's free figure, or UINT64_MAX when not asked */
+	uint64_t vram_total; /* the card's total, 0 when not known */
 };
 /* A cached free figure stands in for the driver's this long, this far from a request. */
-#define FREE_CACHE_MAX_AGE_NS	(100ULL * 1000 * 1000)
-#define FREE_CACHE_SLACK	(1ULL << 30)
+#define FREE_CACHE_MAX_AGE_NS (100ULL * 1000 * 1000)
+#define FREE_CACHE_SLACK      (1ULL << 30)
 /* Whether policy_decide needs the driver's free figure for this request. */
 int policy_needs_free(const struct spw_config *c, uint64_t size, uint64_t vram_used);
 /* Whether a cached free figure is as good as asking the driver for this request. */
@@ -177,8 +179,8 @@ struct vmm_handle {
 	size_t size;
 	int dev;
 	int spilled;
-	long refs;			/* Protected by vmm_mutex. */
-	CUmemLocation asked;		/* where the application asked for it */
+	long refs;	     /* Protected by vmm_mutex. */
+	CUmemLocation asked; /* where the application asked for it */
 };
 /* Take a reference on a handle we created; NULL when it is not ours. */
 struct vmm_handle *vmm_handle_ref(CUmemGenericAllocationHandle h);
@@ -199,14 +201,14 @@ void vmm_reset_lock(void);
 /* placement.c: VRAM or spill, for each allocation. */
 /* One way of getting VRAM from the driver, with its arguments. */
 struct vram_request {
-	CUresult (*alloc)(struct vram_request *q, CUdeviceptr *dptr);	/* a vram_alloc_* */
-	size_t size;		/* bytes the placement is decided on */
-	size_t width, height;	/* pitch */
+	CUresult (*alloc)(struct vram_request *q, CUdeviceptr *dptr); /* a vram_alloc_* */
+	size_t size;	      /* bytes the placement is decided on */
+	size_t width, height; /* pitch */
 	size_t *pitch;
 	unsigned int elem;
 	CUstream stream;
 	CUmemoryPool pool;
-	enum hook_id id;	/* async: the plain or the per-thread entry point */
+	enum hook_id id; /* async: the plain or the per-thread entry point */
 };
 CUresult vram_alloc_plain(struct vram_request *q, CUdeviceptr *dptr);
 CUresult vram_alloc_pitch(struct vram_request *q, CUdeviceptr *dptr);

@@ -12,17 +12,17 @@
 
 static const char *const hook_names[HOOK_COUNT] = {
 #define CU_HOOK(name, params) #name,
-#define CU_REAL CU_HOOK
-#define NVML_HOOK CU_HOOK
-#define NVML_REAL CU_HOOK
+#define CU_REAL		      CU_HOOK
+#define NVML_HOOK	      CU_HOOK
+#define NVML_REAL	      CU_HOOK
 #include "driver.def"
 };
 
 static const unsigned char hook_libs[HOOK_COUNT] = {
-#define CU_HOOK(name, params) LIB_CUDA,
-#define CU_REAL CU_HOOK
+#define CU_HOOK(name, params)	LIB_CUDA,
+#define CU_REAL			CU_HOOK
 #define NVML_HOOK(name, params) LIB_NVML,
-#define NVML_REAL NVML_HOOK
+#define NVML_REAL		NVML_HOOK
 #include "driver.def"
 };
 
@@ -30,8 +30,8 @@ static const unsigned char hook_libs[HOOK_COUNT] = {
 static const unsigned char hook_hooked[HOOK_COUNT] = {
 #define CU_HOOK(name, params) 1,
 #define CU_REAL(name, params) 0,
-#define NVML_HOOK CU_HOOK
-#define NVML_REAL CU_REAL
+#define NVML_HOOK	      CU_HOOK
+#define NVML_REAL	      CU_REAL
 #include "driver.def"
 };
 

@@ -15,18 +15,18 @@ enum hook_lib { LIB_CUDA, LIB_NVML };
 
 enum hook_id {
 #define CU_HOOK(name, params) HOOK_##name,
-#define CU_REAL CU_HOOK
-#define NVML_HOOK CU_HOOK
-#define NVML_REAL CU_HOOK
+#define CU_REAL		      CU_HOOK
+#define NVML_HOOK	      CU_HOOK
+#define NVML_REAL	      CU_HOOK
 #include "driver.def"
 	HOOK_COUNT
 };
 
 /* real_<name>_t: the type of the driver's own function. */
-#define CU_HOOK(name, params) typedef CUresult (CUDAAPI *real_##name##_t) params;
-#define CU_REAL CU_HOOK
-#define NVML_HOOK(name, params) typedef nvmlReturn_t (*real_##name##_t) params;
-#define NVML_REAL NVML_HOOK
+#define CU_HOOK(name, params)	typedef CUresult(CUDAAPI *real_##name##_t) params;
+#define CU_REAL			CU_HOOK
+#define NVML_HOOK(name, params) typedef nvmlReturn_t(*real_##name##_t) params;
+#define NVML_REAL		NVML_HOOK
 #include "driver.def"
 
 /* The driver's function for @id, or NULL when the driver lacks it (callers then return NOT_FOUND). */

@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 /* Fork: take every lock so the child never inherits one held by a thread that is gone. */
@@ -40,7 +39,8 @@ static void init_once_fn(void)
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	if (c->log_stats)
 		atexit(stats_at_exit);
-	spw_log(LOG_INFO, "loaded: vram_limit=%llu headroom=%llu min_spill=%llu reserve=%llu%s "
+	spw_log(LOG_INFO,
+		"loaded: vram_limit=%llu headroom=%llu min_spill=%llu reserve=%llu%s "
 		"large=%llu backend=%d report=%d",
 		(unsigned long long)c->vram_limit, (unsigned long long)c->headroom,
 		(unsigned long long)c->min_spill, (unsigned long long)policy_reserve(c, 0),

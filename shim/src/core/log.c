@@ -18,7 +18,8 @@ void log_open(const struct spw_config *c)
 		if (fd >= 0)
 			log_fd = fd;
 		else
-			spw_log(LOG_ERROR, "cannot open log file %s; logging to stderr", c->log_path);
+			spw_log(LOG_ERROR, "cannot open log file %s; logging to stderr",
+				c->log_path);
 	}
 }
 

@@ -6,9 +6,9 @@
 #define SPILLWAY_NVML_TYPES_H
 
 typedef int nvmlReturn_t;
-#define NVML_SUCCESS			0
-#define NVML_ERROR_INVALID_ARGUMENT	2
-#define NVML_ERROR_FUNCTION_NOT_FOUND	13
+#define NVML_SUCCESS		      0
+#define NVML_ERROR_INVALID_ARGUMENT   2
+#define NVML_ERROR_FUNCTION_NOT_FOUND 13
 
 typedef struct nvmlDevice_st *nvmlDevice_t;
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Atomic int first_host_create;	/* the first one is logged at info */
+static _Atomic int first_host_create; /* the first one is logged at info */
 
 CUresult vram_alloc_plain(struct vram_request *q, CUdeviceptr *dptr)
 {
@@ -207,9 +207,10 @@ static CUresult create_on_host(CUmemGenericAllocationHandle *handle, size_t size
 	rc = REAL(cuMemCreate)(handle, size, &host, flags);
 	if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_OUT_OF_MEMORY)
 		return rc;
-	spw_log(LOG_INFO, "cuMemCreate(%zu, HOST_NUMA 0, handle types %#x, type %d, flags %llu, "
-		"asked compression %u rdma %u usage %u) = %d", size,
-		(unsigned int)host.requestedHandleTypes, (int)host.type, flags,
+	spw_log(LOG_INFO,
+		"cuMemCreate(%zu, HOST_NUMA 0, handle types %#x, type %d, flags %llu, "
+		"asked compression %u rdma %u usage %u) = %d",
+		size, (unsigned int)host.requestedHandleTypes, (int)host.type, flags,
 		prop->allocFlags.compressionType, prop->allocFlags.gpuDirectRDMACapable,
 		prop->allocFlags.usage, (int)rc);
 	if (host.requestedHandleTypes) {
@@ -264,7 +265,8 @@ CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
 		vmm_handle_record(*handle, size, dev, 1, &prop->location, 0);
 		spw_log(first_host_create++ ? LOG_DEBUG : LOG_INFO,
 			"cuMemCreate(%zu) on host memory (asked: handle types %#x, compression %u, "
-			"rdma %u, usage %u)", size, (unsigned int)prop->requestedHandleTypes,
+			"rdma %u, usage %u)",
+			size, (unsigned int)prop->requestedHandleTypes,
 			prop->allocFlags.compressionType, prop->allocFlags.gpuDirectRDMACapable,
 			prop->allocFlags.usage);
 		return rc;

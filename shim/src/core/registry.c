@@ -24,7 +24,7 @@
 
 struct shard {
 	pthread_mutex_t lock;
-	void *root;	/* tsearch tree of struct alloc_rec, by base. Protected by @lock. */
+	void *root; /* tsearch tree of struct alloc_rec, by base. Protected by @lock. */
 	size_t count;
 } __attribute__((aligned(64)));
 
@@ -33,7 +33,7 @@ static struct shard shards[SHARDS] = {
 };
 
 static pthread_rwlock_t ranges_lock = PTHREAD_RWLOCK_INITIALIZER;
-static void *ranges_root;	/* disjoint intervals. Protected by @ranges_lock. */
+static void *ranges_root; /* disjoint intervals. Protected by @ranges_lock. */
 static size_t ranges_count;
 
 static struct shard *shard_of(uintptr_t base)

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SPILL_ALIGN (64ULL << 10)	/* piece granularity: 64 KiB keeps fragmentation low */
+#define SPILL_ALIGN (64ULL << 10) /* piece granularity: 64 KiB keeps fragmentation low */
 
 struct extent {
 	size_t off, len;
@@ -26,11 +26,11 @@ struct extent {
 
 struct arena {
 	struct backend_map map;
-	CUdeviceptr dbase;	/* device address of map.addr */
+	CUdeviceptr dbase; /* device address of map.addr */
 	CUcontext ctx;
-	size_t used;		/* bytes in live or pending pieces */
+	size_t used; /* bytes in live or pending pieces */
 	int dedicated;
-	struct extent *free_list;	/* sorted by offset, coalesced */
+	struct extent *free_list; /* sorted by offset, coalesced */
 	struct arena *next;
 };
 
@@ -42,8 +42,8 @@ struct pending {
 };
 
 static pthread_mutex_t spill_mutex = PTHREAD_MUTEX_INITIALIZER;
-static struct arena *arenas;		/* Protected by spill_mutex. */
-static struct pending *pending;		/* Protected by spill_mutex. */
+static struct arena *arenas;	/* Protected by spill_mutex. */
+static struct pending *pending; /* Protected by spill_mutex. */
 
 void spill_lock(void)
 {
@@ -112,7 +112,7 @@ static void extent_give(struct arena *a, size_t off, size_t len)
 	}
 	e = malloc(sizeof(*e));
 	if (!e)
-		return;	/* the piece is lost to reuse; the arena still goes when released */
+		return; /* the piece is lost to reuse; the arena still goes when released */
 	e->off = off;
 	e->len = len;
 	e->next = *pp;
@@ -128,7 +128,8 @@ static int map_backend(size_t size, struct backend_map *m)
 		err = pool_map(size, m);
 		if (err == 0 || c->backend == BACKEND_POOL) {
 			if (err)
-				spw_log(LOG_WARN, "pool backend: %zu bytes: %s", size, strerror(-err));
+				spw_log(LOG_WARN, "pool backend: %zu bytes: %s", size,
+					strerror(-err));
 			return err;
 		}
 		spw_log(LOG_INFO, "pool backend: %s; using host memory", strerror(-err));
@@ -149,7 +150,8 @@ static struct arena *arena_create(size_t size, CUcontext ctx, int dedicated)
 		goto free_structs;
 	if (map_backend(size, &a->map) != 0)
 		goto free_structs;
-	rc = reg(a->map.addr, a->map.size, CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_PORTABLE);
+	rc = reg(a->map.addr, a->map.size,
+		 CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_PORTABLE);
 	if (rc != CUDA_SUCCESS) {
 		spw_log(LOG_WARN, "cuMemHostRegister(%zu bytes) failed: %d", a->map.size, (int)rc);
 		goto unmap;
@@ -315,8 +317,9 @@ void spill_free_ordered(struct alloc_rec *r, CUstream stream, int per_thread)
 	real_cuEventRecord_t record = per_thread ? (real_cuEventRecord_t)REAL(cuEventRecord_ptsz)
 						 : REAL(cuEventRecord);
 	real_cuEventDestroy_v2_t destroy = REAL(cuEventDestroy_v2);
-	real_cuStreamSynchronize_t sync = per_thread ?
-		(real_cuStreamSynchronize_t)REAL(cuStreamSynchronize_ptsz) : REAL(cuStreamSynchronize);
+	real_cuStreamSynchronize_t sync =
+		per_thread ? (real_cuStreamSynchronize_t)REAL(cuStreamSynchronize_ptsz)
+			   : REAL(cuStreamSynchronize);
 	struct pending *p = malloc(sizeof(*p));
 	CUevent ev = NULL;
 
@@ -374,7 +377,7 @@ void spill_reclaim(int wait)
 	real_cuEventDestroy_v2_t destroy = REAL(cuEventDestroy_v2);
 	struct pending *p;
 
-	if (!pending)	/* unlocked peek: a free queued right now is reclaimed next time */
+	if (!pending) /* unlocked peek: a free queued right now is reclaimed next time */
 		return;
 	p = take_finished(wait);
 	while (p) {

@@ -44,10 +44,12 @@ int spillway_stats_json(char *buf, size_t len)
 	for (int d = 0; d < MAX_DEVICES; d++) {
 		if (!account_device(d, &u))
 			continue;
-		put(&o, "%s{\"device\":%d,\"vram_bytes\":%llu,\"vram_peak\":%llu,"
-		    "\"spill_bytes\":%llu,\"spill_peak\":%llu}", first ? "" : ",", d,
-		    (unsigned long long)u.vram_used, (unsigned long long)u.vram_peak,
-		    (unsigned long long)u.spill_used, (unsigned long long)u.spill_peak);
+		put(&o,
+		    "%s{\"device\":%d,\"vram_bytes\":%llu,\"vram_peak\":%llu,"
+		    "\"spill_bytes\":%llu,\"spill_peak\":%llu}",
+		    first ? "" : ",", d, (unsigned long long)u.vram_used,
+		    (unsigned long long)u.vram_peak, (unsigned long long)u.spill_used,
+		    (unsigned long long)u.spill_peak);
 		first = 0;
 	}
 	account_totals(&t);
@@ -65,15 +67,15 @@ int spillway_stats_json(char *buf, size_t len)
 		const struct spw_config *c = spw_config();
 		static const char *const backends[] = { "auto", "pool", "host", "off" };
 
-		put(&o, "},\"config\":{\"vram_limit\":%llu,\"headroom\":%llu,\"min_spill\":%llu,"
+		put(&o,
+		    "},\"config\":{\"vram_limit\":%llu,\"headroom\":%llu,\"min_spill\":%llu,"
 		    "\"spill_limit\":%llu,\"chunk\":%llu,\"reserve\":%llu,\"reserve_auto\":%s,"
 		    "\"large\":%llu,\"backend\":\"%s\",\"report\":\"%s\"}}",
 		    (unsigned long long)c->vram_limit, (unsigned long long)c->headroom,
 		    (unsigned long long)c->min_spill, (unsigned long long)c->spill_limit,
 		    (unsigned long long)c->chunk, (unsigned long long)policy_reserve(c, 0),
 		    c->reserve_auto ? "true" : "false", (unsigned long long)c->large,
-		    backends[c->backend],
-		    c->report == REPORT_VIRTUAL ? "virtual" : "physical");
+		    backends[c->backend], c->report == REPORT_VIRTUAL ? "virtual" : "physical");
 	}
 	return (int)o.pos;
 }

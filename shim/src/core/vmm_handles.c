@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 static pthread_mutex_t vmm_mutex = PTHREAD_MUTEX_INITIALIZER;
-static void *handles;			/* tsearch tree by handle. Protected by vmm_mutex. */
+static void *handles; /* tsearch tree by handle. Protected by vmm_mutex. */
 
 void vmm_lock(void)
 {
@@ -134,7 +134,7 @@ void vmm_map_record(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAll
 	struct alloc_rec *r;
 
 	if (!v)
-		return;	/* not created through us (or before us): nothing to track */
+		return; /* not created through us (or before us): nothing to track */
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		vmm_handle_unref(h);

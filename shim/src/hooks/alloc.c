@@ -25,15 +25,19 @@ CUresult CUDAAPI cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t Wi
 	real_cuMemAllocPitch_v2_t real = REAL(cuMemAllocPitch_v2);
 	/* The driver aligns pitch to 512 bytes on current GPUs; decide on that size. */
 	size_t pitch = (size_t)round_up(WidthInBytes, 512);
-	struct vram_request q = { .alloc = vram_alloc_pitch, .width = WidthInBytes, .height = Height,
-				  .pitch = pPitch, .elem = ElementSizeBytes };
+	struct vram_request q = { .alloc = vram_alloc_pitch,
+				  .width = WidthInBytes,
+				  .height = Height,
+				  .pitch = pPitch,
+				  .elem = ElementSizeBytes };
+	/* Shapes the driver refuses or that overflow are its to report. */
+	int odd = !dptr || !pPitch || !WidthInBytes || !Height || Height > SIZE_MAX / pitch ||
+		  (ElementSizeBytes != 4 && ElementSizeBytes != 8 && ElementSizeBytes != 16);
 	CUresult rc;
 
-	if (!hook_enter(real, !dptr || !pPitch || !WidthInBytes || !Height ||
-			(ElementSizeBytes != 4 && ElementSizeBytes != 8 && ElementSizeBytes != 16) ||
-			Height > SIZE_MAX / pitch))
-		return real ? real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes) :
-			      CUDA_ERROR_NOT_FOUND;
+	if (!hook_enter(real, odd))
+		return real ? real(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes)
+			    : CUDA_ERROR_NOT_FOUND;
 	q.size = pitch * Height;
 	rc = place(&q, dptr, REC_VRAM);
 	/* A spilled pitch allocation reports the pitch it was sized with. */
@@ -44,13 +48,16 @@ CUresult CUDAAPI cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t Wi
 }
 
 /* cuMemAllocAsync, cuMemAllocFromPoolAsync (@pool) and their per-thread-stream twins (@id). */
-static CUresult alloc_async(enum hook_id id, CUdeviceptr *dptr, size_t bytesize,
-			    CUmemoryPool pool, CUstream stream)
+static CUresult alloc_async(enum hook_id id, CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
+			    CUstream stream)
 {
 	int from_pool = id == HOOK_cuMemAllocFromPoolAsync ||
 			id == HOOK_cuMemAllocFromPoolAsync_ptsz;
 	struct vram_request q = { .alloc = from_pool ? vram_alloc_from_pool : vram_alloc_async,
-				  .size = bytesize, .pool = pool, .stream = stream, .id = id };
+				  .size = bytesize,
+				  .pool = pool,
+				  .stream = stream,
+				  .id = id };
 	CUresult rc;
 
 	if (!hook_enter(real_fn(id), !dptr || !bytesize || (from_pool && !pool)))
@@ -77,8 +84,8 @@ CUresult CUDAAPI cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUm
 	return alloc_async(HOOK_cuMemAllocFromPoolAsync, dptr, bytesize, pool, hStream);
 }
 
-CUresult CUDAAPI cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize,
-					      CUmemoryPool pool, CUstream hStream)
+CUresult CUDAAPI cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
+					      CUstream hStream)
 {
 	return alloc_async(HOOK_cuMemAllocFromPoolAsync_ptsz, dptr, bytesize, pool, hStream);
 }

@@ -13,8 +13,8 @@
 static void *const hook_wrappers[HOOK_COUNT] = {
 #define CU_HOOK(name, params) (void *)&name,
 #define CU_REAL(name, params) NULL,
-#define NVML_HOOK CU_HOOK
-#define NVML_REAL CU_REAL
+#define NVML_HOOK	      CU_HOOK
+#define NVML_REAL	      CU_REAL
 #include "core/driver.def"
 };
 
@@ -123,7 +123,8 @@ static CUresult get_proc_address(enum hook_id id, const char *symbol, void **pfn
 	if (!real)
 		return CUDA_ERROR_NOT_FOUND;
 	if (id == HOOK_cuGetProcAddress_v2)
-		rc = ((real_cuGetProcAddress_v2_t)real)(symbol, pfn, cudaVersion, flags, symbolStatus);
+		rc = ((real_cuGetProcAddress_v2_t)real)(symbol, pfn, cudaVersion, flags,
+							symbolStatus);
 	else
 		rc = ((real_cuGetProcAddress_t)real)(symbol, pfn, cudaVersion, flags);
 	if (!hook_enter(real, 0))
@@ -131,9 +132,9 @@ static CUresult get_proc_address(enum hook_id id, const char *symbol, void **pfn
 	counter_inc(CNT_getproc_calls);
 	if (rc == CUDA_SUCCESS && pfn)
 		*pfn = wrap_driver_pointer(*pfn);
-	spw_log(LOG_DEBUG, "%s(%s, %d, %llu) = %d", id == HOOK_cuGetProcAddress_v2 ?
-		"cuGetProcAddress_v2" : "cuGetProcAddress", symbol ? symbol : "(null)",
-		cudaVersion, (unsigned long long)flags, (int)rc);
+	spw_log(LOG_DEBUG, "%s(%s, %d, %llu) = %d",
+		id == HOOK_cuGetProcAddress_v2 ? "cuGetProcAddress_v2" : "cuGetProcAddress",
+		symbol ? symbol : "(null)", cudaVersion, (unsigned long long)flags, (int)rc);
 	hook_leave();
 	return rc;
 }

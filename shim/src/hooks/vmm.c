@@ -15,8 +15,8 @@ CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
 	real_cuMemCreate_t real = REAL(cuMemCreate);
 	CUresult rc;
 
-	if (!hook_enter(real, !handle || !prop ||
-			prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE))
+	if (!hook_enter(real,
+			!handle || !prop || prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE))
 		return real ? real(handle, size, prop, flags) : CUDA_ERROR_NOT_FOUND;
 	rc = place_vmm_create(handle, size, prop, flags);
 	hook_leave();
