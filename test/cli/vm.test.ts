@@ -20,7 +20,10 @@ t.teardown(() => fs.rmSync(work, { recursive: true, force: true }))
 // DKMS, in private trees so the host's /var/lib/dkms and /usr/src stay untouched.
 const version = /^PACKAGE_VERSION="?([^"\s]+)/m.exec(fs.readFileSync(path.join(repoRoot, 'dkms.conf'), 'utf8'))?.[1] ?? ''
 const dkmsArgs = ['--sourcetree', `${work}/src`, '--dkmstree', `${work}/dkms`, '--installtree', `${work}/install`]
-const dkmsEnv = { ...process.env, mok_signing_key: `${work}/mok.key`, mok_certificate: `${work}/mok.pub` }
+// DKMS looks for sign-file in the system's linux-kbuild package; a fresh machine has only the cached one.
+const kbuild = path.join(kernel.dir, 'root/usr/lib')
+const signFile = fs.readdirSync(kbuild).filter((d) => d.startsWith('linux-kbuild-')).map((d) => path.join(kbuild, d, 'scripts/sign-file'))[0] ?? ''
+const dkmsEnv = { ...process.env, sign_file: signFile, mok_signing_key: `${work}/mok.key`, mok_certificate: `${work}/mok.pub` }
 const dkms = (...args: string[]) => spawnSync('dkms', [...dkmsArgs, ...args], { env: dkmsEnv, encoding: 'utf8' })
 let ko = ''
 t.test('dkms add and build against the 6.1 headers', async (t) => {
