@@ -5,6 +5,8 @@
  *   FAKE_CUDA_VRAM=256M     VRAM per device (default 1G)
  *   FAKE_CUDA_DEVICES=2     device count (default 1, at most 8)
  *   FAKE_CUDA_FAIL=a,b      these functions return CUDA_ERROR_UNKNOWN (fault injection)
+ *   FAKE_CUDA_NUMA_NODES, FAKE_CUDA_HOST_NUMA_ID, FAKE_CUDA_HOST_NUMA_LIMIT: host NUMA memory
+ *                           for cuMemCreate (section "mixed device and host handles", at the end)
  *
  * It behaves like the real driver where the shim depends on it: cuMemFree of an unknown
  * pointer is INVALID_VALUE, registered memory reports MEMORY_TYPE HOST and the whole
@@ -282,6 +284,13 @@ CUresult cuCtxSynchronize(void)
 }
 
 /* ---- device memory ---- */
+
+/* Defined in the section "mixed device and host handles in one reserved range" below. */
+struct handle;
+static CUresult host_handle_check(const CUmemAllocationProp *prop, size_t size);
+static void host_handle_note(const struct handle *h, int64_t sign);
+static CUresult map_check(CUdeviceptr ptr, size_t size);
+static CUresult access_check(CUdeviceptr ptr, size_t size);
 
 enum kind { K_DEVICE, K_MANAGED, K_REGISTERED, K_MAP };
 
@@ -643,6 +652,7 @@ static void handle_unref(struct handle *h)
 		return;
 	if (h->prop.location.type == CU_MEM_LOCATION_TYPE_DEVICE)
 		atomic_fetch_sub(&vram_used[h->prop.location.id], h->size);
+	host_handle_note(h, -1);
 	close(h->fd);
 	free(h);
 }
@@ -651,6 +661,7 @@ CUresult cuMemCreate(CUmemGenericAllocationHandle *out, size_t size,
 		     const CUmemAllocationProp *prop, unsigned long long flags)
 {
 	struct handle *h;
+	CUresult rc;
 	int fd;
 
 	if (enter("cuMemCreate"))
@@ -669,10 +680,16 @@ CUresult cuMemCreate(CUmemGenericAllocationHandle *out, size_t size,
 	case CU_MEM_LOCATION_TYPE_HOST_NUMA:
 		if (getenv("FAKE_CUDA_NO_HOST_NUMA"))
 			return CUDA_ERROR_NOT_SUPPORTED;
+		rc = host_handle_check(prop, size);
+		if (rc != CUDA_SUCCESS)
+			return rc;
 		break;
 	case CU_MEM_LOCATION_TYPE_HOST:
 		if (prop->requestedHandleTypes)
 			return CUDA_ERROR_INVALID_VALUE;
+		rc = host_handle_check(prop, size);
+		if (rc != CUDA_SUCCESS)
+			return rc;
 		break;
 	default:
 		return CUDA_ERROR_INVALID_VALUE;
@@ -685,6 +702,7 @@ CUresult cuMemCreate(CUmemGenericAllocationHandle *out, size_t size,
 	h->size = size;
 	h->prop = *prop;
 	h->refs = 1;
+	host_handle_note(h, 1);
 	*out = (CUmemGenericAllocationHandle)(uintptr_t)h;
 	return CUDA_SUCCESS;
 }
@@ -704,7 +722,7 @@ CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAlloc
 	struct handle *h = (struct handle *)(uintptr_t)handle;
 
 	enter("cuMemMap");
-	if (offset + size > h->size)
+	if (offset + size > h->size || map_check(ptr, size) != CUDA_SUCCESS)
 		return CUDA_ERROR_INVALID_VALUE;
 	if (mmap((void *)ptr, size, PROT_NONE, MAP_SHARED | MAP_FIXED, h->fd, (off_t)offset) ==
 	    MAP_FAILED)
@@ -742,6 +760,8 @@ CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
 CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count)
 {
 	enter("cuMemSetAccess");
+	if (access_check(ptr, size) != CUDA_SUCCESS)
+		return CUDA_ERROR_INVALID_VALUE;
 	return mprotect((void *)ptr, size, PROT_READ | PROT_WRITE) ? CUDA_ERROR_INVALID_VALUE
 								   : CUDA_SUCCESS;
 }
@@ -1005,4 +1025,133 @@ CUresult cuGetProcAddress(const char *symbol, void **pfn, int version, cuuint64_
 {
 	enter("cuGetProcAddress");
 	return get_proc(symbol, pfn, version, flags, NULL);
+}
+
+/*
+ * ---- mixed device and host handles in one reserved range (split placement) ----
+ *
+ * What the real driver did on the H100 (driver 580.159.04, shared/notes/cuda.md), and what
+ * this fake does the same way:
+ *   - cuMemCreate with location HOST_NUMA (id 0) gives host memory that cuMemMap places next
+ *     to device chunks in one cuMemAddressReserve range; one cuMemSetAccess over the whole
+ *     range grants the device access; host granularity is 2 MiB.
+ *   - allocFlags.gpuDirectRDMACapable = 1 on a HOST_NUMA or HOST location is INVALID_VALUE.
+ *   - HOST needs requestedHandleTypes == 0 (in cuMemCreate above).
+ *   - pointer attributes answer per mapping: MEMORY_TYPE HOST for a host chunk, and
+ *     cuMemGetAddressRange gives a base 12 GiB off for it (in the queries above).
+ * What the fake does as CUDA's documentation says, not measured:
+ *   - a HOST_NUMA location id outside [0, FAKE_CUDA_NUMA_NODES) is INVALID_VALUE;
+ *   - cuMemMap needs ptr and size aligned to the granularity;
+ *   - cuMemSetAccess needs the whole range mapped;
+ *   - cuDeviceGetAttribute(HOST_NUMA_ID) is the host node nearest the GPU, -1 without NUMA
+ *     (FAKE_CUDA_HOST_NUMA_ID, default 0; the H100 machine's answer is in docs/split-placement.md
+ *     once measured).
+ * Test-only: FAKE_CUDA_HOST_NUMA_LIMIT caps the host bytes all HOST_NUMA/HOST handles may hold
+ * (OUT_OF_MEMORY past it, as a host short of memory would); fake_host_numa_used(node) and
+ * fake_host_handles() read what is held (node -1: HOST handles).
+ */
+#define FAKE_NUMA_MAX 8
+
+static _Atomic uint64_t host_numa_used[FAKE_NUMA_MAX + 1]; /* [FAKE_NUMA_MAX]: HOST */
+static _Atomic long host_handles;
+
+static int env_int(const char *name, int def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? atoi(v) : def;
+}
+
+static int host_slot(const CUmemAllocationProp *prop)
+{
+	if (prop->location.type == CU_MEM_LOCATION_TYPE_HOST)
+		return FAKE_NUMA_MAX;
+	return prop->location.id;
+}
+
+static uint64_t host_bytes_held(void)
+{
+	uint64_t sum = 0;
+
+	for (int i = 0; i <= FAKE_NUMA_MAX; i++)
+		sum += atomic_load(&host_numa_used[i]);
+	return sum;
+}
+
+static CUresult host_handle_check(const CUmemAllocationProp *prop, size_t size)
+{
+	int nodes = env_int("FAKE_CUDA_NUMA_NODES", 1);
+	uint64_t limit = parse(getenv("FAKE_CUDA_HOST_NUMA_LIMIT"), UINT64_MAX);
+
+	if (prop->allocFlags.gpuDirectRDMACapable)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (prop->location.type == CU_MEM_LOCATION_TYPE_HOST_NUMA &&
+	    (prop->location.id < 0 || prop->location.id >= nodes || prop->location.id >= FAKE_NUMA_MAX))
+		return CUDA_ERROR_INVALID_VALUE;
+	if (host_bytes_held() + size > limit)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	return CUDA_SUCCESS;
+}
+
+static void host_handle_note(const struct handle *h, int64_t sign)
+{
+	if (h->prop.location.type != CU_MEM_LOCATION_TYPE_HOST_NUMA &&
+	    h->prop.location.type != CU_MEM_LOCATION_TYPE_HOST)
+		return;
+	atomic_fetch_add(&host_numa_used[host_slot(&h->prop)], (uint64_t)(sign * (int64_t)h->size));
+	atomic_fetch_add(&host_handles, sign);
+}
+
+uint64_t fake_host_numa_used(int node)
+{
+	if (node == -1)
+		return atomic_load(&host_numa_used[FAKE_NUMA_MAX]);
+	return node >= 0 && node < FAKE_NUMA_MAX ? atomic_load(&host_numa_used[node]) : 0;
+}
+
+long fake_host_handles(void)
+{
+	return atomic_load(&host_handles);
+}
+
+static CUresult map_check(CUdeviceptr ptr, size_t size)
+{
+	return !size || ptr % GRAN || size % GRAN ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+}
+
+/* Every byte of [ptr, ptr + size) must belong to a cuMemMap'd region. */
+static CUresult access_check(CUdeviceptr ptr, size_t size)
+{
+	uintptr_t at = ptr, end = ptr + size;
+
+	if (!size)
+		return CUDA_ERROR_INVALID_VALUE;
+	pthread_mutex_lock(&lock);
+	while (at < end) {
+		struct region *r = find_region(at, 0);
+
+		if (!r || r->kind != K_MAP)
+			break;
+		at = r->base + r->size;
+	}
+	pthread_mutex_unlock(&lock);
+	return at >= end ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult cuDeviceGetAttribute(int *value, CUdevice_attribute attrib, CUdevice dev)
+{
+	enter("cuDeviceGetAttribute");
+	if (!value || dev < 0 || dev >= n_dev)
+		return CUDA_ERROR_INVALID_DEVICE;
+	switch (attrib) {
+	case CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID:
+		*value = env_int("FAKE_CUDA_HOST_NUMA_ID", 0);
+		return CUDA_SUCCESS;
+	case CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED:
+		*value = 1;
+		return CUDA_SUCCESS;
+	default:
+		/* Not modelled by the fake: a test that needs another attribute adds it here. */
+		return CUDA_ERROR_INVALID_VALUE;
+	}
 }
