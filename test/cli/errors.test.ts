@@ -9,7 +9,7 @@ import { readConfig } from '../../cli/src/io/config-file.js'
 import { decidePoolSize, poolWatermarks } from '../../cli/src/commands/pool.js'
 import { exitCodeOf, findShim, jobEnv, oomSafeArgv, runAction } from '../../cli/src/commands/run.js'
 import { parseJobRecord, newJobId } from '../../cli/src/lib/jobs.js'
-import { preloadValue, shimCandidates } from '../../cli/src/lib/shim-path.js'
+import { preloadValue, shimBanner, shimCandidates } from '../../cli/src/lib/shim-path.js'
 import { GiB, MiB } from '../../cli/src/lib/sizes.js'
 
 t.test('formatError', async (t) => {
@@ -65,11 +65,15 @@ t.test('config file errors', async (t) => {
 t.test('the shim is found in the documented order', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spillway-shim-'))
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
-  t.same(shimCandidates({ SPILLWAY_SHIM: '/x.so' }, '/repo'), ['/x.so', '/repo/shim/build/libspillway-cuda.so', '/usr/local/lib/spillway/libspillway-cuda.so', '/usr/lib/spillway/libspillway-cuda.so'])
-  t.throws(() => findShim({ SPILLWAY_SHIM: path.join(dir, 'none.so') }, dir), { message: /libspillway-cuda\.so was not found \(looked at .*none\.so, / , hint: /make -C shim.*SPILLWAY_SHIM/ })
+  t.same(shimCandidates({ SPILLWAY_SHIM: '/x.so' }, '/repo'), ['/x.so'], 'SPILLWAY_SHIM is the only candidate when set')
+  t.same(shimCandidates({}, '/repo'), ['/repo/shim/build/libspillway-cuda.so', '/usr/local/lib/spillway/libspillway-cuda.so', '/usr/lib/spillway/libspillway-cuda.so'])
+  t.throws(() => findShim({}, dir), { message: /libspillway-cuda\.so was not found \(looked at .*shim\/build\/libspillway-cuda\.so, /, hint: /make -C shim.*SPILLWAY_SHIM/ })
   fs.mkdirSync(path.join(dir, 'shim/build'), { recursive: true })
   fs.writeFileSync(path.join(dir, 'shim/build/libspillway-cuda.so'), '')
   t.equal(findShim({}, dir), path.join(dir, 'shim/build/libspillway-cuda.so'))
+  t.throws(() => findShim({ SPILLWAY_SHIM: path.join(dir, 'none.so') }, dir),
+    { exitCode: EXIT.failed, message: /^SPILLWAY_SHIM=.*none\.so does not exist$/, hint: /point SPILLWAY_SHIM at libspillway-cuda\.so/ },
+    'a SPILLWAY_SHIM that does not exist is an error, not replaced by the one that does')
   fs.writeFileSync(path.join(dir, 'mine.so'), '')
   t.equal(findShim({ SPILLWAY_SHIM: path.join(dir, 'mine.so') }, dir), path.join(dir, 'mine.so'), 'SPILLWAY_SHIM wins')
   await t.rejects(runAction({ command: [], oomSafe: false }), { exitCode: EXIT.usage, message: 'no command given' })
@@ -86,6 +90,11 @@ t.test('the job environment', async (t) => {
   t.equal(preloadValue('/s.so', '/a.so /b.so:/s.so'), '/s.so:/a.so:/b.so')
   const env = jobEnv({ PATH: '/bin', LD_PRELOAD: '/a.so' }, '/s.so', { command: ['x'], oomSafe: false, vramLimitBytes: 8 * GiB })
   t.same(env, { PATH: '/bin', LD_PRELOAD: '/s.so:/a.so', SPILLWAY_VRAM_LIMIT: String(8 * GiB) })
+  t.equal(jobEnv({}, '/s.so', { command: ['x'], oomSafe: false, report: 'virtual' }).SPILLWAY_REPORT, 'virtual')
+  t.equal(jobEnv({ SPILLWAY_REPORT: 'virtual' }, '/s.so', { command: ['x'], oomSafe: false }).SPILLWAY_REPORT, 'virtual', "the caller's variable stays without --report")
+  t.equal(shimBanner('/s.so', { SPILLWAY_VRAM_LIMIT: String(8 * GiB) }), 'shim /s.so active; VRAM budget 8 GiB; report physical (free memory is VRAM only)')
+  t.equal(shimBanner('/s.so', { SPILLWAY_REPORT: 'virtual' }), 'shim /s.so active; VRAM budget: the card; report virtual (free memory includes what can spill)')
+  t.equal(shimBanner('/s.so', { SPILLWAY_VRAM_LIMIT: '8G' }), 'shim /s.so active; VRAM budget 8G; report physical (free memory is VRAM only)')
   const argv = oomSafeArgv('/sys/fs/cgroup/spillway/j/cgroup.procs', ['python', 'x.py'], {})
   t.same(argv.slice(0, 2), ['/bin/sh', '-c'])
   t.same(argv.slice(3), ['spillway-run', '/sys/fs/cgroup/spillway/j/cgroup.procs', 'python', 'x.py'])

@@ -2,23 +2,31 @@
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
-import { Command } from 'commander'
+import { Command, InvalidArgumentError } from 'commander'
 import { CliError, EXIT } from '../errors.js'
 import { progress, warn } from '../io/console.js'
 import { which } from '../io/exec.js'
 import { cgroupBase, cgroupRoot, createCgroup, removeCgroup, removeJob, writeJob } from '../io/jobs.js'
 import { watchPid } from '../io/watch-pid.js'
 import { newJobId } from '../lib/jobs.js'
-import { preloadValue, shimCandidates } from '../lib/shim-path.js'
+import { preloadValue, REPORT_MODES, type ReportMode, shimBanner, shimCandidates } from '../lib/shim-path.js'
 import { finish, repoDir, sizeOption } from './common.js'
 
 export interface RunContext {
   command: string[]
   oomSafe: boolean
   vramLimitBytes?: number
+  /** SPILLWAY_REPORT for the job; unset: the shim's default (physical) or the caller's variable. */
+  report?: ReportMode
+  /** No line about the shim on stderr. */
+  quiet?: boolean
 }
 
 export function findShim(env: NodeJS.ProcessEnv = process.env, root = repoDir()): string {
+  if (env.SPILLWAY_SHIM && !fs.existsSync(env.SPILLWAY_SHIM)) {
+    throw new CliError(`SPILLWAY_SHIM=${env.SPILLWAY_SHIM} does not exist`,
+      'point SPILLWAY_SHIM at libspillway-cuda.so (`make -C shim` builds it), or unset it to use the installed one', EXIT.failed)
+  }
   const candidates = shimCandidates(env, root)
   const found = candidates.find((file) => fs.existsSync(file))
   if (!found) {
@@ -32,6 +40,7 @@ export function findShim(env: NodeJS.ProcessEnv = process.env, root = repoDir())
 export function jobEnv(base: NodeJS.ProcessEnv, shim: string, ctx: RunContext): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base, LD_PRELOAD: preloadValue(shim, base.LD_PRELOAD) }
   if (ctx.vramLimitBytes !== undefined) env.SPILLWAY_VRAM_LIMIT = String(ctx.vramLimitBytes)
+  if (ctx.report !== undefined) env.SPILLWAY_REPORT = ctx.report
   return env
 }
 
@@ -100,6 +109,7 @@ export async function runAction(ctx: RunContext): Promise<number> {
   if (ctx.command.length === 0) throw new CliError('no command given', 'put the command after --: `spillway run -- python train.py`', EXIT.usage)
   const shim = findShim()
   const env = jobEnv(process.env, shim, ctx)
+  if (!ctx.quiet) progress(shimBanner(shim, env))
   if (!ctx.oomSafe) return waitChild(ctx.command, env, () => {})
 
   if (!fs.existsSync(`${cgroupRoot()}/cgroup.controllers`)) {
@@ -138,10 +148,15 @@ export function runCommand(action = runAction): Command {
     .argument('<command...>', 'the command and its arguments, after --')
     .option('--oom-safe', 'give the job its own cgroup, registered with `watch`, which freezes it at critical pressure and resumes it at ok')
     .option('--vram-limit <size>', 'treat the GPU as having this much VRAM (SPILLWAY_VRAM_LIMIT)', sizeOption)
+    .option('--report <mode>', `what the job is told about free memory: ${REPORT_MODES.join(' or ')} (SPILLWAY_REPORT; default physical)`, reportOption)
+    .option('-q, --quiet', 'do not print the line about the shim')
     .passThroughOptions()
     .addHelpText('after', `
 The shim is found through SPILLWAY_SHIM, then <repo>/shim/build/libspillway-cuda.so, then
 /usr/local/lib/spillway/ and /usr/lib/spillway/. Other shim settings (SPILLWAY_LOG, ...) pass through.
+A SPILLWAY_SHIM that does not exist is an error. --report virtual adds what can be spilled to the
+free memory frameworks see (they then place more on the GPU: good for prefill-heavy batch jobs,
+slow for llama.cpp's decode); physical, the default, reports VRAM only.
 
 Examples:
   spillway run -- python train.py --epochs 3
@@ -150,6 +165,15 @@ Examples:
 
 Exit codes: the command's own exit code (128+N when killed by signal N); 127 command not found;
 1 shim not found or no cgroup v2; 2 bad usage; 4 --oom-safe without permission for a cgroup.`)
-    .action(async (command: string[], o: { oomSafe?: boolean; vramLimit?: number }) =>
-      finish(await action({ command, oomSafe: o.oomSafe === true, vramLimitBytes: o.vramLimit })))
+    .action(async (command: string[], o: { oomSafe?: boolean; vramLimit?: number; report?: ReportMode; quiet?: boolean }) =>
+      finish(await action({
+        command, oomSafe: o.oomSafe === true, vramLimitBytes: o.vramLimit,
+        ...(o.report !== undefined ? { report: o.report } : {}), ...(o.quiet ? { quiet: true } : {}),
+      })))
+}
+
+function reportOption(value: string): ReportMode {
+  const mode = REPORT_MODES.find((m) => m === value)
+  if (!mode) throw new InvalidArgumentError(`--report ${value}: expected ${REPORT_MODES.join(' or ')}`)
+  return mode
 }
