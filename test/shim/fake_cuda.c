@@ -1086,7 +1086,8 @@ static CUresult host_handle_check(const CUmemAllocationProp *prop, size_t size)
 	if (prop->allocFlags.gpuDirectRDMACapable)
 		return CUDA_ERROR_INVALID_VALUE;
 	if (prop->location.type == CU_MEM_LOCATION_TYPE_HOST_NUMA &&
-	    (prop->location.id < 0 || prop->location.id >= nodes || prop->location.id >= FAKE_NUMA_MAX))
+	    (prop->location.id < 0 || prop->location.id >= nodes ||
+	     prop->location.id >= FAKE_NUMA_MAX))
 		return CUDA_ERROR_INVALID_VALUE;
 	if (host_bytes_held() + size > limit)
 		return CUDA_ERROR_OUT_OF_MEMORY;
