@@ -94,7 +94,7 @@ TEST(bad_values_warn_once_and_keep_the_default)
 		{ "SPILLWAY_HEADROOM=-5M", "SPILLWAY_HEADROOM", "\"headroom\":268435456," },
 		{ "SPILLWAY_MIN_SPILL=1.5M", "SPILLWAY_MIN_SPILL", "\"min_spill\":1048576," },
 		{ "SPILLWAY_BACKEND=gpu", "SPILLWAY_BACKEND", "\"backend\":\"auto\"" },
-		{ "SPILLWAY_REPORT=maybe", "SPILLWAY_REPORT", "\"report\":\"virtual\"" },
+		{ "SPILLWAY_REPORT=maybe", "SPILLWAY_REPORT", "\"report\":\"physical\"" },
 		{ "SPILLWAY_LOG=loud", "SPILLWAY_LOG", "\"vram_limit\":0," },
 		{ "SPILLWAY_CHUNK=1M", "SPILLWAY_CHUNK", "\"chunk\":268435456," },
 		{ "SPILLWAY_RESERVE=10%", "SPILLWAY_RESERVE", "\"reserve_auto\":true," },

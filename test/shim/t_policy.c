@@ -73,7 +73,7 @@ TEST(config_variables)
 	parse_with(&c, NULL);
 	ok(c.vram_limit == 0 && c.headroom == DEFAULT_HEADROOM &&
 		   c.min_spill == DEFAULT_MIN_SPILL && c.backend == BACKEND_AUTO &&
-		   c.report == REPORT_VIRTUAL && c.log_level == LOG_WARN && !c.log_stats &&
+		   c.report == REPORT_PHYSICAL && c.log_level == LOG_WARN && !c.log_stats &&
 		   !c.log_path[0] && c.chunk == DEFAULT_CHUNK,
 	   "defaults without variables");
 	{
@@ -267,11 +267,17 @@ TEST(reporting)
 	ok(f == 80 && t == 80, "free is never above total");
 	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", NULL });
 	policy_report(&c, 70ULL << 30, 80ULL << 30, 3ULL << 30, 2ULL << 30, 5ULL << 30, &f, &t);
+	ok(c.report == REPORT_PHYSICAL && f == 0 && t == 1ULL << 30,
+	   "the default report is physical: nothing spillable counted, even with spill available");
+	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", "SPILLWAY_REPORT=virtual",
+					      NULL });
+	policy_report(&c, 70ULL << 30, 80ULL << 30, 3ULL << 30, 2ULL << 30, 5ULL << 30, &f, &t);
 	ok(f == 5ULL << 30 && t == (1ULL << 30) + (2ULL << 30) + (5ULL << 30),
 	   "virtual: free = budget left (0) + spill available; total = budget + spilled + available");
 	policy_report(&c, UINT64_MAX, UINT64_MAX, 0, UINT64_MAX, UINT64_MAX, &f, &t);
 	ok(f <= t && t == UINT64_MAX, "virtual figures saturate instead of wrapping");
-	parse_with(&c, (const char *const[]){ "SPILLWAY_BACKEND=off", NULL });
+	parse_with(&c, (const char *const[]){ "SPILLWAY_BACKEND=off", "SPILLWAY_REPORT=virtual",
+					      NULL });
 	policy_report(&c, 10, 20, 0, 5, 7, &f, &t);
 	ok(f == 10 && t == 20, "with spilling off, virtual reports the card");
 	ok(sat_sub(1, 2) == 0 && sat_add(UINT64_MAX, 1) == UINT64_MAX, "saturating arithmetic");

@@ -168,8 +168,12 @@ TEST(placement_by_budget_size_and_chunk)
 
 	ok(cuMemAlloc_v2(&a, 62 * MiB) == CUDA_SUCCESS && fake_vram_used(0) == 62 * MiB,
 	   "62 MiB fits the 64 MiB budget: VRAM");
-	ok(cuMemAlloc_v2(&b, 40 * MiB) == CUDA_SUCCESS && fake_vram_used(0) == 62 * MiB,
-	   "40 MiB more does not: spilled");
+	ok(cuMemAlloc_v2(&e, 512 << 10) == CUDA_SUCCESS &&
+		   fake_vram_used(0) == 62 * MiB + (512 << 10),
+	   "512 KiB is below SPILLWAY_MIN_SPILL: VRAM");
+	ok(cuMemAlloc_v2(&b, 40 * MiB) == CUDA_SUCCESS &&
+		   fake_vram_used(0) == 62 * MiB + (512 << 10) && stat_of(NULL, "splits") == 0,
+	   "40 MiB more does not fit, and the 1.5 MiB left is under a 2 MiB granule: spilled whole");
 	ok(fake_registrations() == 1, "a request above the chunk gets one registration of its own");
 	ok(cuMemAlloc_v2(&c, 4 * MiB) == CUDA_SUCCESS && fake_registrations() == 2,
 	   "a 4 MiB spill opens a shared 32 MiB arena");
@@ -177,9 +181,6 @@ TEST(placement_by_budget_size_and_chunk)
 	ok(cuMemAlloc_v2(&d, 4 * MiB) == CUDA_SUCCESS && fake_registrations() == regs &&
 		   !overlaps(c, 4 * MiB, d, 4 * MiB),
 	   "the next 4 MiB is cut from it, no new registration");
-	ok(cuMemAlloc_v2(&e, 512 << 10) == CUDA_SUCCESS &&
-		   fake_vram_used(0) == 62 * MiB + (512 << 10),
-	   "512 KiB is below SPILLWAY_MIN_SPILL: VRAM even past the budget");
 	ok(stat_of("\"device\":0", "vram_bytes") == (long long)(62 * MiB + (512 << 10)) &&
 		   stat_of("\"device\":0", "spill_bytes") == (long long)(48 * MiB) &&
 		   stat_of("\"host\"", "bytes") == (long long)(48 * MiB),
@@ -297,7 +298,8 @@ TEST(pin_failure_and_spill_limit)
 	long long regs;
 	CUdeviceptr x;
 
-	setenv("FAKE_CUDA_FAIL", "cuMemHostRegister_v2", 1);
+	/* Both ways to host memory refused: registration (arenas) and host-NUMA creation (splits). */
+	setenv("FAKE_CUDA_FAIL", "cuMemHostRegister_v2,cuMemCreate", 1);
 	regs = fake_registrations();
 	ok(cuMemAlloc_v2(&x, 40 * MiB) == CUDA_ERROR_OUT_OF_MEMORY &&
 		   fake_registrations() == regs && stat_of(NULL, "spill_failures") >= 1,
@@ -319,7 +321,7 @@ int main(void)
 	ctx = shim_setup("SPILLWAY_VRAM_LIMIT=64M", "SPILLWAY_CHUNK=32M",
 			 "SPILLWAY_SPILL_LIMIT=512M", "SPILLWAY_MIN_SPILL=1M",
 			 "SPILLWAY_HEADROOM=16M", "SPILLWAY_RESERVE=0", "SPILLWAY_BACKEND=host",
-			 "FAKE_CUDA_VRAM=256M", NULL);
+			 "SPILLWAY_REPORT=virtual", "FAKE_CUDA_VRAM=256M", NULL);
 	if (!ctx)
 		return done_testing();
 	return tap_run();

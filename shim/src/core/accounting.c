@@ -168,3 +168,10 @@ uint64_t account_vram_free(const struct spw_config *c, int dev, uint64_t size, u
 	*total = total_b;
 	return free_b;
 }
+
+const char *spill_kind_name(enum spill_kind kind)
+{
+	static const char *const names[SPILL_KINDS] = { "pool", "host", "host_numa" };
+
+	return kind < SPILL_KINDS ? names[kind] : "?";
+}

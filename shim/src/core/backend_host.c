@@ -31,6 +31,12 @@ int host_map(size_t size, struct backend_map *m)
 	void *addr;
 
 	size = round_up(size, HUGE_2M);
+	/* The pages are charged to the cgroup when pinned: refuse before, not by the OOM killer after. */
+	if (!cgroup_fits(size)) {
+		spw_log(LOG_WARN, "a host arena of %zu bytes would pass the cgroup's memory.max",
+			size);
+		return -ENOMEM;
+	}
 	/* hugetlb reserves its pages at mmap, so a shortage shows here, not as SIGBUS later. */
 	addr = map_memfd(size, MFD_HUGETLB);
 	if (!addr) {
@@ -62,7 +68,18 @@ static uint64_t read_meminfo(void)
 			avail = kb << 10;
 	}
 	fclose(f);
-	return sat_sub(avail, total / 8 > (1ULL << 30) ? total / 8 : (1ULL << 30));
+	avail = sat_sub(avail, total / 8 > (1ULL << 30) ? total / 8 : (1ULL << 30));
+	return avail;
+}
+
+/* MemAvailable as above, and no more than this process's cgroup v2 lets it take. */
+static uint64_t read_available(void)
+{
+	uint64_t avail = read_meminfo(), room;
+
+	if (cgroup_memory_room(&room) == 0 && room < avail)
+		avail = room;
+	return avail;
 }
 
 /*
@@ -80,7 +97,7 @@ uint64_t host_available(void)
 	stamp = atomic_load_explicit(&stamp_ns, memory_order_acquire);
 	if (stamp && now - stamp <= HOST_AVAIL_MAX_AGE_NS)
 		return atomic_load_explicit(&cached, memory_order_relaxed);
-	atomic_store_explicit(&cached, read_meminfo(), memory_order_relaxed);
+	atomic_store_explicit(&cached, read_available(), memory_order_relaxed);
 	atomic_store_explicit(&stamp_ns, now, memory_order_release);
 	return atomic_load_explicit(&cached, memory_order_relaxed);
 }

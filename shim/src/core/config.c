@@ -114,12 +114,13 @@ static void read_report(struct spw_config *c, const char *v)
 	static const char *const names[] = { "virtual", "physical" };
 	int i;
 
-	c->report = REPORT_VIRTUAL;
+	/* Honest by default: frameworks that size themselves from free memory plan for VRAM. */
+	c->report = REPORT_PHYSICAL;
 	if (!v || !*v)
 		return;
 	i = pick(v, names, 2);
 	if (i < 0)
-		complain("SPILLWAY_REPORT", v, "virtual or physical", "virtual");
+		complain("SPILLWAY_REPORT", v, "virtual or physical", "physical");
 	else
 		c->report = (enum report_mode)i;
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "driver.h"
+#include "cgroup.h"
 #include "config.h"
 #include "log.h"
 
@@ -26,10 +27,12 @@ enum rec_kind {
 	REC_MANAGED, /* cuMemAllocManaged: accounted, never moved */
 	REC_SPILL,   /* a piece of a registered host arena */
 	REC_VMM_MAP, /* a cuMemMap'd range */
+	REC_SPLIT,   /* one allocation, part VRAM and part host memory (split.c) */
 };
 
 struct arena;
 struct vmm_handle;
+struct split;
 
 struct alloc_rec {
 	uintptr_t base;
@@ -40,7 +43,8 @@ struct alloc_rec {
 	struct arena *arena;	   /* REC_SPILL */
 	size_t offset;		   /* REC_SPILL: offset in the arena */
 	struct vmm_handle *handle; /* REC_VMM_MAP */
-	int spilled;		   /* REC_SPILL, or a map of a host-NUMA handle */
+	int spilled;		   /* REC_SPILL, REC_SPLIT, or a map of a host-NUMA handle */
+	struct split *split;	   /* REC_SPLIT */
 };
 
 /* init.c: lazily, once: config, log, fork handlers, exit stats. */
@@ -69,6 +73,8 @@ void account_vram(int dev, int64_t delta);
 /* Take @size of @dev's VRAM if it fits under @ceiling (atomic: threads cannot overshoot). */
 int account_vram_take(int dev, uint64_t size, uint64_t ceiling);
 void account_spill(int dev, enum spill_kind kind, int64_t delta);
+/* "pool", "host" or "host_numa". */
+const char *spill_kind_name(enum spill_kind kind);
 void account_managed(int64_t delta);
 uint64_t account_vram_used(int dev);
 uint64_t account_spill_used(void);
@@ -89,7 +95,8 @@ void account_totals(struct account_totals *out);
 /* clang-format off */
 #define SPW_COUNTERS(X) X(allocs) X(spills) X(spill_failures) X(frees) X(deferred_frees) \
 	X(passthrough_frees) X(getproc_calls) X(getproc_wrapped) X(dlsym_wrapped) \
-	X(arenas_created) X(arenas_released) X(vmm_host_numa) X(free_queries) X(free_cached)
+	X(arenas_created) X(arenas_released) X(vmm_host_numa) X(free_queries) X(free_cached) \
+	X(splits)
 enum counter {
 #define COUNTER_ID(name) CNT_##name,
 	SPW_COUNTERS(COUNTER_ID)
@@ -112,6 +119,7 @@ struct policy_input {
 	uint64_t vram_used;  /* this process, this device */
 	uint64_t vram_free;  /* driver's free figure, or UINT64_MAX when not asked */
 	uint64_t vram_total; /* the card's total, 0 when not known */
+	int reserve_open;    /* an oversized split lives on this device: no reserve (split.c) */
 };
 /* A cached free figure stands in for the driver's this long, this far from a request. */
 #define FREE_CACHE_MAX_AGE_NS (100ULL * 1000 * 1000)
@@ -122,6 +130,8 @@ int policy_needs_free(const struct spw_config *c, uint64_t size, uint64_t vram_u
 int policy_free_cached_ok(const struct spw_config *c, uint64_t size, uint64_t cached_free,
 			  uint64_t card_total, uint64_t age_ns);
 enum placement policy_decide(const struct spw_config *c, const struct policy_input *in);
+/* Why policy_decide answered PLACE_SPILL, for the log. */
+const char *policy_spill_reason(const struct spw_config *c, const struct policy_input *in);
 /* Whether a VRAM placement of @size must take its share of SPILLWAY_VRAM_LIMIT atomically. */
 int policy_budgeted(const struct spw_config *c, uint64_t size);
 /* SPILLWAY_RESERVE in bytes, for a card of @card_total bytes (0: not known). */
@@ -139,7 +149,8 @@ uint64_t sat_add(uint64_t a, uint64_t b);
 uint64_t sat_sub(uint64_t a, uint64_t b);
 
 /* spill.c */
-CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out);
+/* Spill @size whole into an arena; @why is logged (at info, one line per spill). */
+CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, const char *why);
 /* Free a spilled record now (nothing queued may still use it). */
 void spill_free_now(struct alloc_rec *r);
 /* Free a spilled record once the work queued on @stream so far has completed. */
@@ -225,6 +236,34 @@ void record_managed(CUdeviceptr p, size_t size);
 void placement_forget(struct alloc_rec *r);
 /* Before a context goes: drop its records and the spill it owned. */
 void placement_drop_context(CUcontext ctx);
+
+/*
+ * split.c: one allocation with its first part in VRAM and the rest in host memory on the GPU's
+ * NUMA node, behind one device pointer (docs/split-placement.md).
+ */
+struct split {
+	CUdeviceptr base;
+	size_t vram_part, host_part; /* mapped at base and at base + vram_part */
+	CUmemGenericAllocationHandle vram_handle, host_handle;
+	int host_node;
+	int oversized; /* larger than the budget: opened the reserve while it lives */
+};
+/*
+ * Place @size bytes on @dev partly in VRAM (what the budget less the reserve and the card allow)
+ * and partly in host memory.  CUDA_ERROR_NOT_SUPPORTED when a split does not apply (too small,
+ * no VRAM room, pool backend, no VMM): the caller spills whole.  @why is logged.
+ */
+CUresult split_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, const char *why);
+/* Unmap and release a split allocation (the caller has removed it from the registry). */
+void split_free(struct alloc_rec *r);
+/* Whether an oversized split lives on @dev (its later requests may use the reserve). */
+int split_reserve_open(int dev);
+
+/* topology.c: device facts, asked once. */
+/* The host NUMA node nearest @dev (CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID), 0 when unknown or -1. */
+int host_numa_node(int dev);
+/* The number of CUDA devices this process sees (at least 1). */
+int device_count(void);
 
 /* A coarse monotonic clock: read from the vDSO without touching the clock source (5 ns). */
 static inline uint64_t now_coarse_ns(void)

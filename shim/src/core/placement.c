@@ -101,21 +101,30 @@ static CUresult try_vram(const struct spw_config *c, struct vram_request *q, CUd
 	return rc;
 }
 
-/* The policy's answer for @size bytes on @dev, asking the driver's free figure only when needed. */
-static enum placement decide(const struct spw_config *c, int dev, uint64_t size)
+/*
+ * The policy's answer for @size bytes on @dev, asking the driver's free figure only when needed;
+ * *@why says why when it is PLACE_SPILL.
+ */
+static enum placement decide(const struct spw_config *c, int dev, uint64_t size, const char **why)
 {
 	struct policy_input in = { .size = size, .vram_free = UINT64_MAX };
+	enum placement where;
 
 	counter_inc(CNT_allocs);
 	in.vram_used = account_vram_used(dev);
+	in.reserve_open = split_reserve_open(dev);
 	if (policy_needs_free(c, size, in.vram_used))
 		in.vram_free = account_vram_free(c, dev, size, &in.vram_total);
-	return policy_decide(c, &in);
+	where = policy_decide(c, &in);
+	if (why)
+		*why = where == PLACE_SPILL ? policy_spill_reason(c, &in) : NULL;
+	return where;
 }
 
 CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind kind)
 {
 	const struct spw_config *c = spw_config();
+	const char *why = NULL;
 	enum placement where;
 	CUcontext ctx;
 	CUresult rc;
@@ -124,14 +133,17 @@ CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind kind)
 	/* No context: the driver will refuse; let it say so. */
 	if (ctx_current_dev(&ctx, &dev) != 0)
 		return q->alloc(q, dptr);
-	where = decide(c, dev, q->size);
+	where = decide(c, dev, q->size, &why);
 	if (where == PLACE_VRAM) {
-		rc = try_vram(c, q, dptr, dev, ctx, kind, 0);
+		rc = try_vram(c, q, dptr, dev, ctx, kind, split_reserve_open(dev));
 		if (rc != CUDA_ERROR_OUT_OF_MEMORY || c->backend == BACKEND_OFF)
 			return rc;
-		spw_log(LOG_INFO, "no VRAM for %zu bytes on device %d: spilling", q->size, dev);
+		why = "the driver refused VRAM";
 	}
-	rc = spill_alloc(q->size, dev, ctx, dptr);
+	/* What VRAM is left first, the rest in host memory; else all of it in host memory. */
+	rc = split_alloc(q->size, dev, ctx, dptr, why);
+	if (rc == CUDA_ERROR_NOT_SUPPORTED)
+		rc = spill_alloc(q->size, dev, ctx, dptr, why);
 	if (rc == CUDA_SUCCESS || where == PLACE_VRAM)
 		return rc;
 	/* Spilling failed: VRAM is still better than an error, within the budget (reserve included). */
@@ -175,6 +187,9 @@ static void drop_record(struct alloc_rec *r)
 	case REC_SPILL:
 		spill_free_now(r);
 		break;
+	case REC_SPLIT:
+		split_free(r);
+		break;
 	case REC_VMM_MAP:
 		break;
 	}
@@ -187,7 +202,7 @@ void placement_drop_context(CUcontext ctx)
 }
 
 /*
- * Host NUMA node 0 with the handle types asked for; if the driver refuses that combination,
+ * Host memory on the GPU's NUMA node with the handle types asked for; if the driver refuses that combination,
  * the same without shareable handle types (spilled memory cannot be shared over IPC anyway:
  * cuda.md), then CU_MEM_LOCATION_TYPE_HOST, which accepts only that.
  */
@@ -200,26 +215,31 @@ static CUresult create_on_host(CUmemGenericAllocationHandle *handle, size_t size
 
 	if (c->spill_limit && sat_add(account_spill_used(), size) > c->spill_limit)
 		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (!cgroup_fits(size)) {
+		spw_log(LOG_WARN,
+			"cuMemCreate(%zu) on host memory would pass the cgroup's memory.max", size);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
 	host.location.type = CU_MEM_LOCATION_TYPE_HOST_NUMA;
-	host.location.id = 0;
+	host.location.id = host_numa_node(prop->location.id);
 	/* Device-only hints (compression, GPUDirect RDMA, usage) make host requests invalid. */
 	memset(&host.allocFlags, 0, sizeof(host.allocFlags));
 	rc = REAL(cuMemCreate)(handle, size, &host, flags);
 	if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_OUT_OF_MEMORY)
 		return rc;
 	spw_log(LOG_INFO,
-		"cuMemCreate(%zu, HOST_NUMA 0, handle types %#x, type %d, flags %llu, "
+		"cuMemCreate(%zu, HOST_NUMA %d, handle types %#x, type %d, flags %llu, "
 		"asked compression %u rdma %u usage %u) = %d",
-		size, (unsigned int)host.requestedHandleTypes, (int)host.type, flags,
-		prop->allocFlags.compressionType, prop->allocFlags.gpuDirectRDMACapable,
+		size, host.location.id, (unsigned int)host.requestedHandleTypes, (int)host.type,
+		flags, prop->allocFlags.compressionType, prop->allocFlags.gpuDirectRDMACapable,
 		prop->allocFlags.usage, (int)rc);
 	if (host.requestedHandleTypes) {
 		host.requestedHandleTypes = CU_MEM_HANDLE_TYPE_NONE;
 		rc = REAL(cuMemCreate)(handle, size, &host, flags);
 		if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_OUT_OF_MEMORY)
 			return rc;
-		spw_log(LOG_INFO, "cuMemCreate(%zu, HOST_NUMA 0, no handle types) = %d", size,
-			(int)rc);
+		spw_log(LOG_INFO, "cuMemCreate(%zu, HOST_NUMA %d, no handle types) = %d", size,
+			host.location.id, (int)rc);
 	}
 	host.location.type = CU_MEM_LOCATION_TYPE_HOST;
 	rc = REAL(cuMemCreate)(handle, size, &host, flags);
@@ -251,11 +271,14 @@ CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
 	const struct spw_config *c = spw_config();
 	/* The device is named in the request: no context needed (loader threads have none). */
 	int dev = prop->location.id;
-	enum placement where = decide(c, dev, size);
+	const char *why = NULL;
+	enum placement where = decide(c, dev, size, &why);
 	CUresult rc = CUDA_ERROR_OUT_OF_MEMORY;
 
-	if (where == PLACE_VRAM)
-		rc = create_in_vram(c, handle, size, prop, flags, dev, 0);
+	if (where == PLACE_VRAM) {
+		rc = create_in_vram(c, handle, size, prop, flags, dev, split_reserve_open(dev));
+		why = "the driver refused VRAM";
+	}
 	if (rc != CUDA_ERROR_OUT_OF_MEMORY || c->backend == BACKEND_OFF)
 		return rc;
 	rc = create_on_host(handle, size, prop, flags);
@@ -263,6 +286,10 @@ CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
 		counter_inc(CNT_vmm_host_numa);
 		counter_inc(CNT_spills);
 		vmm_handle_record(*handle, size, dev, 1, &prop->location, 0);
+		spw_log(LOG_INFO,
+			"spill %zu bytes on device %d: 0 in VRAM, %zu in host memory (cuMemCreate, host "
+			"NUMA node %d): %s",
+			size, dev, size, host_numa_node(dev), why);
 		spw_log(first_host_create++ ? LOG_DEBUG : LOG_INFO,
 			"cuMemCreate(%zu) on host memory (asked: handle types %#x, compression %u, "
 			"rdma %u, usage %u)",

@@ -78,7 +78,8 @@ enum placement policy_decide(const struct spw_config *c, const struct policy_inp
 
 	if (c->backend == BACKEND_OFF || in->size < c->min_spill)
 		return PLACE_VRAM;
-	kept = kept_for(c, in->size, in->vram_total);
+	/* An oversized split opened the reserve to requests of every size (split.c). */
+	kept = in->reserve_open ? 0 : kept_for(c, in->size, in->vram_total);
 	/*
 	 * The budget: this process's VRAM on this device stays within SPILLWAY_VRAM_LIMIT, and
 	 * large requests stay out of its last SPILLWAY_RESERVE bytes.
@@ -92,8 +93,8 @@ enum placement policy_decide(const struct spw_config *c, const struct policy_inp
 }
 
 /*
- * physical: the card as limited by SPILLWAY_VRAM_LIMIT: total = min(card, limit), free =
- * min(driver's free, limit - our use).
+ * physical (the default): the card as limited by SPILLWAY_VRAM_LIMIT: total = min(card, limit),
+ * free = min(driver's free, limit - our use): what this process can really get in VRAM.
  * virtual: that plus what can still be spilled (free) and what is spilled now (total), so a
  * framework that sizes itself from free memory places everything on the GPU.
  * Both are clamped: never negative, free never above total.
@@ -118,4 +119,16 @@ void policy_report(const struct spw_config *c, uint64_t real_free, uint64_t real
 	}
 	*free_out = free;
 	*total_out = total;
+}
+
+/* Why policy_decide answered PLACE_SPILL for @in, in words for the log. */
+const char *policy_spill_reason(const struct spw_config *c, const struct policy_input *in)
+{
+	uint64_t kept = in->reserve_open ? 0 : kept_for(c, in->size, in->vram_total);
+
+	if (c->vram_limit && sat_add(in->vram_used, in->size) > c->vram_limit)
+		return "past SPILLWAY_VRAM_LIMIT";
+	if (c->vram_limit && sat_add(in->vram_used, in->size) > sat_sub(c->vram_limit, kept))
+		return "a large request past the budget less SPILLWAY_RESERVE";
+	return "past the card's free VRAM less SPILLWAY_HEADROOM";
 }

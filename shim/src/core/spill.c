@@ -226,7 +226,7 @@ static int arena_should_go(struct arena *a)
 
 static struct pending *take_finished(int wait);
 
-CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out)
+CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, const char *why)
 {
 	const struct spw_config *c = spw_config();
 	size_t len = piece_len(size), off = (size_t)-1;
@@ -289,7 +289,8 @@ CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out)
 	account_spill(dev, a->map.kind, (int64_t)len);
 	counter_inc(CNT_spills);
 	*out = rec->base;
-	spw_log(LOG_DEBUG, "spilled %zu bytes at %#llx", size, (unsigned long long)rec->base);
+	spw_log(LOG_INFO, "spill %zu bytes on device %d: 0 in VRAM, %zu in host memory (%s): %s",
+		size, dev, size, spill_kind_name(a->map.kind), why ? why : "asked");
 	return CUDA_SUCCESS;
 }
 

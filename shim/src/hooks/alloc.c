@@ -150,6 +150,23 @@ static CUresult free_any(enum hook_id id, CUdeviceptr dptr, CUstream stream)
 			spill_reclaim(0);
 			spill_free_ordered(r, stream, id == HOOK_cuMemFreeAsync_ptsz);
 		}
+	} else if ((r = range_remove_exact(dptr, REC_SPLIT))) {
+		/*
+		 * Unmapping must wait for the work that may still use it: the context for cuMemFree
+		 * (it synchronizes, like cudaFree), the stream for cuMemFreeAsync.
+		 */
+		rc = CUDA_SUCCESS;
+		if (id == HOOK_cuMemFree_v2) {
+			if (REAL(cuCtxSynchronize))
+				REAL(cuCtxSynchronize)();
+		} else if (id == HOOK_cuMemFreeAsync_ptsz) {
+			if (REAL(cuStreamSynchronize_ptsz))
+				REAL(cuStreamSynchronize_ptsz)(stream);
+		} else if (REAL(cuStreamSynchronize)) {
+			REAL(cuStreamSynchronize)(stream);
+		}
+		split_free(r);
+		spill_reclaim(0);
 	} else {
 		counter_inc(CNT_passthrough_frees);
 		rc = driver_free(id, dptr, stream);

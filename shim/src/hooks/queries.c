@@ -10,7 +10,12 @@ static void report(uint64_t real_free, uint64_t real_total, int dev, uint64_t *f
 		   uint64_t *total_out)
 {
 	const struct spw_config *c = spw_config();
-	uint64_t spill_avail = c->report == REPORT_VIRTUAL ? spill_available() : 0;
+	/*
+	 * virtual: what can really be spilled (the pool's free bytes, or what the cgroup and the
+	 * machine can give: spill_available), shared among the devices, not promised to each.
+	 */
+	uint64_t spill_avail =
+		c->report == REPORT_VIRTUAL ? spill_available() / (uint64_t)device_count() : 0;
 
 	policy_report(c, real_free, real_total, dev >= 0 ? account_vram_used(dev) : 0,
 		      account_spill_used(), spill_avail, free_out, total_out);
@@ -159,7 +164,7 @@ static int spilled_attribute(const struct alloc_rec *r, CUpointer_attribute attr
 		*(unsigned int *)data = 1;
 		return 1;
 	case CU_POINTER_ATTRIBUTE_CONTEXT:
-		if (r->kind != REC_SPILL)
+		if (r->kind != REC_SPILL && r->kind != REC_SPLIT)
 			return 0;
 		*(CUcontext *)data = r->ctx;
 		return 1;
