@@ -157,5 +157,88 @@ class Writer(unittest.TestCase):
             self.assertEqual(r.fields["llama.block_count"].contents(), TINY.n_layer)
 
 
+FAKE_TOOL = r"""#!/bin/sh
+# A stand-in for llama.cpp's tools: records its arguments and environment, prints what the
+# real one prints in the shape run.py parses.
+tool=$(basename "$0")
+echo "$tool $* | LD_PRELOAD=${LD_PRELOAD:-} LIMIT=${SPILLWAY_VRAM_LIMIT:-} REPORT=${SPILLWAY_REPORT:-}" >>"$CALLS"
+log=${SPILLWAY_LOG#info,stats:}
+case $tool in
+llama-fit-params)
+	if [ "${SPILLWAY_REPORT:-}" = virtual ]; then echo "-c 1024 -ngl 33"; else echo "-c 1024 -ngl 11"; fi ;;
+llama-bench)
+	case "$*" in *"-ngl 99"*) tg=6.3 ;; *) tg=15.2 ;; esac
+	[ -n "${LD_PRELOAD:-}" ] && printf '%s\n' \
+		"spillway[1] info: spill 7550000000 bytes on device 0: 2768240640 in VRAM, 4781759360 in host memory (host NUMA node 0): past SPILLWAY_VRAM_LIMIT" \
+		'spillway stats: {"devices":[{"device":0,"vram_bytes":3000000000}],"counts":{"splits":1}}' >>"$log"
+	echo "ggml_cuda_init: found 1 CUDA devices" >&2
+	echo '[{"n_prompt": 512, "n_gen": 0, "avg_ts": 741.0, "stddev_ts": 1.0},'
+	echo ' {"n_prompt": 0, "n_gen": 32, "avg_ts": '$tg', "stddev_ts": 0.1}]' ;;
+llama-completion)
+	echo "the quick brown fox jumps over the lazy dog and then abc def" ;;
+esac
+"""
+
+
+class RunWithFakeTools(unittest.TestCase):
+    """run.py end to end with stand-ins for llama.cpp's tools: arguments, environment, JSON."""
+
+    def test_dense_run(self) -> None:
+        import subprocess
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d)
+            (tmp / "bin").mkdir()
+            for tool in ("llama-bench", "llama-fit-params", "llama-completion"):
+                f = tmp / "bin" / tool
+                f.write_text(FAKE_TOOL)
+                f.chmod(0o755)
+            (tmp / "models").mkdir()
+            (tmp / "models" / "dense-q8_0.gguf").write_bytes(b"\0" * 1000)  # exists: not written
+            shim = tmp / "libspillway-cuda.so"
+            shim.write_bytes(b"")
+            out = tmp / "r.json"
+            env = {**os.environ, "CALLS": str(tmp / "calls.txt"), "PATH": os.environ.get("PATH", "")}
+            p = subprocess.run([sys.executable, str(Path(__file__).parent / "run.py"), "--bin",
+                                str(tmp / "bin"), "--gguf-py", str(tmp), "--shim", str(shim),
+                                "--models-dir", str(tmp / "models"), "--out", str(out),
+                                "--shapes", "dense", "--reps", "1"],
+                               env=env, capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            r = json.loads(out.read_text())["models"]["dense"]
+            self.assertEqual(r["budget_bytes"], 0)  # 40 % of 1000 bytes, in whole MiB
+            self.assertEqual(r["fit_args"]["default"], ["-ngl", "11"])
+            self.assertEqual(r["fit_args"]["virtual"], ["-ngl", "33"])
+            self.assertTrue(r["fit_default_equals_physical"])
+            c = r["configs"]
+            self.assertEqual(set(c), {"vram", "fit", "shim"})  # no exps-cpu for a dense model
+            self.assertEqual(c["fit"]["args"], ["-ngl", "11"])
+            self.assertEqual(c["shim"]["decode_tps"], 6.3)
+            self.assertEqual(c["shim"]["gpu_weights_in_vram"], 2768240640)
+            self.assertEqual(c["shim"]["shim_stats"]["counts"]["splits"], 1)
+            self.assertNotIn("shim_spills", c["vram"])  # no shim there
+            self.assertTrue(c["shim"]["greedy"]["identical_to_vram"])
+            self.assertAlmostEqual(c["shim"]["decode_of_bound"],
+                                   6.3 / c["shim"]["bound_decode_tps"], places=2)
+            calls = (tmp / "calls.txt").read_text().splitlines()
+            vram = [x for x in calls if x.startswith("llama-bench") and "-ngl 99" in x]
+            self.assertIn("LD_PRELOAD= LIMIT=", vram[0])  # the ceiling runs without the shim
+            self.assertIn(f"LD_PRELOAD={shim}", vram[1])
+            greedy = [x for x in calls if x.startswith("llama-completion")]
+            self.assertTrue(all("--temp 0 --seed 42" in x and "-fit off" in x for x in greedy))
+
+    def test_bad_arguments_are_refused(self) -> None:
+        import subprocess
+        run = str(Path(__file__).parent / "run.py")
+        base = [sys.executable, run, "--bin", "/nonexistent", "--gguf-py", "/x", "--shim", "/x",
+                "--models-dir", "/tmp", "--out", "/tmp/x.json"]
+        for extra, message in ((["--shapes", "huge"], "unknown shape 'huge'"),
+                               (["--configs", "cpu"], "unknown configuration 'cpu'"),
+                               (["--budget-fraction", "1.5"], "must be in (0, 1]"),
+                               ([], "no llama-bench there")):
+            p = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 2, extra)
+            self.assertIn(message, p.stderr, extra)
+
+
 if __name__ == "__main__":
     unittest.main()
