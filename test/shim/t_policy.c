@@ -260,9 +260,14 @@ TEST(reporting)
 	   "physical: total is the budget, free what is left of it");
 	policy_report(&c, 70ULL << 30, 80ULL << 30, 3ULL << 30, 0, 0, &f, &t);
 	ok(f == 0 && t == 1ULL << 30, "past the budget: free is 0, never negative");
+	policy_report(&c, 300ULL << 20, 80ULL << 30, 0, 0, 0, &f, &t);
+	ok(f == 44ULL << 20,
+	   "the card's own free figure, less the 256 MiB headroom, wins when smaller");
 	policy_report(&c, 100ULL << 20, 80ULL << 30, 0, 0, 0, &f, &t);
-	ok(f == 100ULL << 20, "the card's own free figure wins when smaller");
-	parse_with(&c, (const char *const[]){ "SPILLWAY_REPORT=physical", NULL });
+	ok(f == 0,
+	   "a card with less free than the headroom: free is 0 (every request would spill)");
+	parse_with(&c, (const char *const[]){ "SPILLWAY_REPORT=physical", "SPILLWAY_HEADROOM=0",
+					      NULL });
 	policy_report(&c, 90, 80, 0, 0, 0, &f, &t);
 	ok(f == 80 && t == 80, "free is never above total");
 	parse_with(&c, (const char *const[]){ "SPILLWAY_VRAM_LIMIT=1G", NULL });

@@ -91,6 +91,8 @@ int main(void)
 	setenv("SPILLWAY_MIN_SPILL", "1G", 1); /* nothing spills: budgets can be overrun */
 	setenv("SPILLWAY_REPORT", "physical", 1);
 	setenv("SPILLWAY_BACKEND", "host", 1);
+	setenv("SPILLWAY_HEADROOM", "16M",
+	       1); /* the card's 256 MiB less this stays above the budget */
 	setenv("FAKE_CUDA_VRAM", "256M", 1);
 	setenv("FAKE_CUDA_DEVICES", "2", 1);
 	cuInit(0);

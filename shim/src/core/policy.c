@@ -94,7 +94,8 @@ enum placement policy_decide(const struct spw_config *c, const struct policy_inp
 
 /*
  * physical (the default): the card as limited by SPILLWAY_VRAM_LIMIT: total = min(card, limit),
- * free = min(driver's free, limit - our use): what this process can really get in VRAM.
+ * free = min(driver's free less SPILLWAY_HEADROOM, limit - our use): what this process can really
+ * get in VRAM (a request that would eat into the headroom spills).
  * virtual: that plus what can still be spilled (free) and what is spilled now (total), so a
  * framework that sizes itself from free memory places everything on the GPU.
  * Both are clamped: never negative, free never above total.
@@ -105,6 +106,8 @@ void policy_report(const struct spw_config *c, uint64_t real_free, uint64_t real
 {
 	uint64_t total = real_total, free = real_free;
 
+	if (c->backend != BACKEND_OFF)
+		free = sat_sub(free, c->headroom);
 	if (c->vram_limit) {
 		if (c->vram_limit < total)
 			total = c->vram_limit;
