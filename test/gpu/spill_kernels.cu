@@ -91,6 +91,26 @@ int main()
 	std::printf("cudaMemset+cudaMemcpy on spilled memory: %s\n", memset_ok ? "ok" : "WRONG");
 	failures += !memset_ok;
 
+	// Whole-buffer cudaMemcpy and cudaMemset on every buffer, so that a split one (part VRAM,
+	// part host memory behind one pointer) is copied and set across its boundary.
+	std::vector<uint32_t> whole(n), back(n);
+	int copies_ok = 1;
+	for (size_t i = 0; i < n; i++)
+		whole[i] = (uint32_t)(i * 2654435761u);
+	for (int b = 0; b < count; b++) {
+		CHECK(cudaMemcpy(bufs[b], whole.data(), size, cudaMemcpyHostToDevice));
+		CHECK(cudaMemcpy(back.data(), bufs[b], size, cudaMemcpyDeviceToHost));
+		copies_ok &= back == whole;
+		CHECK(cudaMemset(bufs[b], 0x3c, size));
+		CHECK(cudaMemcpy(back.data(), bufs[b], size, cudaMemcpyDeviceToHost));
+		for (size_t i = 0; i < n; i += 4099)
+			copies_ok &= back[i] == 0x3c3c3c3cu;
+		copies_ok &= back[n - 1] == 0x3c3c3c3cu;
+	}
+	std::printf("whole-buffer cudaMemcpy H2D/D2H and cudaMemset, every buffer (splits: %lld): %s\n",
+		    stat_of(shim_stats(), "splits"), copies_ok ? "ok" : "WRONG");
+	failures += !copies_ok;
+
 	// Stream-ordered: allocate, write, verify, free on a stream, repeatedly.
 	cudaStream_t st;
 	CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
