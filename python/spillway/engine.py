@@ -1,0 +1,145 @@
+"""What the split units share: the CPU worker, the flag the GPU waits on, and the prefill
+streamer. One engine per placed model.
+
+A split unit's decode step (spillway.units) is:
+  main thread: copy x to pinned memory (async), record an event, submit the CPU part to the
+               worker, queue the GPU part, queue "wait until flag >= seq", queue the join.
+  worker:      wait for the event, compute the CPU part into pinned memory, store seq in the
+               flag.
+The main thread never blocks, so it keeps queueing the GPU's work ahead; the GPU waits only
+where it needs the CPU's result.
+
+With device "cpu" the engine simulates the GPU road on the CPU (same units, same worker, same
+flag; the join waits on the flag in the calling thread): the whole mechanism runs in tests
+without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, List, Optional
+
+import torch
+
+from .cudaops import StreamOps
+from .memory import cuda_view
+from .worker import CpuWorker, Flag
+
+
+def default_cpu_threads() -> int:
+    # One core for the thread that runs the model and queues the GPU's work, one for the
+    # driver and the worker's own waiting.
+    return max(1, (os.cpu_count() or 2) - 2)
+
+
+class Engine:
+    def __init__(self, device: torch.device, cpu_threads: Optional[int] = None,
+                 decode_max_rows: int = 16):
+        self.device = device
+        self.decode_max_rows = decode_max_rows
+        self.cpu_threads = cpu_threads or default_cpu_threads()
+        self.on_gpu = device.type == "cuda"
+        self._flag_mem = torch.zeros(16, dtype=torch.int32, pin_memory=self.on_gpu)
+        self.flag = Flag(self._flag_mem)
+        self.worker = CpuWorker(self.flag, self.cpu_threads)
+        self.ops = StreamOps() if self.on_gpu else None
+        self.seq = 0
+        self.streamer: Optional["PrefillStreamer"] = None
+        self.stats = dict(cpu_tasks=0, prefill_blocks=0, prefill_sync_copies=0)
+
+    def submit(self, work: Callable[[], None]) -> int:
+        """After the main stream's work queued so far (the input copies), runs `work` on the
+        CPU. Returns the sequence number to join on."""
+        wait = None
+        if self.on_gpu:
+            ev = torch.cuda.Event()
+            ev.record()
+            wait = ev.synchronize
+        self.seq += 1
+        self.worker.submit(wait, work, self.seq)
+        self.stats["cpu_tasks"] += 1
+        return self.seq
+
+    def join(self, seq: int) -> None:
+        """Makes the current stream wait until the CPU task `seq` is done."""
+        if self.ops is not None:
+            self.ops.wait_geq(torch.cuda.current_stream().cuda_stream, self.flag.address, seq)
+            return
+        while self.flag.load() < seq:
+            time.sleep(0)
+        self.worker.raise_error()
+
+    def gpu_view(self, host: torch.Tensor) -> torch.Tensor:
+        """The GPU road's view of spilled rows: zero-copy on CUDA, the rows themselves in the
+        simulation."""
+        return cuda_view(host) if self.on_gpu else host
+
+    def fetch(self, block: torch.Tensor) -> torch.Tensor:
+        """A spilled block for a large batch: streamed into VRAM on a GPU."""
+        return self.streamer.get(block) if self.streamer is not None else block
+
+    def close(self) -> None:
+        self.worker.drain()
+        self.worker.close()
+
+
+class PrefillStreamer:
+    """Copies spilled blocks into VRAM ahead of use for large batches, double-buffered: while
+    the GEMMs of block i run, block i+1 crosses PCIe on a copy stream. Blocks are expected in
+    the order given (the model's order); an unexpected one is copied on demand."""
+
+    def __init__(self, engine: Engine, blocks: List[torch.Tensor]):
+        self.engine = engine
+        self.blocks = blocks
+        self.index = {b.data_ptr(): i for i, b in enumerate(blocks)}
+        cap = max((b.numel() * b.element_size() for b in blocks), default=0)
+        self.capacity = cap
+        self.bufs = [torch.empty(cap, dtype=torch.uint8, device=engine.device) for _ in range(2)]
+        self.copy_stream = torch.cuda.Stream(device=engine.device)
+        self.held: List[int] = [-1, -1]        # block index in each buffer
+        self.ready: List[Optional[torch.cuda.Event]] = [None, None]
+        self.used: List[Optional[torch.cuda.Event]] = [None, None]
+        for b in blocks:
+            if not b.is_pinned():
+                raise RuntimeError("prefill streaming needs pinned (registered) host blocks")
+
+    def _view(self, slot: int, i: int) -> torch.Tensor:
+        b = self.blocks[i]
+        n = b.numel() * b.element_size()
+        return self.bufs[slot][:n].view(b.dtype).view(b.shape)
+
+    def _issue(self, i: int) -> None:
+        slot = i % 2
+        with torch.cuda.stream(self.copy_stream):
+            if self.used[slot] is not None:
+                self.copy_stream.wait_event(self.used[slot])
+            self._view(slot, i).copy_(self.blocks[i], non_blocking=True)
+            ev = torch.cuda.Event()
+            ev.record(self.copy_stream)
+        self.ready[slot] = ev
+        self.held[slot] = i
+
+    def get(self, block: torch.Tensor) -> torch.Tensor:
+        """The VRAM copy of `block`, ready for the current stream. The previous block's buffer is
+        reused for the next prefetch: callers finish queueing the work on one block before they
+        ask for the one after it."""
+        i = self.index.get(block.data_ptr())
+        if i is None:
+            raise KeyError("block not registered with the prefill streamer")
+        slot = i % 2
+        cur = torch.cuda.current_stream()
+        # Everything queued so far on the compute stream may read either buffer: a copy into
+        # one waits for it.
+        done = torch.cuda.Event()
+        done.record(cur)
+        self.used = [done, done]
+        if self.held[slot] != i:
+            self.engine.stats["prefill_sync_copies"] += 1
+            self._issue(i)
+        cur.wait_event(self.ready[slot])
+        nxt = i + 1
+        if nxt < len(self.blocks) and self.held[1 - slot] != nxt:
+            self._issue(nxt)
+        self.engine.stats["prefill_blocks"] += 1
+        return self._view(slot, i)
