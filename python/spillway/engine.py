@@ -28,8 +28,14 @@ from .worker import CpuWorker, Flag
 
 
 def default_cpu_threads() -> int:
-    # One core for the thread that runs the model and queues the GPU's work, one for the
-    # driver and the worker's own waiting.
+    """SPILLWAY_CPU_THREADS, else all cores but two: one for the thread that runs the model and
+    queues the GPU's work, one for the driver and the worker's own waiting."""
+    env = os.environ.get("SPILLWAY_CPU_THREADS")
+    if env:
+        n = int(env)
+        if n < 1:
+            raise ValueError(f"SPILLWAY_CPU_THREADS must be >= 1, got {env!r}")
+        return n
     return max(1, (os.cpu_count() or 2) - 2)
 
 
@@ -100,9 +106,8 @@ class PrefillStreamer:
         self.held: List[int] = [-1, -1]        # block index in each buffer
         self.ready: List[Optional[torch.cuda.Event]] = [None, None]
         self.used: List[Optional[torch.cuda.Event]] = [None, None]
-        for b in blocks:
-            if not b.is_pinned():
-                raise RuntimeError("prefill streaming needs pinned (registered) host blocks")
+        # A block torch does not see as pinned is still copied, synchronously: counted here.
+        engine.stats["prefill_blocks_not_pinned"] = sum(1 for b in blocks if not b.is_pinned())
 
     def _view(self, slot: int, i: int) -> torch.Tensor:
         b = self.blocks[i]

@@ -16,7 +16,11 @@ from .memory import HostArena
 
 
 def _to_host(dst: torch.Tensor, src: torch.Tensor) -> None:
-    dst.copy_(src.detach().to("cpu", dtype=dst.dtype))
+    # From VRAM straight into the registered pages (one DMA), else through the CPU.
+    src = src.detach()
+    if src.dtype != dst.dtype:
+        src = src.to(dst.dtype)
+    dst.copy_(src)
 
 
 def _pinned(shape: Tuple[int, ...], dtype: torch.dtype, pin: bool) -> torch.Tensor:
@@ -230,7 +234,9 @@ class SplitExperts(_Split):
     def forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor,
                 top_k_weights: torch.Tensor) -> torch.Tensor:
         m = hidden_states.shape[0]
-        if m > self.engine.decode_max_rows or not self.c:
+        # The GPU road gathers its rows of every routed (token, expert) pair: worth it for a
+        # token or two; more tokens read each routed expert once, zero-copy, on the GPU.
+        if m * self.top_k > 4 or not self.c:
             return self._all_experts_gpu(hidden_states, top_k_index, top_k_weights)
         xh, yh = self._stage(hidden_states), self.y_host[:m]
         ih, wh = self.idx_host[:m], self.w_host[:m]

@@ -66,9 +66,11 @@ class UapiTest(unittest.TestCase):
         u = uapi.load()
         if u is None:
             self.skipTest("kmod/include/uapi/spillway.h not found next to the package")
-        # _IOWR(0xB7, 0x02, 40 bytes) and _IOR(0xB7, 0x00, 32 bytes), as the C compiler makes them.
-        self.assertEqual(u.ioc_alloc, (3 << 30) | (40 << 16) | (0xB7 << 8) | 0x02)
-        self.assertEqual(u.ioc_version, (2 << 30) | (32 << 16) | (0xB7 << 8) | 0x00)
+        # test/python/spillway.test.ts passes what the C compiler makes of the same header.
+        alloc = int(os.environ.get("SPILLWAY_TEST_IOC_ALLOC", (3 << 30) | (40 << 16) | (0xB7 << 8) | 2))
+        version = int(os.environ.get("SPILLWAY_TEST_IOC_VERSION", (2 << 30) | (32 << 16) | (0xB7 << 8)))
+        self.assertEqual(u.ioc_alloc, alloc)
+        self.assertEqual(u.ioc_version, version)
         self.assertEqual(u.device_name, "spillway")
 
     def test_parse_rejects_incomplete_header(self):

@@ -25,7 +25,7 @@ class Attention(nn.Module):
         rep = self.heads // self.kv
         k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
         a = torch.softmax((q.float() @ k.float().transpose(-1, -2)) / self.hd ** 0.5
-                          + torch.full((s, s), float("-inf")).triu(1), -1).to(x.dtype) @ v
+                          + torch.full((s, s), float("-inf"), device=x.device).triu(1), -1).to(x.dtype) @ v
         return self.o_proj(a.transpose(1, 2).reshape(b, s, -1))
 
 
