@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import torch
 
@@ -90,6 +90,30 @@ class Engine:
         self.worker.close()
 
 
+class DoubleBuffer:
+    """Which of two staging buffers holds which block, and what a request for block i must copy
+    (pure; PrefillStreamer runs it with CUDA streams). Block i goes to buffer i % 2."""
+
+    def __init__(self, n_blocks: int):
+        self.n = n_blocks
+        self.held: List[int] = [-1, -1]
+
+    def request(self, i: int) -> Tuple[int, bool, Optional[int]]:
+        """(buffer of block i, whether i must be copied now, block to prefetch into the other
+        buffer or None)."""
+        if not 0 <= i < self.n:
+            raise IndexError(f"block {i} of {self.n}")
+        slot = i % 2
+        copy_now = self.held[slot] != i
+        self.held[slot] = i
+        nxt: Optional[int] = i + 1
+        if nxt >= self.n or self.held[1 - slot] == nxt:
+            nxt = None
+        else:
+            self.held[1 - slot] = nxt
+        return slot, copy_now, nxt
+
+
 class PrefillStreamer:
     """Copies spilled blocks into VRAM ahead of use for large batches, double-buffered: while
     the GEMMs of block i run, block i+1 crosses PCIe on a copy stream. Blocks are expected in
@@ -103,7 +127,7 @@ class PrefillStreamer:
         self.capacity = cap
         self.bufs = [torch.empty(cap, dtype=torch.uint8, device=engine.device) for _ in range(2)]
         self.copy_stream = torch.cuda.Stream(device=engine.device)
-        self.held: List[int] = [-1, -1]        # block index in each buffer
+        self.slots = DoubleBuffer(len(blocks))
         self.ready: List[Optional[torch.cuda.Event]] = [None, None]
         self.used: List[Optional[torch.cuda.Event]] = [None, None]
         # A block torch does not see as pinned is still copied, synchronously: counted here.
@@ -123,7 +147,6 @@ class PrefillStreamer:
             ev = torch.cuda.Event()
             ev.record(self.copy_stream)
         self.ready[slot] = ev
-        self.held[slot] = i
 
     def get(self, block: torch.Tensor) -> torch.Tensor:
         """The VRAM copy of `block`, ready for the current stream. The previous block's buffer is
@@ -132,19 +155,18 @@ class PrefillStreamer:
         i = self.index.get(block.data_ptr())
         if i is None:
             raise KeyError("block not registered with the prefill streamer")
-        slot = i % 2
         cur = torch.cuda.current_stream()
         # Everything queued so far on the compute stream may read either buffer: a copy into
         # one waits for it.
         done = torch.cuda.Event()
         done.record(cur)
         self.used = [done, done]
-        if self.held[slot] != i:
+        slot, copy_now, nxt = self.slots.request(i)
+        if copy_now:
             self.engine.stats["prefill_sync_copies"] += 1
             self._issue(i)
         cur.wait_event(self.ready[slot])
-        nxt = i + 1
-        if nxt < len(self.blocks) and self.held[1 - slot] != nxt:
+        if nxt is not None:
             self._issue(nxt)
         self.engine.stats["prefill_blocks"] += 1
         return self._view(slot, i)

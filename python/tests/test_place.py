@@ -52,6 +52,30 @@ class PlaceTest(unittest.TestCase):
         self.assertGreater(m.spillway.engine.stats["cpu_tasks"], 0)
         self.run_case(moe=True, rows=7)
 
+    def test_greedy_32_tokens_identical(self):
+        """Item 4 of issue 16 in the simulation: 32 greedy tokens (full recompute, both roads
+        on every step) equal the unplaced model's, logits within bf16 tolerance."""
+        for moe in (False, True):
+            ref_model, model = tiny(moe), tiny(moe)
+            found = spillway.find_units(model)
+            resident = sum(p.numel() * 2 for p in model.parameters()) - sum(
+                f.unit.nbytes for f in found)
+            model = spillway.place(model, resident + 16 * 1024, reserve=0, device="cpu",
+                                   gpu_fraction=0.4, cpu_threads=1, use_pool=False,
+                                   decode_max_rows=64)
+            ids = torch.randint(0, 97, (1, 4), generator=torch.Generator().manual_seed(5))
+            ref_ids, got_ids, worst = ids, ids, 0.0
+            with torch.no_grad():
+                for _ in range(32):
+                    r = ref_model(ref_ids)[0, -1].float()
+                    g = model(got_ids)[0, -1].float()
+                    worst = max(worst, ((g - r).abs().max() / r.abs().max()).item())
+                    ref_ids = torch.cat([ref_ids, r.argmax().view(1, 1)], 1)
+                    got_ids = torch.cat([got_ids, g.argmax().view(1, 1)], 1)
+            self.assertEqual(got_ids.tolist(), ref_ids.tolist())
+            self.assertLess(worst, RTOL)
+            self.assertGreaterEqual(model.spillway.engine.stats["cpu_tasks"], 32)
+
     def test_everything_in_budget_leaves_model_alone(self):
         model = tiny()
         before = model.layers[0].mlp
