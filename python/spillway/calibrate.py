@@ -76,6 +76,24 @@ def measure_roads(engine: Engine, hidden: int = 4096, mib_per_road: int = 1024,
         arena.close()
 
 
+def measure_worker_handoff(engine: Engine, reps: int = 2000) -> Dict[str, float]:
+    """Microseconds from handing the worker an empty task to seeing its flag, the calling thread
+    spinning on the flag: the CPU side of a join, without the GPU."""
+    times = []
+    for _ in range(reps):
+        engine.seq += 1
+        seq = engine.seq
+        t0 = time.perf_counter()
+        engine.worker.submit(None, lambda: None, seq)
+        while engine.flag.load() < seq:
+            pass
+        times.append(time.perf_counter() - t0)
+    engine.worker.drain()
+    times.sort()
+    return dict(handoff_median_us=times[len(times) // 2] * 1e6,
+                handoff_p90_us=times[int(len(times) * 0.9)] * 1e6)
+
+
 def measure_round_trip(engine: Engine, hidden: int = 4096, reps: int = 300,
                        dtype: torch.dtype = torch.bfloat16) -> Dict[str, float]:
     """Microseconds per split-unit round trip with almost no work (a 64-row linear on each

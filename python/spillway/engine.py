@@ -17,6 +17,7 @@ without a GPU.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Callable, List, Optional, Tuple
 
@@ -39,9 +40,19 @@ def default_cpu_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 2)
 
 
+# The worker needs the GIL for the Python around its torch calls, while the thread running the
+# model holds it except inside operators. When a waiting thread loses the race for a released
+# GIL it gets it only after the switch interval (5 ms by default): measured on the development
+# machine, a handoff to the worker took 12.5 ms (median) at 5 ms, 0.17 ms at 50 us.
+SWITCH_INTERVAL_S = 50e-6
+
+
 class Engine:
     def __init__(self, device: torch.device, cpu_threads: Optional[int] = None,
-                 decode_max_rows: int = 16):
+                 decode_max_rows: int = 16, switch_interval: float = SWITCH_INTERVAL_S):
+        self._old_switch = sys.getswitchinterval()
+        if switch_interval < self._old_switch:
+            sys.setswitchinterval(switch_interval)
         self.device = device
         self.decode_max_rows = decode_max_rows
         self.cpu_threads = cpu_threads or default_cpu_threads()
@@ -88,6 +99,7 @@ class Engine:
     def close(self) -> None:
         self.worker.drain()
         self.worker.close()
+        sys.setswitchinterval(self._old_switch)
 
 
 class DoubleBuffer:

@@ -132,9 +132,10 @@ def place(model: nn.Module, vram_budget: int, reserve: int = 1 << 30,
         gpu_fraction = 0.5
         calib["note"] = "no GPU: both roads simulated on the CPU, split half and half"
     if gpu_fraction is None:
-        from .calibrate import measure_roads, measure_round_trip
+        from .calibrate import measure_roads, measure_round_trip, measure_worker_handoff
         calib = measure_roads(engine)
         calib.update(measure_round_trip(engine))
+        calib.update(measure_worker_handoff(engine))
         gpu_fraction = P.gpu_fraction_from_rates(calib["gpu_together_gbps"],
                                                  calib["cpu_together_gbps"])
     units = [P.Unit(f.unit.name, f.unit.nbytes, f.unit.read_fraction, f.unit.split_rows,
