@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Callable, List, Optional, Tuple
 
 import torch
@@ -83,9 +82,8 @@ class Engine:
         if self.ops is not None:
             self.ops.wait_geq(torch.cuda.current_stream().cuda_stream, self.flag.address, seq)
             return
-        while self.flag.load() < seq:
-            time.sleep(0)
-        self.worker.raise_error()
+        # Simulation: block (no spinning) until the worker is idle, which includes task seq.
+        self.worker.drain()
 
     def gpu_view(self, host: torch.Tensor) -> torch.Tensor:
         """The GPU road's view of spilled rows: zero-copy on CUDA, the rows themselves in the

@@ -37,6 +37,7 @@ class PlaceTest(unittest.TestCase):
         err = (got - ref).abs().max().item() / ref.abs().max().item()
         self.assertLess(err, RTOL)
         self.assertEqual(got.argmax(-1).tolist(), ref.argmax(-1).tolist())
+        self.addCleanup(model.spillway.engine.close)
         return model
 
     def test_dense_decode_rows(self):
@@ -75,6 +76,7 @@ class PlaceTest(unittest.TestCase):
             self.assertEqual(got_ids.tolist(), ref_ids.tolist())
             self.assertLess(worst, RTOL)
             self.assertGreaterEqual(model.spillway.engine.stats["cpu_tasks"], 32)
+            model.spillway.engine.close()
 
     def test_everything_in_budget_leaves_model_alone(self):
         model = tiny()
@@ -83,6 +85,7 @@ class PlaceTest(unittest.TestCase):
                                cpu_threads=1, use_pool=False)
         self.assertIs(model.layers[0].mlp, before)
         self.assertEqual(model.spillway.plan.host_bytes, 0)
+        model.spillway.engine.close()
 
 
 class UapiTest(unittest.TestCase):
