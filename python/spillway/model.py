@@ -120,6 +120,13 @@ def place(model: nn.Module, vram_budget: int, reserve: int = 1 << 30,
     """
     t0 = time.perf_counter()
     device = torch.device(device)
+    if device.type not in ("cuda", "cpu"):
+        raise ValueError(f"spillway places models on a CUDA device (or 'cpu' to simulate), not {device}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("spillway.place: no CUDA device is available (device='cpu' simulates both "
+                           "roads on the CPU, for tests)")
+    if vram_budget <= 0 or reserve < 0:
+        raise ValueError(f"vram_budget must be positive and reserve >= 0 (got {vram_budget}, {reserve})")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     found = find_units(model, top_k)

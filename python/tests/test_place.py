@@ -78,6 +78,15 @@ class PlaceTest(unittest.TestCase):
             self.assertGreaterEqual(model.spillway.engine.stats["cpu_tasks"], 32)
             model.spillway.engine.close()
 
+    def test_bad_arguments_are_clear_errors(self):
+        with self.assertRaisesRegex(ValueError, "vram_budget must be positive"):
+            spillway.place(tiny(), 0, device="cpu", gpu_fraction=0.5)
+        with self.assertRaisesRegex(ValueError, "not meta"):
+            spillway.place(tiny(), 1 << 20, device="meta", gpu_fraction=0.5)
+        if not torch.cuda.is_available():
+            with self.assertRaisesRegex(RuntimeError, "no CUDA device"):
+                spillway.place(tiny(), 1 << 20)
+
     def test_everything_in_budget_leaves_model_alone(self):
         model = tiny()
         before = model.layers[0].mlp
