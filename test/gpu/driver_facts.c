@@ -688,6 +688,8 @@ static void attr_export_facts(void)
 		cuPointerGetAttribute(&ia, CU_POINTER_ATTRIBUTE_BUFFER_ID, a);
 		cuPointerGetAttribute(&ib, CU_POINTER_ATTRIBUTE_BUFFER_ID, b);
 		FACT("attr.device.buffer_ids_differ %d", ia != ib);
+		/* Raw, to see their range (not compared between runs). */
+		printf("raw buffer ids %#llx %#llx\n", ia, ib);
 		cuMemFree(a);
 		cuMemFree(b);
 	}
