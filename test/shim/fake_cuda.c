@@ -74,8 +74,11 @@ static void fork_child(void)
 	pthread_mutex_init(&lock, NULL);
 }
 
+static pid_t init_pid;
+
 static void init(void)
 {
+	init_pid = getpid();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	vram_total = parse(getenv("FAKE_CUDA_VRAM"), 1ULL << 30);
 	n_dev = (int)parse(getenv("FAKE_CUDA_DEVICES"), 1);
@@ -116,7 +119,16 @@ long fake_calls(const char *name)
 	return n;
 }
 
-/* FAKE_CUDA_FAIL is read at every call, so a test can inject a fault midway. */
+/* Why the last enter() on this thread failed: the call returns it. */
+static __thread CUresult entered;
+
+/*
+ * Every call starts here.  It fails (returns 1, the reason in `entered`) in a child forked
+ * after the driver was initialised, where the real driver answers every call with
+ * CUDA_ERROR_NOT_INITIALIZED (test/gpu/driver_facts.c, "fork"), and for the functions named
+ * in FAKE_CUDA_FAIL (CUDA_ERROR_UNKNOWN), read at every call so a test can inject a fault
+ * midway.
+ */
 static int enter(const char *name)
 {
 	const char *f = getenv("FAKE_CUDA_FAIL");
@@ -124,10 +136,15 @@ static int enter(const char *name)
 
 	pthread_once(&once, init);
 	bump(name);
+	if (getpid() != init_pid) {
+		entered = CUDA_ERROR_NOT_INITIALIZED;
+		return 1;
+	}
 	if (!f || !*f)
 		return 0;
 	snprintf(key, sizeof(key), ",%s,", name);
 	snprintf(list, sizeof(list), ",%s,", f);
+	entered = CUDA_ERROR_UNKNOWN;
 	return strstr(list, key) != NULL;
 }
 
@@ -164,7 +181,8 @@ static struct fake_ctx *current(void)
 
 CUresult cuInit(unsigned int flags)
 {
-	enter("cuInit");
+	if (enter("cuInit"))
+		return entered;
 	return CUDA_SUCCESS;
 }
 
@@ -176,14 +194,16 @@ CUresult cuDriverGetVersion(int *v)
 
 CUresult cuDeviceGetCount(int *count)
 {
-	enter("cuDeviceGetCount");
+	if (enter("cuDeviceGetCount"))
+		return entered;
 	*count = n_dev;
 	return CUDA_SUCCESS;
 }
 
 CUresult cuDeviceGet(CUdevice *d, int ordinal)
 {
-	enter("cuDeviceGet");
+	if (enter("cuDeviceGet"))
+		return entered;
 	if (ordinal < 0 || ordinal >= n_dev)
 		return CUDA_ERROR_INVALID_DEVICE;
 	*d = ordinal;
@@ -192,7 +212,8 @@ CUresult cuDeviceGet(CUdevice *d, int ordinal)
 
 CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
 {
-	enter("cuDeviceTotalMem_v2");
+	if (enter("cuDeviceTotalMem_v2"))
+		return entered;
 	if (dev < 0 || dev >= n_dev)
 		return CUDA_ERROR_INVALID_DEVICE;
 	*bytes = vram_total;
@@ -204,7 +225,8 @@ CUresult cuDeviceGetByPCIBusId(CUdevice *dev, const char *bus_id)
 {
 	unsigned int dom, bus, d, fn;
 
-	enter("cuDeviceGetByPCIBusId");
+	if (enter("cuDeviceGetByPCIBusId"))
+		return entered;
 	if (sscanf(bus_id, "%x:%x:%x.%x", &dom, &bus, &d, &fn) != 4 || bus < 1 || (int)bus > n_dev)
 		return CUDA_ERROR_INVALID_VALUE;
 	*dev = n_dev - (int)bus;
@@ -216,7 +238,8 @@ CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsigned int
 {
 	struct fake_ctx *c;
 
-	enter("cuCtxCreate_v4");
+	if (enter("cuCtxCreate_v4"))
+		return entered;
 	if (dev < 0 || dev >= n_dev)
 		return CUDA_ERROR_INVALID_DEVICE;
 	c = calloc(1, sizeof(*c));
@@ -230,12 +253,16 @@ CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsigned int
 
 CUresult cuCtxGetCurrent(CUcontext *pctx)
 {
+	if (enter("cuCtxGetCurrent"))
+		return entered;
 	*pctx = (CUcontext)current();
 	return CUDA_SUCCESS;
 }
 
 CUresult cuCtxSetCurrent(CUcontext ctx)
 {
+	if (enter("cuCtxSetCurrent"))
+		return entered;
 	if (!ctx) {
 		if (depth)
 			depth--;
@@ -252,6 +279,8 @@ CUresult cuCtxGetDevice(CUdevice *dev)
 {
 	struct fake_ctx *c = current();
 
+	if (enter("cuCtxGetDevice"))
+		return entered;
 	if (!c || !c->alive)
 		return CUDA_ERROR_INVALID_CONTEXT;
 	*dev = c->dev;
@@ -260,7 +289,8 @@ CUresult cuCtxGetDevice(CUdevice *dev)
 
 CUresult cuCtxPushCurrent_v2(CUcontext ctx)
 {
-	enter("cuCtxPushCurrent_v2");
+	if (enter("cuCtxPushCurrent_v2"))
+		return entered;
 	if (depth >= 16)
 		return CUDA_ERROR_UNKNOWN;
 	stack[depth++] = (struct fake_ctx *)ctx;
@@ -269,6 +299,8 @@ CUresult cuCtxPushCurrent_v2(CUcontext ctx)
 
 CUresult cuCtxPopCurrent_v2(CUcontext *pctx)
 {
+	if (enter("cuCtxPopCurrent_v2"))
+		return entered;
 	if (!depth)
 		return CUDA_ERROR_INVALID_CONTEXT;
 	depth--;
@@ -279,7 +311,8 @@ CUresult cuCtxPopCurrent_v2(CUcontext *pctx)
 
 CUresult cuCtxSynchronize(void)
 {
-	enter("cuCtxSynchronize");
+	if (enter("cuCtxSynchronize"))
+		return entered;
 	return ctx_sync();
 }
 
@@ -397,7 +430,7 @@ static CUresult device_free(CUdeviceptr p)
 CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t size)
 {
 	if (enter("cuMemAlloc_v2"))
-		return CUDA_ERROR_UNKNOWN;
+		return entered;
 	if (unsafe_call())
 		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	return device_alloc(dptr, size, K_DEVICE);
@@ -406,7 +439,7 @@ CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t size)
 CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t w, size_t h, unsigned int e)
 {
 	if (enter("cuMemAllocPitch_v2"))
-		return CUDA_ERROR_UNKNOWN;
+		return entered;
 	if (e != 4 && e != 8 && e != 16)
 		return CUDA_ERROR_INVALID_VALUE;
 	*pitch = (w + 511) / 512 * 512;
@@ -416,7 +449,7 @@ CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t w, size_t h
 CUresult cuMemFree_v2(CUdeviceptr p)
 {
 	if (enter("cuMemFree_v2"))
-		return CUDA_ERROR_UNKNOWN;
+		return entered;
 	if (unsafe_call())
 		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	return device_free(p);
@@ -424,7 +457,8 @@ CUresult cuMemFree_v2(CUdeviceptr p)
 
 CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t size, unsigned int flags)
 {
-	enter("cuMemAllocManaged");
+	if (enter("cuMemAllocManaged"))
+		return entered;
 	return device_alloc(dptr, size, K_MANAGED);
 }
 
@@ -432,7 +466,8 @@ CUresult cuMemGetInfo_v2(size_t *free_b, size_t *total_b)
 {
 	struct fake_ctx *c = current();
 
-	enter("cuMemGetInfo_v2");
+	if (enter("cuMemGetInfo_v2"))
+		return entered;
 	if (!c || !c->alive)
 		return CUDA_ERROR_INVALID_CONTEXT;
 	*total_b = vram_total;
@@ -445,7 +480,7 @@ CUresult cuMemGetInfo_v2(size_t *free_b, size_t *total_b)
 CUresult cuMemHostRegister_v2(void *p, size_t size, unsigned int flags)
 {
 	if (enter("cuMemHostRegister_v2"))
-		return CUDA_ERROR_UNKNOWN;
+		return entered;
 	if (unsafe_call())
 		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	if (!current())
@@ -472,7 +507,8 @@ CUresult cuMemHostUnregister(void *p)
 {
 	struct region *r;
 
-	enter("cuMemHostUnregister");
+	if (enter("cuMemHostUnregister"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	r = find_region((uintptr_t)p, 1);
 	if (!r || r->kind != K_REGISTERED) {
@@ -489,7 +525,7 @@ CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr *d, void *p, unsigned int flag
 	struct region *r;
 
 	if (enter("cuMemHostGetDevicePointer_v2"))
-		return CUDA_ERROR_UNKNOWN;
+		return entered;
 	pthread_mutex_lock(&lock);
 	r = find_region((uintptr_t)p, 0);
 	pthread_mutex_unlock(&lock);
@@ -523,7 +559,8 @@ CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attr, CUdeviceptr
 {
 	struct region r, *found;
 
-	enter("cuPointerGetAttribute");
+	if (enter("cuPointerGetAttribute"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	found = find_region(ptr, 0);
 	if (found)
@@ -570,7 +607,8 @@ CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attr, CUdeviceptr
 CUresult cuPointerGetAttributes(unsigned int n, CUpointer_attribute *attrs, void **data,
 				CUdeviceptr ptr)
 {
-	enter("cuPointerGetAttributes");
+	if (enter("cuPointerGetAttributes"))
+		return entered;
 	for (unsigned int i = 0; i < n; i++) {
 		CUresult rc = cuPointerGetAttribute(data[i], attrs[i], ptr);
 
@@ -585,7 +623,8 @@ CUresult cuMemGetAddressRange_v2(CUdeviceptr *base, size_t *size, CUdeviceptr pt
 	struct region *r;
 	CUresult rc = CUDA_SUCCESS;
 
-	enter("cuMemGetAddressRange_v2");
+	if (enter("cuMemGetAddressRange_v2"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	r = find_region(ptr, 0);
 	if (!r) {
@@ -617,7 +656,8 @@ CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t align, CUdevi
 {
 	void *p;
 
-	enter("cuMemAddressReserve");
+	if (enter("cuMemAddressReserve"))
+		return entered;
 	if (!size || size % GRAN)
 		return CUDA_ERROR_INVALID_VALUE;
 	p = mmap(NULL, size + GRAN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -629,7 +669,8 @@ CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t align, CUdevi
 
 CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size)
 {
-	enter("cuMemAddressFree");
+	if (enter("cuMemAddressFree"))
+		return entered;
 	munmap((void *)ptr, size);
 	return CUDA_SUCCESS;
 }
@@ -651,7 +692,7 @@ CUresult cuMemCreate(CUmemGenericAllocationHandle *out, size_t size,
 	int fd;
 
 	if (enter("cuMemCreate"))
-		return CUDA_ERROR_UNKNOWN;
+		return entered;
 	if (create_handle_types(prop))
 		return create_handle_types(prop);
 	if (!size || size % GRAN)
@@ -690,7 +731,8 @@ CUresult cuMemCreate(CUmemGenericAllocationHandle *out, size_t size,
 
 CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
 {
-	enter("cuMemRelease");
+	if (enter("cuMemRelease"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	handle_unref((struct handle *)(uintptr_t)handle);
 	pthread_mutex_unlock(&lock);
@@ -702,7 +744,8 @@ CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAlloc
 {
 	struct handle *h = (struct handle *)(uintptr_t)handle;
 
-	enter("cuMemMap");
+	if (enter("cuMemMap"))
+		return entered;
 	if (offset + size > h->size)
 		return CUDA_ERROR_INVALID_VALUE;
 	if (mmap((void *)ptr, size, PROT_NONE, MAP_SHARED | MAP_FIXED, h->fd, (off_t)offset) ==
@@ -723,7 +766,8 @@ CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAlloc
 
 CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
 {
-	enter("cuMemUnmap");
+	if (enter("cuMemUnmap"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < n_regions;) {
 		struct region *r = &regions[i];
@@ -743,7 +787,8 @@ CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
 
 CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count)
 {
-	enter("cuMemSetAccess");
+	if (enter("cuMemSetAccess"))
+		return entered;
 	return mprotect((void *)ptr, size, PROT_READ | PROT_WRITE) ? CUDA_ERROR_INVALID_VALUE
 								   : CUDA_SUCCESS;
 }
@@ -752,7 +797,8 @@ CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *out, void *ad
 {
 	struct region *r;
 
-	enter("cuMemRetainAllocationHandle");
+	if (enter("cuMemRetainAllocationHandle"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	r = find_region((uintptr_t)addr, 0);
 	if (!r || r->kind != K_MAP) {
@@ -768,7 +814,8 @@ CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *out, void *ad
 CUresult cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp *prop,
 						CUmemGenericAllocationHandle handle)
 {
-	enter("cuMemGetAllocationPropertiesFromHandle");
+	if (enter("cuMemGetAllocationPropertiesFromHandle"))
+		return entered;
 	*prop = ((struct handle *)(uintptr_t)handle)->prop;
 	return CUDA_SUCCESS;
 }
@@ -797,7 +844,8 @@ CUresult cuCtxDestroy_v2(CUcontext ctx)
 {
 	struct fake_ctx *c = (struct fake_ctx *)ctx;
 
-	enter("cuCtxDestroy_v2");
+	if (enter("cuCtxDestroy_v2"))
+		return entered;
 	drop_ctx_regions(c);
 	c->alive = 0;
 	for (int i = 0; i < depth; i++)
@@ -810,7 +858,8 @@ CUresult cuCtxDestroy_v2(CUcontext ctx)
 
 CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 {
-	enter("cuDevicePrimaryCtxRetain");
+	if (enter("cuDevicePrimaryCtxRetain"))
+		return entered;
 	if (dev < 0 || dev >= n_dev)
 		return CUDA_ERROR_INVALID_DEVICE;
 	pthread_mutex_lock(&lock);
@@ -824,6 +873,8 @@ CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 
 CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
 {
+	if (enter("cuDevicePrimaryCtxRelease_v2"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	if (primary_refs[dev] > 0)
 		primary_refs[dev]--;
@@ -833,6 +884,8 @@ CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
 
 CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *active)
 {
+	if (enter("cuDevicePrimaryCtxGetState"))
+		return entered;
 	*flags = 0;
 	*active = primary[dev].alive;
 	return CUDA_SUCCESS;
@@ -840,7 +893,8 @@ CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *acti
 
 CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
 {
-	enter("cuDevicePrimaryCtxReset_v2");
+	if (enter("cuDevicePrimaryCtxReset_v2"))
+		return entered;
 	drop_ctx_regions(&primary[dev]);
 	return CUDA_SUCCESS;
 }
@@ -848,9 +902,21 @@ CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
 /*
  * ==== CUDA semantics (issue 13) =============================================================
  * Streams and events, stream capture, stream-ordered pools, graph memory, IPC and export, as
- * the real driver does them where the shim depends on it.  Every value here was measured on
- * the H100 (driver 580.159.04) with test/gpu/driver_facts.c; the answers are in
- * test/gpu/results/ (driver-facts).  A stream completes its work unless a test blocks it.
+ * the real driver does them where the shim depends on it.  A stream completes its work
+ * unless a test blocks it.
+ *
+ * Measured on the H100 (driver 580.159.04; shared/notes/cuda.md and issue 13): waiting on an
+ * event recorded in a capture is 907 and invalidates the capture, even in relaxed mode;
+ * cuMemHostRegister during capture is 900; the default pool keeps freed memory (release
+ * threshold); FABRIC handles are refused with 800 even for device memory; HOST locations
+ * refuse shareable handle types; cuIpcGetMemHandle fails on host memory; every call in a
+ * forked child is 3.  From CUDA's documentation, NOT yet checked on the GPU (no device time
+ * was lent when this was written; test/gpu/driver_facts.c prints each of them, run it and
+ * correct this section): which calls count as "potentially unsafe" in each capture mode
+ * (here: cuMemAlloc, cuMemFree, cuMemHostRegister, cuCtxSynchronize), that an unsafe call
+ * does not invalidate the capture, that a pool grows by the whole request when its cache is
+ * short, that graph memory is backed at launch and kept until cuDeviceGraphMemTrim, the error
+ * codes of refused exports (INVALID_VALUE), the device attributes, and FABRIC pools (800).
  */
 
 /* A graph: its memory allocation and free nodes, in order (other nodes are not modelled). */
@@ -901,7 +967,8 @@ CUresult cuStreamCreate(CUstream *s, unsigned int flags)
 {
 	struct fake_stream *fs;
 
-	enter("cuStreamCreate");
+	if (enter("cuStreamCreate"))
+		return entered;
 	fs = calloc(1, sizeof(*fs));
 	fs->ctx = current();
 	*s = (CUstream)fs;
@@ -910,7 +977,11 @@ CUresult cuStreamCreate(CUstream *s, unsigned int flags)
 
 CUresult cuStreamDestroy_v2(CUstream s)
 {
-	free(stream_of(s));
+	if (enter("cuStreamDestroy_v2"))
+		return entered;
+	/* Kept (leaked): events recorded on it may still be queried, as the driver allows. */
+	if (stream_of(s))
+		stream_of(s)->done = stream_of(s)->epoch;
 	return CUDA_SUCCESS;
 }
 
@@ -918,7 +989,8 @@ CUresult cuStreamGetCtx(CUstream s, CUcontext *pctx)
 {
 	struct fake_stream *fs = stream_of(s);
 
-	enter("cuStreamGetCtx");
+	if (enter("cuStreamGetCtx"))
+		return entered;
 	*pctx = (CUcontext)(fs ? fs->ctx : current());
 	return *pctx ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
 }
@@ -927,7 +999,8 @@ CUresult cuStreamGetDevice(CUstream s, CUdevice *dev)
 {
 	int d = stream_dev(stream_of(s));
 
-	enter("cuStreamGetDevice");
+	if (enter("cuStreamGetDevice"))
+		return entered;
 	if (d < 0)
 		return CUDA_ERROR_INVALID_CONTEXT;
 	*dev = d;
@@ -1017,13 +1090,15 @@ static CUresult begin_capture(CUstream s, CUstreamCaptureMode mode)
 
 CUresult cuStreamBeginCapture_v2(CUstream s, CUstreamCaptureMode mode)
 {
-	enter("cuStreamBeginCapture_v2");
+	if (enter("cuStreamBeginCapture_v2"))
+		return entered;
 	return begin_capture(s, mode);
 }
 
 CUresult cuStreamBeginCapture_v2_ptsz(CUstream s, CUstreamCaptureMode mode)
 {
-	enter("cuStreamBeginCapture_v2_ptsz");
+	if (enter("cuStreamBeginCapture_v2_ptsz"))
+		return entered;
 	return begin_capture(s, mode);
 }
 
@@ -1062,13 +1137,15 @@ static CUresult end_capture(CUstream s, CUgraph *out)
 
 CUresult cuStreamEndCapture(CUstream s, CUgraph *out)
 {
-	enter("cuStreamEndCapture");
+	if (enter("cuStreamEndCapture"))
+		return entered;
 	return end_capture(s, out);
 }
 
 CUresult cuStreamEndCapture_ptsz(CUstream s, CUgraph *out)
 {
-	enter("cuStreamEndCapture_ptsz");
+	if (enter("cuStreamEndCapture_ptsz"))
+		return entered;
 	return end_capture(s, out);
 }
 
@@ -1089,7 +1166,8 @@ CUresult cuStreamGetCaptureInfo_v3(CUstream s, CUstreamCaptureStatus *st, cuuint
 				   CUgraph *graph, const CUgraphNode **deps,
 				   const CUgraphEdgeData **edges, size_t *ndeps)
 {
-	enter("cuStreamGetCaptureInfo_v3");
+	if (enter("cuStreamGetCaptureInfo_v3"))
+		return entered;
 	if (ndeps)
 		*ndeps = 0;
 	return capture_info(s, st, id);
@@ -1099,7 +1177,8 @@ CUresult cuStreamGetCaptureInfo_v3_ptsz(CUstream s, CUstreamCaptureStatus *st, c
 					CUgraph *graph, const CUgraphNode **deps,
 					const CUgraphEdgeData **edges, size_t *ndeps)
 {
-	enter("cuStreamGetCaptureInfo_v3_ptsz");
+	if (enter("cuStreamGetCaptureInfo_v3_ptsz"))
+		return entered;
 	if (ndeps)
 		*ndeps = 0;
 	return capture_info(s, st, id);
@@ -1108,7 +1187,8 @@ CUresult cuStreamGetCaptureInfo_v3_ptsz(CUstream s, CUstreamCaptureStatus *st, c
 CUresult cuStreamGetCaptureInfo_v2(CUstream s, CUstreamCaptureStatus *st, cuuint64_t *id,
 				   CUgraph *graph, const CUgraphNode **deps, size_t *ndeps)
 {
-	enter("cuStreamGetCaptureInfo_v2");
+	if (enter("cuStreamGetCaptureInfo_v2"))
+		return entered;
 	if (ndeps)
 		*ndeps = 0;
 	return capture_info(s, st, id);
@@ -1116,7 +1196,8 @@ CUresult cuStreamGetCaptureInfo_v2(CUstream s, CUstreamCaptureStatus *st, cuuint
 
 CUresult cuStreamIsCapturing(CUstream s, CUstreamCaptureStatus *st)
 {
-	enter("cuStreamIsCapturing");
+	if (enter("cuStreamIsCapturing"))
+		return entered;
 	return capture_info(s, st, NULL);
 }
 
@@ -1124,7 +1205,8 @@ CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
 {
 	CUstreamCaptureMode old = thread_mode;
 
-	enter("cuThreadExchangeStreamCaptureMode");
+	if (enter("cuThreadExchangeStreamCaptureMode"))
+		return entered;
 	thread_mode = *mode;
 	*mode = old;
 	return CUDA_SUCCESS;
@@ -1154,13 +1236,15 @@ static CUresult stream_sync(CUstream s)
 
 CUresult cuStreamSynchronize(CUstream s)
 {
-	enter("cuStreamSynchronize");
+	if (enter("cuStreamSynchronize"))
+		return entered;
 	return stream_sync(s);
 }
 
 CUresult cuStreamSynchronize_ptsz(CUstream s)
 {
-	enter("cuStreamSynchronize_ptsz");
+	if (enter("cuStreamSynchronize_ptsz"))
+		return entered;
 	return stream_sync(s);
 }
 
@@ -1169,7 +1253,8 @@ CUresult cuStreamQuery(CUstream s)
 	struct fake_stream *fs = stream_of(s);
 	CUresult rc = CUDA_SUCCESS;
 
-	enter("cuStreamQuery");
+	if (enter("cuStreamQuery"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	if (capturing(fs)) {
 		invalidate(fs);
@@ -1184,7 +1269,7 @@ CUresult cuStreamQuery(CUstream s)
 CUresult cuEventCreate(CUevent *e, unsigned int flags)
 {
 	if (enter("cuEventCreate"))
-		return CUDA_ERROR_UNKNOWN;
+		return entered;
 	*e = (CUevent)calloc(1, sizeof(struct fake_event));
 	return CUDA_SUCCESS;
 }
@@ -1216,13 +1301,15 @@ static CUresult event_record(CUevent e, CUstream s)
 
 CUresult cuEventRecord(CUevent e, CUstream s)
 {
-	enter("cuEventRecord");
+	if (enter("cuEventRecord"))
+		return entered;
 	return event_record(e, s);
 }
 
 CUresult cuEventRecord_ptsz(CUevent e, CUstream s)
 {
-	enter("cuEventRecord_ptsz");
+	if (enter("cuEventRecord_ptsz"))
+		return entered;
 	return event_record(e, s);
 }
 
@@ -1244,7 +1331,8 @@ CUresult cuEventQuery(CUevent e)
 	struct fake_event *fe = (struct fake_event *)e;
 	CUresult rc;
 
-	enter("cuEventQuery");
+	if (enter("cuEventQuery"))
+		return entered;
 	if ((rc = captured_event(fe)))
 		return rc;
 	return fe->s && fe->epoch > fe->s->done ? CUDA_ERROR_NOT_READY : CUDA_SUCCESS;
@@ -1255,7 +1343,8 @@ CUresult cuEventSynchronize(CUevent e)
 	struct fake_event *fe = (struct fake_event *)e;
 	CUresult rc;
 
-	enter("cuEventSynchronize");
+	if (enter("cuEventSynchronize"))
+		return entered;
 	if ((rc = captured_event(fe)))
 		return rc;
 	if (fe->s)
@@ -1266,7 +1355,8 @@ CUresult cuEventSynchronize(CUevent e)
 
 CUresult cuEventDestroy_v2(CUevent e)
 {
-	enter("cuEventDestroy_v2");
+	if (enter("cuEventDestroy_v2"))
+		return entered;
 	free(e);
 	return CUDA_SUCCESS;
 }
@@ -1352,7 +1442,8 @@ static void pools_release_over_threshold(void)
 
 CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *pool, CUdevice dev)
 {
-	enter("cuDeviceGetDefaultMemPool");
+	if (enter("cuDeviceGetDefaultMemPool"))
+		return entered;
 	if (dev < 0 || dev >= n_dev)
 		return CUDA_ERROR_INVALID_DEVICE;
 	pthread_mutex_lock(&lock);
@@ -1365,7 +1456,8 @@ CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *pool, CUdevice dev)
 
 CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
 {
-	enter("cuDeviceGetMemPool");
+	if (enter("cuDeviceGetMemPool"))
+		return entered;
 	if (dev < 0 || dev >= n_dev)
 		return CUDA_ERROR_INVALID_DEVICE;
 	pthread_mutex_lock(&lock);
@@ -1376,7 +1468,8 @@ CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
 
 CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
 {
-	enter("cuDeviceSetMemPool");
+	if (enter("cuDeviceSetMemPool"))
+		return entered;
 	if (dev < 0 || dev >= n_dev)
 		return CUDA_ERROR_INVALID_DEVICE;
 	current_pool[dev] = (struct fake_pool *)pool;
@@ -1387,7 +1480,8 @@ CUresult cuMemPoolCreate(CUmemoryPool *out, const CUmemPoolProps *props)
 {
 	struct fake_pool *p;
 
-	enter("cuMemPoolCreate");
+	if (enter("cuMemPoolCreate"))
+		return entered;
 	if (props->allocType != CU_MEM_ALLOCATION_TYPE_PINNED)
 		return CUDA_ERROR_INVALID_VALUE;
 	if (props->handleTypes & CU_MEM_HANDLE_TYPE_FABRIC)
@@ -1421,7 +1515,8 @@ CUresult cuMemPoolDestroy(CUmemoryPool pool)
 {
 	struct fake_pool *p = (struct fake_pool *)pool;
 
-	enter("cuMemPoolDestroy");
+	if (enter("cuMemPoolDestroy"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	for (struct fake_pool **pp = &created_pools; *pp; pp = &(*pp)->next) {
 		if (*pp == p) {
@@ -1444,7 +1539,8 @@ CUresult cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void
 	struct fake_pool *p = (struct fake_pool *)pool;
 	CUresult rc = CUDA_SUCCESS;
 
-	enter("cuMemPoolSetAttribute");
+	if (enter("cuMemPoolSetAttribute"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	switch (attr) {
 	case CU_MEMPOOL_ATTR_RELEASE_THRESHOLD:
@@ -1472,7 +1568,8 @@ CUresult cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void
 	struct fake_pool *p = (struct fake_pool *)pool;
 	CUresult rc = CUDA_SUCCESS;
 
-	enter("cuMemPoolGetAttribute");
+	if (enter("cuMemPoolGetAttribute"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	switch (attr) {
 	case CU_MEMPOOL_ATTR_RELEASE_THRESHOLD:
@@ -1504,7 +1601,8 @@ CUresult cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void
 
 CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t keep)
 {
-	enter("cuMemPoolTrimTo");
+	if (enter("cuMemPoolTrimTo"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	pool_trim((struct fake_pool *)pool, keep);
 	pthread_mutex_unlock(&lock);
@@ -1559,21 +1657,24 @@ static CUresult graph_address(struct fake_graph *g, size_t size, int dev, CUdevi
 
 CUresult cuGraphCreate(CUgraph *g, unsigned int flags)
 {
-	enter("cuGraphCreate");
+	if (enter("cuGraphCreate"))
+		return entered;
 	*g = (CUgraph)calloc(1, sizeof(struct fake_graph));
 	return CUDA_SUCCESS;
 }
 
 CUresult cuGraphDestroy(CUgraph g)
 {
-	enter("cuGraphDestroy");
+	if (enter("cuGraphDestroy"))
+		return entered;
 	graph_free((struct fake_graph *)g);
 	return CUDA_SUCCESS;
 }
 
 CUresult cuGraphGetNodes(CUgraph g, CUgraphNode *nodes, size_t *n)
 {
-	enter("cuGraphGetNodes");
+	if (enter("cuGraphGetNodes"))
+		return entered;
 	*n = ((struct fake_graph *)g)->n;
 	return CUDA_SUCCESS;
 }
@@ -1581,7 +1682,8 @@ CUresult cuGraphGetNodes(CUgraph g, CUgraphNode *nodes, size_t *n)
 CUresult cuGraphAddMemAllocNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps,
 				size_t ndeps, CUDA_MEM_ALLOC_NODE_PARAMS *np)
 {
-	enter("cuGraphAddMemAllocNode");
+	if (enter("cuGraphAddMemAllocNode"))
+		return entered;
 	if (np->poolProps.handleTypes != CU_MEM_HANDLE_TYPE_NONE ||
 	    np->poolProps.location.type != CU_MEM_LOCATION_TYPE_DEVICE ||
 	    np->poolProps.location.id < 0 || np->poolProps.location.id >= n_dev)
@@ -1596,7 +1698,8 @@ CUresult cuGraphAddMemFreeNode(CUgraphNode *node, CUgraph graph, const CUgraphNo
 {
 	struct fake_graph *g = (struct fake_graph *)graph;
 
-	enter("cuGraphAddMemFreeNode");
+	if (enter("cuGraphAddMemFreeNode"))
+		return entered;
 	*node = (CUgraphNode)(uintptr_t)(g->n + 1);
 	pthread_mutex_lock(&lock);
 	graph_add(g, 1, dptr, 0, -1);
@@ -1608,7 +1711,8 @@ CUresult cuGraphInstantiateWithFlags(CUgraphExec *exec, CUgraph graph, unsigned 
 {
 	struct fake_graph *g = (struct fake_graph *)graph, *copy = calloc(1, sizeof(*copy));
 
-	enter("cuGraphInstantiateWithFlags");
+	if (enter("cuGraphInstantiateWithFlags"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < g->n; i++)
 		graph_add(copy, g->ops[i].is_free, g->ops[i].base, g->ops[i].size, g->ops[i].dev);
@@ -1619,7 +1723,8 @@ CUresult cuGraphInstantiateWithFlags(CUgraphExec *exec, CUgraph graph, unsigned 
 
 CUresult cuGraphExecDestroy(CUgraphExec exec)
 {
-	enter("cuGraphExecDestroy");
+	if (enter("cuGraphExecDestroy"))
+		return entered;
 	graph_free((struct fake_graph *)exec);
 	return CUDA_SUCCESS;
 }
@@ -1666,13 +1771,15 @@ static CUresult graph_launch(CUgraphExec exec, CUstream s)
 
 CUresult cuGraphLaunch(CUgraphExec exec, CUstream s)
 {
-	enter("cuGraphLaunch");
+	if (enter("cuGraphLaunch"))
+		return entered;
 	return graph_launch(exec, s);
 }
 
 CUresult cuGraphLaunch_ptsz(CUgraphExec exec, CUstream s)
 {
-	enter("cuGraphLaunch_ptsz");
+	if (enter("cuGraphLaunch_ptsz"))
+		return entered;
 	return graph_launch(exec, s);
 }
 
@@ -1681,7 +1788,8 @@ CUresult cuDeviceGetGraphMemAttribute(CUdevice dev, CUgraphMem_attribute attr, v
 	struct fake_pool *p;
 	cuuint64_t v;
 
-	enter("cuDeviceGetGraphMemAttribute");
+	if (enter("cuDeviceGetGraphMemAttribute"))
+		return entered;
 	if (dev < 0 || dev >= n_dev)
 		return CUDA_ERROR_INVALID_DEVICE;
 	p = &graph_pool[dev];
@@ -1710,7 +1818,8 @@ CUresult cuDeviceGetGraphMemAttribute(CUdevice dev, CUgraphMem_attribute attr, v
 
 CUresult cuDeviceGraphMemTrim(CUdevice dev)
 {
-	enter("cuDeviceGraphMemTrim");
+	if (enter("cuDeviceGraphMemTrim"))
+		return entered;
 	if (dev < 0 || dev >= n_dev)
 		return CUDA_ERROR_INVALID_DEVICE;
 	pthread_mutex_lock(&lock);
@@ -1770,19 +1879,22 @@ static CUresult alloc_async(CUdeviceptr *dptr, size_t size, struct fake_pool *po
 
 CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t size, CUstream s)
 {
-	enter("cuMemAllocAsync");
+	if (enter("cuMemAllocAsync"))
+		return entered;
 	return alloc_async(dptr, size, NULL, s);
 }
 
 CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t size, CUstream s)
 {
-	enter("cuMemAllocAsync_ptsz");
+	if (enter("cuMemAllocAsync_ptsz"))
+		return entered;
 	return alloc_async(dptr, size, NULL, s);
 }
 
 CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t size, CUmemoryPool pool, CUstream s)
 {
-	enter("cuMemAllocFromPoolAsync");
+	if (enter("cuMemAllocFromPoolAsync"))
+		return entered;
 	if (!pool)
 		return CUDA_ERROR_INVALID_VALUE;
 	return alloc_async(dptr, size, (struct fake_pool *)pool, s);
@@ -1824,13 +1936,15 @@ static CUresult free_async(CUdeviceptr p, CUstream s)
 
 CUresult cuMemFreeAsync(CUdeviceptr p, CUstream s)
 {
-	enter("cuMemFreeAsync");
+	if (enter("cuMemFreeAsync"))
+		return entered;
 	return free_async(p, s);
 }
 
 CUresult cuMemFreeAsync_ptsz(CUdeviceptr p, CUstream s)
 {
-	enter("cuMemFreeAsync_ptsz");
+	if (enter("cuMemFreeAsync_ptsz"))
+		return entered;
 	return free_async(p, s);
 }
 
@@ -1841,7 +1955,8 @@ CUresult cuIpcGetMemHandle(CUipcMemHandle *h, CUdeviceptr p)
 	struct region *r;
 	CUresult rc = CUDA_SUCCESS;
 
-	enter("cuIpcGetMemHandle");
+	if (enter("cuIpcGetMemHandle"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	r = find_region(p, 0);
 	/* cuMemAlloc'd memory only: not host, pool, graph or VMM memory. */
@@ -1860,7 +1975,8 @@ CUresult cuMemExportToShareableHandle(void *out, CUmemGenericAllocationHandle ha
 {
 	struct handle *h = (struct handle *)(uintptr_t)handle;
 
-	enter("cuMemExportToShareableHandle");
+	if (enter("cuMemExportToShareableHandle"))
+		return entered;
 	if (!(h->prop.requestedHandleTypes & type))
 		return CUDA_ERROR_INVALID_VALUE;
 	if (type != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
@@ -1876,7 +1992,8 @@ CUresult cuMemGetHandleForAddressRange(void *out, CUdeviceptr p, size_t size,
 	struct region *r;
 	int device = 0;
 
-	enter("cuMemGetHandleForAddressRange");
+	if (enter("cuMemGetHandleForAddressRange"))
+		return entered;
 	if (type != CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD)
 		return CUDA_ERROR_INVALID_VALUE;
 	pthread_mutex_lock(&lock);
@@ -1895,7 +2012,8 @@ CUresult cuMemPoolExportPointer(CUmemPoolPtrExportData *out, CUdeviceptr p)
 	struct region *r;
 	CUresult rc = CUDA_ERROR_INVALID_VALUE;
 
-	enter("cuMemPoolExportPointer");
+	if (enter("cuMemPoolExportPointer"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	r = find_region(p, 1);
 	if (r && r->kind == K_POOL && !r->pool->graph && r->pool->props.handleTypes) {
@@ -1912,7 +2030,8 @@ CUresult cuMemPoolExportToShareableHandle(void *out, CUmemoryPool pool,
 {
 	struct fake_pool *p = (struct fake_pool *)pool;
 
-	enter("cuMemPoolExportToShareableHandle");
+	if (enter("cuMemPoolExportToShareableHandle"))
+		return entered;
 	if (!(p->props.handleTypes & type))
 		return CUDA_ERROR_INVALID_VALUE;
 	*(int *)out = memfd_create("fake-pool", MFD_CLOEXEC);
@@ -2026,7 +2145,8 @@ CUresult cuGetErrorName(CUresult error, const char **name)
 /* Device attributes as the H100 answered them (driver_facts "device.*"). */
 CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute attr, CUdevice dev)
 {
-	enter("cuDeviceGetAttribute");
+	if (enter("cuDeviceGetAttribute"))
+		return entered;
 	if (dev < 0 || dev >= n_dev)
 		return CUDA_ERROR_INVALID_DEVICE;
 	switch (attr) {
@@ -2059,7 +2179,8 @@ CUresult cuMemHostAlloc(void **pp, size_t size, unsigned int flags)
 {
 	void *p;
 
-	enter("cuMemHostAlloc");
+	if (enter("cuMemHostAlloc"))
+		return entered;
 	if (!current())
 		return CUDA_ERROR_INVALID_CONTEXT;
 	if (posix_memalign(&p, 4096, size))
@@ -2079,7 +2200,8 @@ CUresult cuMemFreeHost(void *p)
 {
 	struct region *r;
 
-	enter("cuMemFreeHost");
+	if (enter("cuMemFreeHost"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	r = find_region((uintptr_t)p, 1);
 	if (!r || r->kind != K_REGISTERED) {
@@ -2096,7 +2218,8 @@ CUresult cuMemsetD8_v2(CUdeviceptr p, unsigned char v, size_t n)
 {
 	struct region *r;
 
-	enter("cuMemsetD8_v2");
+	if (enter("cuMemsetD8_v2"))
+		return entered;
 	pthread_mutex_lock(&lock);
 	r = find_region(p, 0);
 	pthread_mutex_unlock(&lock);
@@ -2108,7 +2231,8 @@ CUresult cuMemsetD8_v2(CUdeviceptr p, unsigned char v, size_t n)
 
 CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n)
 {
-	enter("cuMemcpyDtoH_v2");
+	if (enter("cuMemcpyDtoH_v2"))
+		return entered;
 	memcpy(dst, (void *)src, n);
 	return CUDA_SUCCESS;
 }
@@ -2153,12 +2277,14 @@ static CUresult get_proc(const char *symbol, void **pfn, int version, cuuint64_t
 CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int version, cuuint64_t flags,
 			     CUdriverProcAddressQueryResult *status)
 {
-	enter("cuGetProcAddress_v2");
+	if (enter("cuGetProcAddress_v2"))
+		return entered;
 	return get_proc(symbol, pfn, version, flags, status);
 }
 
 CUresult cuGetProcAddress(const char *symbol, void **pfn, int version, cuuint64_t flags)
 {
-	enter("cuGetProcAddress");
+	if (enter("cuGetProcAddress"))
+		return entered;
 	return get_proc(symbol, pfn, version, flags, NULL);
 }
