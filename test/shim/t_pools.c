@@ -119,6 +119,16 @@ TEST(exportable_pool_stays_in_vram)
 	ok(cuMemAllocAsync(&q, 128 * MiB, s) == CUDA_SUCCESS &&
 		   stat_of(NULL, "spills") == spills + 1,
 	   "the same request on the default pool spills");
+	{
+		CUmemoryPool def;
+		CUdeviceptr r;
+
+		cuDeviceGetDefaultMemPool(&def, 0);
+		ok(cuMemAllocFromPoolAsync(&r, 128 * MiB, def, s) == CUDA_SUCCESS &&
+			   stat_of(NULL, "spills") == spills + 2,
+		   "and so does one from the default pool named explicitly");
+		cuMemFreeAsync(r, s);
+	}
 	cuMemFreeAsync(q, s);
 	cuMemFreeAsync(p, s);
 	cuStreamSynchronize(s);

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- errors a user can read ---- */
@@ -60,38 +61,50 @@ int stream_ctx_dev(CUstream stream, int per_thread, CUcontext *ctx, int *dev)
 
 /* ---- pools created through us: where their memory lives, which handles they export ---- */
 
-#define MAX_POOLS 256
-
-static pthread_mutex_t pools_mutex = PTHREAD_MUTEX_INITIALIZER;
-static struct {
+struct known_pool {
 	CUmemoryPool pool;
 	CUmemLocation location;
 	CUmemAllocationHandleType handle_types;
-} pools[MAX_POOLS]; /* Protected by pools_mutex. */
-static _Atomic int pools_known;
+	struct known_pool *next;
+};
+
+static pthread_mutex_t pools_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct known_pool *pools;  /* Protected by pools_mutex. */
+static _Atomic int pools_created; /* none yet: the default pools only, no lookup needed */
 
 void pool_record(CUmemoryPool pool, const CUmemPoolProps *props)
 {
-	pthread_mutex_lock(&pools_mutex);
-	for (int i = 0; i < MAX_POOLS; i++) {
-		if (!pools[i].pool) {
-			pools[i].pool = pool;
-			pools[i].location = props->location;
-			pools[i].handle_types = props->handleTypes;
-			pools_known++;
-			break;
-		}
+	struct known_pool *k = malloc(sizeof(*k));
+
+	if (!k) {
+		spw_log(LOG_WARN,
+			"out of memory for a pool record: its allocations go to the driver");
+		return;
 	}
+	k->pool = pool;
+	k->location = props->location;
+	k->handle_types = props->handleTypes;
+	pthread_mutex_lock(&pools_mutex);
+	k->next = pools;
+	pools = k;
 	pthread_mutex_unlock(&pools_mutex);
+	pools_created = 1;
 }
 
 void pool_forget(CUmemoryPool pool)
 {
+	struct known_pool *gone = NULL;
+
 	pthread_mutex_lock(&pools_mutex);
-	for (int i = 0; i < MAX_POOLS; i++)
-		if (pools[i].pool == pool)
-			memset(&pools[i], 0, sizeof(pools[i]));
+	for (struct known_pool **pp = &pools; *pp; pp = &(*pp)->next) {
+		if ((*pp)->pool == pool) {
+			gone = *pp;
+			*pp = gone->next;
+			break;
+		}
+	}
 	pthread_mutex_unlock(&pools_mutex);
+	free(gone);
 }
 
 /*
@@ -113,23 +126,31 @@ enum pool_use pool_use(CUmemoryPool pool, int dev)
 {
 	enum pool_use use = pool ? POOL_UNKNOWN : POOL_PLACE;
 
-	/* Pools we did not see created: the default pools, or one made before us. */
-	if (!pools_known && !pool)
+	/* No pool created through us: the request draws from a default pool. */
+	if (!pools_created && !pool)
 		return POOL_PLACE;
 	pool = pool_of_request(pool, dev);
 	pthread_mutex_lock(&pools_mutex);
-	for (int i = 0; i < MAX_POOLS && pool; i++) {
-		if (pools[i].pool != pool)
+	for (struct known_pool *k = pools; k && pool; k = k->next) {
+		if (k->pool != pool)
 			continue;
-		if (pools[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE)
+		if (k->location.type != CU_MEM_LOCATION_TYPE_DEVICE)
 			use = POOL_HOST;
-		else if (pools[i].handle_types != CU_MEM_HANDLE_TYPE_NONE)
+		else if (k->handle_types != CU_MEM_HANDLE_TYPE_NONE)
 			use = POOL_EXPORTABLE;
 		else
 			use = POOL_PLACE;
 		break;
 	}
 	pthread_mutex_unlock(&pools_mutex);
+	if (use == POOL_UNKNOWN) {
+		/* The device's default pool, named explicitly (cuDeviceGetDefaultMemPool). */
+		real_cuDeviceGetDefaultMemPool_t default_of = REAL(cuDeviceGetDefaultMemPool);
+		CUmemoryPool def = NULL;
+
+		if (default_of && default_of(&def, (CUdevice)dev) == CUDA_SUCCESS && def == pool)
+			use = POOL_PLACE;
+	}
 	return use;
 }
 
