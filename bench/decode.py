@@ -95,12 +95,76 @@ def versions():
                 device=torch.cuda.get_device_name(0))
 
 
+def greedy(model, ids, n):
+    """n greedy steps after a prefill of ids: (tokens, per-step float32 logits on the CPU)."""
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+    cache, logits = out.past_key_values, [out.logits[0, -1].float().cpu()]
+    toks = [int(logits[-1].argmax())]
+    for _ in range(n - 1):
+        nxt = torch.tensor([[toks[-1]]], device=ids.device)
+        out = model(input_ids=nxt, past_key_values=cache, use_cache=True)
+        cache = out.past_key_values
+        logits.append(out.logits[0, -1].float().cpu())
+        toks.append(int(logits[-1].argmax()))
+    return toks, logits
+
+
+def place_hybrid(model, config, a, res):
+    """spillway.place (python/spillway): the hybrid GPU+CPU placement, checked against the
+    all-in-VRAM model it starts from when --check-tokens is given."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "python"))
+    import spillway
+    from spillway import plan as splan
+    gen = torch.Generator(device="cpu").manual_seed(7)
+    check_ids = torch.randint(0, config.vocab_size, (1, 64), generator=gen).to("cuda")
+    ref = None
+    if a.check_tokens:
+        with torch.inference_mode():
+            ref = greedy(model, check_ids, a.check_tokens)
+    model = spillway.place(model, int(a.budget_gib * models.GIB),
+                           reserve=int(a.reserve_gib * models.GIB))
+    info = model.spillway.summary()
+    plan = model.spillway.plan
+    cal = info["calibration"]
+    bound_s = splan.decode_bound_s(plan, cal["gpu_together_gbps"], cal["cpu_together_gbps"],
+                                   3064.0, resident_read_bytes=0)
+    touched = sum(p.unit.nbytes * p.unit.read_fraction for p in plan.placements if not p.in_vram)
+    vram_touched = sum(p.unit.nbytes * p.unit.read_fraction for p in plan.placements if p.in_vram)
+    res["hybrid"] = dict(
+        summary=info, engine_stats_after_place=dict(model.spillway.engine.stats),
+        own_bound_ms=bound_s * 1e3,
+        own_bound_note="max(GPU rows / GPU road, CPU rows / CPU road) at the rates measured "
+                       "together at start, + units in VRAM at 3064 GB/s (embeddings and head "
+                       "not counted)",
+        measured=dict(host_bytes=plan.host_bytes, vram_bytes=models.total_bytes(model)
+                      + plan.vram_weight_bytes, host_touched=touched,
+                      vram_touched=vram_touched))
+    if ref is not None:
+        with torch.inference_mode():
+            got = greedy(model, check_ids, a.check_tokens)
+        same = 0
+        for x, y in zip(ref[0], got[0]):
+            if x != y:
+                break
+            same += 1
+        rel = [float((g - r).abs().max() / r.abs().max()) for g, r in zip(got[1], ref[1])]
+        res["hybrid"]["numerics"] = dict(
+            tokens=a.check_tokens, identical_prefix=same, ref_tokens=ref[0], hybrid_tokens=got[0],
+            metric="max |logit_hybrid - logit_vram| / max |logit_vram| per step (steps while "
+                   "the tokens agree; the first step is the 64-token prefill)",
+            max_rel_logit_err=max(rel[:max(same, 1)]), rel_logit_err=[round(x, 5) for x in rel],
+            ref_top2_gap=[float(r.topk(2).values[0] - r.topk(2).values[1]) for r in ref[1]])
+    torch.cuda.synchronize()
+    return model
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", choices=sorted(models.ARCHS), required=True)
-    ap.add_argument("--mode", choices=["vram", "shim", "zerocopy", "offload", "cpusplit"],
-                    required=True)
+    ap.add_argument("--mode", choices=["vram", "shim", "zerocopy", "offload", "cpusplit",
+                                       "hybrid"], required=True)
     ap.add_argument("--label", help="name in the results (default: the mode)")
     ap.add_argument("--budget-gib", type=float, default=8.0)
     ap.add_argument("--reserve-gib", type=float, default=1.0,
@@ -110,6 +174,8 @@ def main():
     ap.add_argument("--prefill", type=int, default=2048, help="0: no long prefill")
     ap.add_argument("--max-decode-s", type=float, default=20.0)
     ap.add_argument("--cpu-dtype", choices=["float32", "bfloat16"], default="float32")
+    ap.add_argument("--check-tokens", type=int, default=0,
+                    help="hybrid: greedy tokens compared with the all-in-VRAM model first")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
@@ -147,7 +213,11 @@ def main():
     if a.mode in ("zerocopy", "offload", "cpusplit"):
         model, info = models.place(model, a.mode, dm, getattr(torch, a.cpu_dtype))
         res["placement_info"] = {k: v for k, v in info.items() if k != "host_fraction"}
-    if a.mode in ("vram", "shim", "zerocopy"):
+    if a.mode == "hybrid":
+        model = place_hybrid(model, config, a, res)
+    if a.mode == "hybrid":
+        res["measured"] = res["hybrid"]["measured"]
+    elif a.mode in ("vram", "shim", "zerocopy"):
         frac, probe = models.probe_placement(model)
         res["probe"] = probe
         res["measured"] = models.bytes_by_place(model, frac, config)
@@ -181,6 +251,8 @@ def main():
     res["cuda_max_memory_allocated"] = torch.cuda.max_memory_allocated()
     res["cuda_max_memory_reserved"] = torch.cuda.max_memory_reserved()
     res["mem_get_info_free_total"] = [free0, total]
+    if a.mode == "hybrid":
+        res["hybrid"]["engine_stats"] = dict(model.spillway.engine.stats)
     if preloaded:
         res["shim_stats"] = shim_stats()
     with open(a.out, "w") as f:

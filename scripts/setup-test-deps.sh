@@ -13,6 +13,16 @@ for pair in $needs; do
 	command -v "$cmd" >/dev/null 2>&1 || missing="$missing $pkg"
 done
 [ -f /usr/share/qemu/bios-256k.bin ] || [ -f /usr/share/seabios/bios-256k.bin ] || missing="$missing seabios"
+# python/spillway's tests (test/python) need Debian's CPU torch and numpy (about 4.5 minutes to
+# install on a 2-core machine). Optional for non-root users: those tests then skip and say why.
+if ! /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1; then
+	if [ "$(id -u)" = 0 ]; then
+		missing="$missing python3-torch python3-numpy"
+	else
+		echo "note: /usr/bin/python3 lacks torch or numpy: python/spillway's tests will be skipped" \
+			"(as root: apt-get install -y python3-torch python3-numpy)" >&2
+	fi
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "spillway tests need these Debian packages:$missing" >&2

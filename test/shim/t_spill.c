@@ -79,12 +79,20 @@ static void check_vmm(void)
 	ok(cuMemAddressFree(va, 64 * MiB) == CUDA_SUCCESS, "the range is freed");
 	setenv("FAKE_CUDA_NO_HOST_NUMA", "1", 1);
 	ok(cuMemCreate(&h, 4 * MiB, &prop, 0) == CUDA_SUCCESS &&
-		   stat_of("\"host_numa\"", "bytes") == (long long)(4 * MiB) &&
+		   stat_of("\"host_numa\"", "bytes") == 0 &&
+		   stat_of("\"device\":0", "vram_bytes") == vram_before + (long long)(4 * MiB) &&
 		   cuMemGetAllocationPropertiesFromHandle(&got, h) == CUDA_SUCCESS &&
-		   got.location.type == CU_MEM_LOCATION_TYPE_DEVICE,
-	   "a driver without host NUMA: host memory without shareable handles instead");
+		   got.requestedHandleTypes == CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR,
+	   "a driver without host NUMA: POSIX_FD handles stay in VRAM, never dropped");
+	ok(cuMemRelease(h) == CUDA_SUCCESS && stat_of("\"device\":0", "vram_bytes") == vram_before,
+	   "and released");
+	prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_NONE;
+	ok(cuMemCreate(&h, 4 * MiB, &prop, 0) == CUDA_SUCCESS &&
+		   stat_of("\"host_numa\"", "bytes") == (long long)(4 * MiB),
+	   "without handle types: host memory (location HOST) instead");
 	ok(cuMemRelease(h) == CUDA_SUCCESS && stat_of("\"host_numa\"", "bytes") == 0,
 	   "and released");
+	prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
 	unsetenv("FAKE_CUDA_NO_HOST_NUMA");
 	ok(cuMemCreate(&vram_h, 2 * MiB, &prop, 0) == CUDA_SUCCESS &&
 		   stat_of("\"device\":0", "vram_bytes") == vram_before + (long long)(2 * MiB),
@@ -219,14 +227,15 @@ TEST(pointer_queries_answer_for_pieces)
 		CUpointer_attribute attrs[3] = { CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
 						 CU_POINTER_ATTRIBUTE_RANGE_SIZE,
 						 CU_POINTER_ATTRIBUTE_HOST_POINTER };
-		void *host = NULL;
+		void *host = (void *)1;
 		void *data[3] = { &type, &size, &host };
 
 		type = 0;
 		size = 0;
 		ok(cuPointerGetAttributes(3, attrs, data, c) == CUDA_SUCCESS &&
-			   type == CU_MEMORYTYPE_DEVICE && size == 4 * MiB && host == (void *)c,
-		   "cuPointerGetAttributes: ours for type and size, the driver's host pointer");
+			   type == CU_MEMORYTYPE_DEVICE && size == 4 * MiB && host == NULL,
+		   "cuPointerGetAttributes: ours for type and size, no host pointer (as for device "
+		   "memory)");
 	}
 	ok(cuMemGetAddressRange_v2(&base, &size, d + 5) == CUDA_SUCCESS && base == d &&
 		   size == 4 * MiB,

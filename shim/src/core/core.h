@@ -96,6 +96,7 @@ void account_totals(struct account_totals *out);
 #define SPW_COUNTERS(X) X(allocs) X(spills) X(spill_failures) X(frees) X(deferred_frees) \
 	X(passthrough_frees) X(getproc_calls) X(getproc_wrapped) X(dlsym_wrapped) \
 	X(arenas_created) X(arenas_released) X(vmm_host_numa) X(free_queries) X(free_cached) \
+	X(capture_vram) X(capture_held_frees) X(pool_reuses) X(export_refusals) \
 	X(splits)
 enum counter {
 #define COUNTER_ID(name) CNT_##name,
@@ -153,8 +154,13 @@ uint64_t sat_sub(uint64_t a, uint64_t b);
 CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, const char *why);
 /* Free a spilled record now (nothing queued may still use it). */
 void spill_free_now(struct alloc_rec *r);
-/* Free a spilled record once the work queued on @stream so far has completed. */
-void spill_free_ordered(struct alloc_rec *r, CUstream stream, int per_thread);
+/*
+ * Free a spilled record once the work queued on @stream so far has completed; when neither
+ * an event nor waiting for the stream works, the driver's error (the record is kept).
+ */
+CUresult spill_free_ordered(struct alloc_rec *r, CUstream stream, int per_thread);
+/* A spilled record freed during stream capture: held until its context goes. */
+void spill_free_captured(struct alloc_rec *r);
 void spill_reclaim(int wait);
 void spill_drop_context(CUcontext ctx);
 uint64_t spill_available(void);
@@ -264,6 +270,30 @@ int split_reserve_open(int dev);
 int host_numa_node(int dev);
 /* The number of CUDA devices this process sees (at least 1). */
 int device_count(void);
+
+/* semantics.c: CUDA semantics the placement respects (docs/shim.md, "CUDA semantics"). */
+/* "CUDA_ERROR_NAME (number)" for log lines (per thread, valid until the next call). */
+const char *cu_error_name(CUresult rc);
+/* Whether @stream captures (ACTIVE or INVALIDATED); @per_thread: a _ptsz entry point's stream. */
+CUstreamCaptureStatus stream_capture_status(CUstream stream, int per_thread);
+/* The context and device of @stream (the current ones for the default streams); 0 or -1. */
+int stream_ctx_dev(CUstream stream, int per_thread, CUcontext *ctx, int *dev);
+/* What to do with a stream-ordered request on a pool (NULL: the device's current pool). */
+enum pool_use {
+	POOL_PLACE,	 /* a device pool without shareable handles: placed like any request */
+	POOL_HOST,	 /* a pool on host memory: the driver's, not VRAM */
+	POOL_EXPORTABLE, /* a device pool with shareable handles: stays in VRAM */
+	POOL_UNKNOWN,	 /* a pool we did not see created: left to the driver */
+};
+void pool_record(CUmemoryPool pool, const CUmemPoolProps *props);
+void pool_forget(CUmemoryPool pool);
+enum pool_use pool_use(CUmemoryPool pool, int dev);
+/* Bytes @pool (NULL: @dev's current pool) holds freed and can hand out again without the driver. */
+uint64_t pool_cached(CUmemoryPool pool, int dev);
+/* Graph memory was made on @dev: from now on its graph pool counts (graph_memory_reserved). */
+void graph_memory_note(int dev);
+/* VRAM the driver holds for graphs' allocation nodes on @dev (0 until graph memory is made). */
+uint64_t graph_memory_reserved(int dev);
 
 /* A coarse monotonic clock: read from the vDSO without touching the clock source (5 ns). */
 static inline uint64_t now_coarse_ns(void)

@@ -89,7 +89,11 @@ static CUresult try_vram(const struct spw_config *c, struct vram_request *q, CUd
 	CUresult rc;
 
 	if (policy_budgeted(c, q->size)) {
-		if (!account_vram_take(dev, q->size, policy_ceiling(c, q->size, may_use_reserve)))
+		/* Graph memory is VRAM of this process that no record counts. */
+		uint64_t ceiling = sat_sub(policy_ceiling(c, q->size, may_use_reserve),
+					   graph_memory_reserved(dev));
+
+		if (!account_vram_take(dev, q->size, ceiling))
 			return CUDA_ERROR_OUT_OF_MEMORY;
 		taken = q->size;
 	}
@@ -102,23 +106,73 @@ static CUresult try_vram(const struct spw_config *c, struct vram_request *q, CUd
 }
 
 /*
- * The policy's answer for @size bytes on @dev, asking the driver's free figure only when needed;
- * *@why says why when it is PLACE_SPILL.
+ * The policy's answer for @size bytes on @dev, asking the driver's free figure only when
+ * needed.  @cached: bytes a stream-ordered pool holds freed, which the driver's free figure
+ * does not show but the request can use.  *@why (when not NULL) says why when it is PLACE_SPILL.
  */
-static enum placement decide(const struct spw_config *c, int dev, uint64_t size, const char **why)
+static enum placement decide(const struct spw_config *c, int dev, uint64_t size, uint64_t cached,
+			     const char **why)
 {
 	struct policy_input in = { .size = size, .vram_free = UINT64_MAX };
 	enum placement where;
 
-	counter_inc(CNT_allocs);
-	in.vram_used = account_vram_used(dev);
+	in.vram_used = account_vram_used(dev) + graph_memory_reserved(dev);
 	in.reserve_open = split_reserve_open(dev);
 	if (policy_needs_free(c, size, in.vram_used))
-		in.vram_free = account_vram_free(c, dev, size, &in.vram_total);
+		in.vram_free = sat_add(account_vram_free(c, dev, size, &in.vram_total), cached);
 	where = policy_decide(c, &in);
 	if (why)
 		*why = where == PLACE_SPILL ? policy_spill_reason(c, &in) : NULL;
 	return where;
+}
+
+/*
+ * VRAM whatever the budget says: memory the shim must not spill (a pool that exports its
+ * allocations, a request made while a stream captures).  Counted; the driver may refuse.
+ */
+static CUresult vram_unbudgeted(struct vram_request *q, CUdeviceptr *dptr, int dev, CUcontext ctx,
+				enum rec_kind kind)
+{
+	CUresult rc = q->alloc(q, dptr);
+
+	if (rc == CUDA_SUCCESS)
+		record_vram(*dptr, q->size, dev, ctx, kind, 0);
+	return rc;
+}
+
+/*
+ * Stream-ordered requests: the stream's device and context; captured ones and pools the
+ * shim must leave alone go to the driver.  Returns 1 when the request was handled (*@rc).
+ */
+static int ordered_request(struct vram_request *q, CUdeviceptr *dptr, CUcontext *ctx, int *dev,
+			   CUresult *rc)
+{
+	int per_thread = q->id == HOOK_cuMemAllocAsync_ptsz ||
+			 q->id == HOOK_cuMemAllocFromPoolAsync_ptsz;
+
+	if (stream_ctx_dev(q->stream, per_thread, ctx, dev) != 0) {
+		*rc = q->alloc(q, dptr);
+		return 1;
+	}
+	/* During capture the driver makes a graph allocation node: graph memory, never spilled. */
+	if (stream_capture_status(q->stream, per_thread) != CU_STREAM_CAPTURE_STATUS_NONE) {
+		graph_memory_note(*dev);
+		*rc = q->alloc(q, dptr);
+		return 1;
+	}
+	switch (pool_use(q->pool, *dev)) {
+	case POOL_PLACE:
+		return 0;
+	case POOL_EXPORTABLE:
+		/* Its pointers may be exported (cuMemPoolExportPointer): host memory would break that. */
+		*rc = vram_unbudgeted(q, dptr, *dev, *ctx, REC_ASYNC);
+		return 1;
+	case POOL_HOST:
+	case POOL_UNKNOWN:
+		*rc = q->alloc(q, dptr);
+		return 1;
+	}
+	return 0;
 }
 
 CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind kind)
@@ -130,10 +184,24 @@ CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind kind)
 	CUresult rc;
 	int dev;
 
-	/* No context: the driver will refuse; let it say so. */
-	if (ctx_current_dev(&ctx, &dev) != 0)
+	counter_inc(CNT_allocs);
+	if (kind == REC_ASYNC) {
+		if (ordered_request(q, dptr, &ctx, &dev, &rc))
+			return rc;
+	} else if (ctx_current_dev(&ctx, &dev) != 0) {
+		/* No context: the driver will refuse; let it say so. */
 		return q->alloc(q, dptr);
-	where = decide(c, dev, q->size, &why);
+	}
+	where = decide(c, dev, q->size, 0, &why);
+	if (where == PLACE_SPILL && kind == REC_ASYNC) {
+		/* What the pool holds freed is VRAM the driver hands out again: no spill needed. */
+		uint64_t cached = pool_cached(q->pool, dev);
+
+		if (cached >= q->size && decide(c, dev, q->size, cached, NULL) == PLACE_VRAM) {
+			counter_inc(CNT_pool_reuses);
+			where = PLACE_VRAM;
+		}
+	}
 	if (where == PLACE_VRAM) {
 		rc = try_vram(c, q, dptr, dev, ctx, kind, split_reserve_open(dev));
 		if (rc != CUDA_ERROR_OUT_OF_MEMORY || c->backend == BACKEND_OFF)
@@ -144,6 +212,15 @@ CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind kind)
 	rc = split_alloc(q->size, dev, ctx, dptr, why);
 	if (rc == CUDA_ERROR_NOT_SUPPORTED)
 		rc = spill_alloc(q->size, dev, ctx, dptr, why);
+	if (rc == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED) {
+		/* The driver forbids pinning while this thread's or a global capture runs. */
+		spw_log(LOG_INFO,
+			"%zu bytes on device %d stay in VRAM: a stream capture is under way "
+			"(cuMemHostRegister: %s)",
+			q->size, dev, cu_error_name(rc));
+		counter_inc(CNT_capture_vram);
+		return vram_unbudgeted(q, dptr, dev, ctx, kind);
+	}
 	if (rc == CUDA_SUCCESS || where == PLACE_VRAM)
 		return rc;
 	/* Spilling failed: VRAM is still better than an error, within the budget (reserve included). */
@@ -202,9 +279,10 @@ void placement_drop_context(CUcontext ctx)
 }
 
 /*
- * Host memory on the GPU's NUMA node with the handle types asked for; if the driver refuses that combination,
- * the same without shareable handle types (spilled memory cannot be shared over IPC anyway:
- * cuda.md), then CU_MEM_LOCATION_TYPE_HOST, which accepts only that.
+ * Host memory on the GPU's NUMA node with the handle types asked for, never fewer: a handle
+ * whose types were dropped fails later, at export, far from the cause.  Without handle types,
+ * HOST when the driver has no HOST_NUMA.  Device-only hints (compression, GPUDirect RDMA, usage)
+ * are cleared: the driver refuses them on host memory (measured, cuda.md).
  */
 static CUresult create_on_host(CUmemGenericAllocationHandle *handle, size_t size,
 			       const CUmemAllocationProp *prop, unsigned long long flags)
@@ -222,29 +300,23 @@ static CUresult create_on_host(CUmemGenericAllocationHandle *handle, size_t size
 	}
 	host.location.type = CU_MEM_LOCATION_TYPE_HOST_NUMA;
 	host.location.id = host_numa_node(prop->location.id);
-	/* Device-only hints (compression, GPUDirect RDMA, usage) make host requests invalid. */
 	memset(&host.allocFlags, 0, sizeof(host.allocFlags));
 	rc = REAL(cuMemCreate)(handle, size, &host, flags);
 	if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_OUT_OF_MEMORY)
 		return rc;
 	spw_log(LOG_INFO,
 		"cuMemCreate(%zu, HOST_NUMA %d, handle types %#x, type %d, flags %llu, "
-		"asked compression %u rdma %u usage %u) = %d",
+		"asked compression %u rdma %u usage %u): %s",
 		size, host.location.id, (unsigned int)host.requestedHandleTypes, (int)host.type,
 		flags, prop->allocFlags.compressionType, prop->allocFlags.gpuDirectRDMACapable,
-		prop->allocFlags.usage, (int)rc);
-	if (host.requestedHandleTypes) {
-		host.requestedHandleTypes = CU_MEM_HANDLE_TYPE_NONE;
-		rc = REAL(cuMemCreate)(handle, size, &host, flags);
-		if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_OUT_OF_MEMORY)
-			return rc;
-		spw_log(LOG_INFO, "cuMemCreate(%zu, HOST_NUMA %d, no handle types) = %d", size,
-			host.location.id, (int)rc);
-	}
+		prop->allocFlags.usage, cu_error_name(rc));
+	if (host.requestedHandleTypes)
+		return rc;
 	host.location.type = CU_MEM_LOCATION_TYPE_HOST;
 	rc = REAL(cuMemCreate)(handle, size, &host, flags);
 	if (rc != CUDA_SUCCESS)
-		spw_log(LOG_INFO, "cuMemCreate(%zu, HOST, no handle types) = %d", size, (int)rc);
+		spw_log(LOG_INFO, "cuMemCreate(%zu, HOST, no handle types): %s", size,
+			cu_error_name(rc));
 	return rc;
 }
 
@@ -272,8 +344,11 @@ CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
 	/* The device is named in the request: no context needed (loader threads have none). */
 	int dev = prop->location.id;
 	const char *why = NULL;
-	enum placement where = decide(c, dev, size, &why);
+	enum placement where;
 	CUresult rc = CUDA_ERROR_OUT_OF_MEMORY;
+
+	counter_inc(CNT_allocs);
+	where = decide(c, dev, size, 0, &why);
 
 	if (where == PLACE_VRAM) {
 		rc = create_in_vram(c, handle, size, prop, flags, dev, split_reserve_open(dev));
@@ -282,6 +357,21 @@ CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
 	if (rc != CUDA_ERROR_OUT_OF_MEMORY || c->backend == BACKEND_OFF)
 		return rc;
 	rc = create_on_host(handle, size, prop, flags);
+	if (rc != CUDA_SUCCESS && rc != CUDA_ERROR_OUT_OF_MEMORY && prop->requestedHandleTypes) {
+		/* Host memory with these handle types is refused: VRAM keeps them, or the driver says no. */
+		spw_log(LOG_WARN,
+			"cuMemCreate(%zu) asks for handle types %#x, which the driver refuses on host "
+			"memory (%s): it stays in VRAM, over the budget if need be",
+			size, (unsigned int)prop->requestedHandleTypes, cu_error_name(rc));
+		counter_inc(CNT_export_refusals);
+		rc = REAL(cuMemCreate)(handle, size, prop, flags);
+		if (rc == CUDA_SUCCESS)
+			vmm_handle_record(*handle, size, dev, 0, &prop->location, 0);
+		else
+			spw_log(LOG_WARN, "cuMemCreate(%zu, device %d, handle types %#x): %s", size,
+				dev, (unsigned int)prop->requestedHandleTypes, cu_error_name(rc));
+		return rc;
+	}
 	if (rc == CUDA_SUCCESS) {
 		counter_inc(CNT_vmm_host_numa);
 		counter_inc(CNT_spills);
@@ -299,7 +389,7 @@ CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
 		return rc;
 	}
 	counter_inc(CNT_spill_failures);
-	spw_log(LOG_WARN, "no host memory for cuMemCreate(%zu): %d", size, (int)rc);
+	spw_log(LOG_WARN, "no host memory for cuMemCreate(%zu): %s", size, cu_error_name(rc));
 	if (where == PLACE_VRAM)
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	/* Spilling failed: VRAM is still better than an error, reserve included. */

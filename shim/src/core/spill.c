@@ -34,7 +34,11 @@ struct arena {
 	struct arena *next;
 };
 
-/* A stream-ordered free waiting for its event. */
+/*
+ * A stream-ordered free waiting for its event, or (@event NULL) a piece freed while a
+ * stream captured: a graph captured then may use it at any later launch, so it is held
+ * until its context goes.
+ */
 struct pending {
 	struct alloc_rec *rec;
 	CUevent event;
@@ -137,29 +141,57 @@ static int map_backend(size_t size, struct backend_map *m)
 	return host_map(size, m);
 }
 
-static struct arena *arena_create(size_t size, CUcontext ctx, int dedicated)
+/* Register @a's mapping and find its device address, under @a's context. */
+static CUresult arena_register(struct arena *a)
 {
 	real_cuMemHostRegister_v2_t reg = REAL(cuMemHostRegister_v2);
 	real_cuMemHostGetDevicePointer_v2_t devptr = REAL(cuMemHostGetDevicePointer_v2);
 	real_cuMemHostUnregister_t unreg = REAL(cuMemHostUnregister);
-	struct arena *a = calloc(1, sizeof(*a));
-	struct extent *whole = calloc(1, sizeof(*whole));
 	CUresult rc;
 
-	if (!a || !whole || !reg || !devptr || !unreg)
-		goto free_structs;
-	if (map_backend(size, &a->map) != 0)
-		goto free_structs;
 	rc = reg(a->map.addr, a->map.size,
 		 CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_PORTABLE);
 	if (rc != CUDA_SUCCESS) {
-		spw_log(LOG_WARN, "cuMemHostRegister(%zu bytes) failed: %d", a->map.size, (int)rc);
-		goto unmap;
+		/* During a capture that forbids it the driver answers 900: the caller keeps VRAM. */
+		spw_log(rc == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED ? LOG_INFO : LOG_WARN,
+			"cuMemHostRegister(%zu bytes): %s", a->map.size, cu_error_name(rc));
+		return rc;
 	}
 	rc = devptr(&a->dbase, a->map.addr, 0);
 	if (rc != CUDA_SUCCESS) {
-		spw_log(LOG_WARN, "cuMemHostGetDevicePointer failed: %d", (int)rc);
-		goto unregister;
+		spw_log(LOG_WARN, "cuMemHostGetDevicePointer: %s", cu_error_name(rc));
+		unreg(a->map.addr);
+	}
+	return rc;
+}
+
+/* The arena of @ctx (the request's: its stream's for async ones), registered there. */
+static struct arena *arena_create(size_t size, CUcontext ctx, int dedicated, CUresult *err)
+{
+	real_cuCtxGetCurrent_t current = REAL(cuCtxGetCurrent);
+	real_cuCtxPushCurrent_v2_t push = REAL(cuCtxPushCurrent_v2);
+	real_cuCtxPopCurrent_v2_t pop = REAL(cuCtxPopCurrent_v2);
+	struct arena *a = calloc(1, sizeof(*a));
+	struct extent *whole = calloc(1, sizeof(*whole));
+	CUcontext cur = NULL, popped;
+	int pushed = 0;
+	CUresult rc;
+
+	*err = CUDA_ERROR_OUT_OF_MEMORY;
+	if (!a || !whole || !REAL(cuMemHostRegister_v2) || !REAL(cuMemHostGetDevicePointer_v2) ||
+	    !REAL(cuMemHostUnregister))
+		goto free_structs;
+	if (map_backend(size, &a->map) != 0)
+		goto free_structs;
+	if (current && push && pop && current(&cur) == CUDA_SUCCESS && cur != ctx && ctx)
+		pushed = push(ctx) == CUDA_SUCCESS;
+	rc = arena_register(a);
+	if (pushed)
+		pop(&popped);
+	if (rc != CUDA_SUCCESS) {
+		if (rc == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED)
+			*err = rc;
+		goto unmap;
 	}
 	a->ctx = ctx;
 	a->dedicated = dedicated;
@@ -170,8 +202,6 @@ static struct arena *arena_create(size_t size, CUcontext ctx, int dedicated)
 		a->map.kind == SPILL_POOL ? "pool" : "host");
 	return a;
 
-unregister:
-	unreg(a->map.addr);
 unmap:
 	backend_unmap(&a->map);
 free_structs:
@@ -224,7 +254,7 @@ static int arena_should_go(struct arena *a)
 	return 0;
 }
 
-static struct pending *take_finished(int wait);
+static struct pending *take_finished(int wait, CUcontext ctx);
 
 CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, const char *why)
 {
@@ -259,11 +289,13 @@ CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, cons
 		/* Pin outside the lock: registering a large arena takes milliseconds. */
 		int dedicated = len > c->chunk;
 
-		a = arena_create(dedicated ? len : c->chunk, ctx, dedicated);
+		CUresult err;
+
+		a = arena_create(dedicated ? len : c->chunk, ctx, dedicated, &err);
 		if (!a) {
 			free(rec);
 			counter_inc(CNT_spill_failures);
-			return CUDA_ERROR_OUT_OF_MEMORY;
+			return err;
 		}
 		pthread_mutex_lock(&spill_mutex);
 		off = extent_take(a, len);
@@ -312,8 +344,36 @@ void spill_free_now(struct alloc_rec *r)
 		arena_release(gone);
 }
 
-void spill_free_ordered(struct alloc_rec *r, CUstream stream, int per_thread)
+static void pending_add(struct alloc_rec *r, CUevent ev, struct pending *p)
 {
+	p->rec = r;
+	p->event = ev;
+	pthread_mutex_lock(&spill_mutex);
+	p->next = pending;
+	pending = p;
+	pthread_mutex_unlock(&spill_mutex);
+}
+
+void spill_free_captured(struct alloc_rec *r)
+{
+	struct pending *p = malloc(sizeof(*p));
+
+	spw_log(LOG_INFO,
+		"free of spilled %#llx (%zu bytes) during stream capture: held until its context "
+		"goes (a captured graph may use it at any launch)",
+		(unsigned long long)r->base, r->size);
+	counter_inc(CNT_capture_held_frees);
+	if (!p) {
+		/* Lost to reuse: the arena still goes with its context. */
+		free(r);
+		return;
+	}
+	pending_add(r, NULL, p);
+}
+
+CUresult spill_free_ordered(struct alloc_rec *r, CUstream stream, int per_thread)
+{
+	CUresult rc;
 	real_cuEventCreate_t create = REAL(cuEventCreate);
 	real_cuEventRecord_t record = per_thread ? (real_cuEventRecord_t)REAL(cuEventRecord_ptsz)
 						 : REAL(cuEventRecord);
@@ -327,38 +387,50 @@ void spill_free_ordered(struct alloc_rec *r, CUstream stream, int per_thread)
 	if (p && create && record && destroy &&
 	    create(&ev, CU_EVENT_DISABLE_TIMING) == CUDA_SUCCESS) {
 		if (record(ev, stream) == CUDA_SUCCESS) {
-			p->rec = r;
-			p->event = ev;
-			pthread_mutex_lock(&spill_mutex);
-			p->next = pending;
-			pending = p;
-			pthread_mutex_unlock(&spill_mutex);
+			pending_add(r, ev, p);
 			counter_inc(CNT_deferred_frees);
-			return;
+			return CUDA_SUCCESS;
 		}
 		destroy(ev);
 	}
 	/* No event: wait for the stream instead, never free under queued work. */
 	free(p);
-	if (sync)
-		sync(stream);
+	rc = sync ? sync(stream) : CUDA_ERROR_NOT_FOUND;
+	if (rc != CUDA_SUCCESS) {
+		/* The driver's refusal (a forked child's NOT_INITIALIZED) is the caller's answer. */
+		if (range_insert(r) != 0)
+			free(r);
+		return rc;
+	}
 	spill_free_now(r);
+	return CUDA_SUCCESS;
 }
 
-/* Unlink the pending frees whose events completed (all of them when @wait). */
-static struct pending *take_finished(int wait)
+/*
+ * Unlink the pending frees whose events completed: CUDA_SUCCESS only; any other answer
+ * (NOT_READY, or an error such as 907 for a captured event) keeps the piece.  With @wait,
+ * all whose events exist, and the held ones of @ctx.
+ */
+static struct pending *take_finished(int wait, CUcontext ctx)
 {
 	real_cuEventQuery_t query = REAL(cuEventQuery);
 	real_cuEventSynchronize_t synchronize = REAL(cuEventSynchronize);
 	struct pending *done = NULL, **pp;
+	static _Atomic int odd_answer_logged;
 
 	pthread_mutex_lock(&spill_mutex);
 	pp = &pending;
 	while (*pp) {
 		struct pending *p = *pp;
-		CUresult rc = query ? query(p->event) : CUDA_SUCCESS;
+		CUresult rc = CUDA_ERROR_NOT_READY;
 
-		if (rc == CUDA_ERROR_NOT_READY && !wait) {
+		if (p->event && !wait && query)
+			rc = query(p->event);
+		if (rc != CUDA_SUCCESS && rc != CUDA_ERROR_NOT_READY && !odd_answer_logged++)
+			spw_log(LOG_WARN,
+				"cuEventQuery of a queued free: %s; the piece stays queued",
+				cu_error_name(rc));
+		if (p->event ? rc != CUDA_SUCCESS && !wait : !(wait && p->rec->ctx == ctx)) {
 			pp = &p->next;
 			continue;
 		}
@@ -369,22 +441,23 @@ static struct pending *take_finished(int wait)
 	pthread_mutex_unlock(&spill_mutex);
 	/* Waiting happens outside the lock. */
 	for (struct pending *p = done; p && wait && synchronize; p = p->next)
-		synchronize(p->event);
+		if (p->event)
+			synchronize(p->event);
 	return done;
 }
 
-void spill_reclaim(int wait)
+static void reclaim(int wait, CUcontext ctx)
 {
 	real_cuEventDestroy_v2_t destroy = REAL(cuEventDestroy_v2);
 	struct pending *p;
 
 	if (!pending) /* unlocked peek: a free queued right now is reclaimed next time */
 		return;
-	p = take_finished(wait);
+	p = take_finished(wait, ctx);
 	while (p) {
 		struct pending *next = p->next;
 
-		if (destroy)
+		if (destroy && p->event)
 			destroy(p->event);
 		spill_free_now(p->rec);
 		free(p);
@@ -392,11 +465,16 @@ void spill_reclaim(int wait)
 	}
 }
 
+void spill_reclaim(int wait)
+{
+	reclaim(wait, NULL);
+}
+
 void spill_drop_context(CUcontext ctx)
 {
 	struct arena *mine = NULL, **pp;
 
-	spill_reclaim(1);
+	reclaim(1, ctx);
 	pthread_mutex_lock(&spill_mutex);
 	pp = &arenas;
 	while (*pp) {

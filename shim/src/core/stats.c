@@ -46,10 +46,10 @@ int spillway_stats_json(char *buf, size_t len)
 			continue;
 		put(&o,
 		    "%s{\"device\":%d,\"vram_bytes\":%llu,\"vram_peak\":%llu,"
-		    "\"spill_bytes\":%llu,\"spill_peak\":%llu}",
+		    "\"spill_bytes\":%llu,\"spill_peak\":%llu,\"graph_bytes\":%llu}",
 		    first ? "" : ",", d, (unsigned long long)u.vram_used,
 		    (unsigned long long)u.vram_peak, (unsigned long long)u.spill_used,
-		    (unsigned long long)u.spill_peak);
+		    (unsigned long long)u.spill_peak, (unsigned long long)graph_memory_reserved(d));
 		first = 0;
 	}
 	account_totals(&t);

@@ -117,6 +117,94 @@ static CUresult driver_free(enum hook_id id, CUdeviceptr dptr, CUstream stream)
 	return ((real_cuMemFreeAsync_t)real)(dptr, stream);
 }
 
+static void synchronize_context(void *rc)
+{
+	real_cuCtxSynchronize_t sync = REAL(cuCtxSynchronize);
+
+	*(CUresult *)rc = sync ? sync() : CUDA_ERROR_NOT_FOUND;
+}
+
+/*
+ * cuMemFree of a spilled piece synchronizes like cudaFree, in the context that owns the
+ * piece (not the caller's): no queued kernel may still read it.  When the driver refuses to
+ * synchronize because a stream captures (900, 901), the piece is held instead; any other
+ * refusal (a forked child's CUDA_ERROR_NOT_INITIALIZED) is the caller's answer, and the piece
+ * stays allocated.
+ */
+static CUresult free_spilled_now(struct alloc_rec *r)
+{
+	CUresult rc = CUDA_SUCCESS;
+
+	with_context(r->ctx, synchronize_context, &rc);
+	if (rc == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED ||
+	    rc == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED) {
+		spw_log(LOG_INFO, "cuCtxSynchronize before freeing spilled %#llx: %s",
+			(unsigned long long)r->base, cu_error_name(rc));
+		spill_free_captured(r);
+		return CUDA_SUCCESS;
+	}
+	if (rc != CUDA_SUCCESS) {
+		if (range_insert(r) != 0)
+			free(r);
+		return rc;
+	}
+	spill_free_now(r);
+	spill_reclaim(0);
+	return CUDA_SUCCESS;
+}
+
+/* No event goes into a capturing stream (it would be captured: querying it gives 907). */
+static CUresult free_spilled_ordered(struct alloc_rec *r, CUstream stream, int per_thread)
+{
+	if (stream_capture_status(stream, per_thread) != CU_STREAM_CAPTURE_STATUS_NONE) {
+		spill_free_captured(r);
+		return CUDA_SUCCESS;
+	}
+	spill_reclaim(0);
+	return spill_free_ordered(r, stream, per_thread);
+}
+
+/*
+ * A split allocation (core/split.c) is unmapped once the work that may still use it is done:
+ * the context for cuMemFree (it synchronizes, like cudaFree), the stream for cuMemFreeAsync.
+ * Neither may be waited for during a capture: then it stays mapped and recorded until its
+ * context goes, as spilled pieces do.
+ */
+static CUresult free_split(enum hook_id id, struct alloc_rec *r, CUstream stream)
+{
+	int per_thread = id == HOOK_cuMemFreeAsync_ptsz;
+	CUresult rc = CUDA_SUCCESS;
+
+	if (id == HOOK_cuMemFree_v2) {
+		with_context(r->ctx, synchronize_context, &rc);
+	} else if (stream_capture_status(stream, per_thread) != CU_STREAM_CAPTURE_STATUS_NONE) {
+		rc = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+	} else {
+		real_cuStreamSynchronize_t sync = per_thread ? REAL(cuStreamSynchronize_ptsz)
+							     : REAL(cuStreamSynchronize);
+
+		rc = sync ? sync(stream) : CUDA_ERROR_NOT_FOUND;
+	}
+	if (rc == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED ||
+	    rc == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED) {
+		spw_log(LOG_INFO, "split %#llx freed during a capture: kept until its context goes",
+			(unsigned long long)r->base);
+		counter_inc(CNT_capture_held_frees);
+		if (range_insert(r) != 0)
+			free(r);
+		return CUDA_SUCCESS;
+	}
+	if (rc != CUDA_SUCCESS) {
+		/* Not freed: the application still owns it and may try again. */
+		if (range_insert(r) != 0)
+			free(r);
+		return rc;
+	}
+	split_free(r);
+	spill_reclaim(0);
+	return CUDA_SUCCESS;
+}
+
 /*
  * cuMemFree_v2 and cuMemFreeAsync(_ptsz) (@id).  Ours out of the registry first: once
  * freed, the driver may hand the address to another thread.
@@ -138,35 +226,12 @@ static CUresult free_any(enum hook_id id, CUdeviceptr dptr, CUstream stream)
 			free(r);
 	} else if ((r = range_remove_exact(dptr, REC_SPILL))) {
 		rc = CUDA_SUCCESS;
-		if (id == HOOK_cuMemFree_v2) {
-			real_cuCtxSynchronize_t sync = REAL(cuCtxSynchronize);
-
-			/* cuMemFree synchronizes like cudaFree: no queued kernel may still read the piece. */
-			if (sync)
-				sync();
-			spill_free_now(r);
-			spill_reclaim(0);
-		} else {
-			spill_reclaim(0);
-			spill_free_ordered(r, stream, id == HOOK_cuMemFreeAsync_ptsz);
-		}
+		if (id == HOOK_cuMemFree_v2)
+			rc = free_spilled_now(r);
+		else
+			rc = free_spilled_ordered(r, stream, id == HOOK_cuMemFreeAsync_ptsz);
 	} else if ((r = range_remove_exact(dptr, REC_SPLIT))) {
-		/*
-		 * Unmapping must wait for the work that may still use it: the context for cuMemFree
-		 * (it synchronizes, like cudaFree), the stream for cuMemFreeAsync.
-		 */
-		rc = CUDA_SUCCESS;
-		if (id == HOOK_cuMemFree_v2) {
-			if (REAL(cuCtxSynchronize))
-				REAL(cuCtxSynchronize)();
-		} else if (id == HOOK_cuMemFreeAsync_ptsz) {
-			if (REAL(cuStreamSynchronize_ptsz))
-				REAL(cuStreamSynchronize_ptsz)(stream);
-		} else if (REAL(cuStreamSynchronize)) {
-			REAL(cuStreamSynchronize)(stream);
-		}
-		split_free(r);
-		spill_reclaim(0);
+		rc = free_split(id, r, stream);
 	} else {
 		counter_inc(CNT_passthrough_frees);
 		rc = driver_free(id, dptr, stream);

@@ -17,7 +17,9 @@ static void report(uint64_t real_free, uint64_t real_total, int dev, uint64_t *f
 	uint64_t spill_avail =
 		c->report == REPORT_VIRTUAL ? spill_available() / (uint64_t)device_count() : 0;
 
-	policy_report(c, real_free, real_total, dev >= 0 ? account_vram_used(dev) : 0,
+	/* Graph memory is this process's VRAM too, though no record counts it. */
+	policy_report(c, real_free, real_total,
+		      dev >= 0 ? account_vram_used(dev) + graph_memory_reserved(dev) : 0,
 		      account_spill_used(), spill_avail, free_out, total_out);
 }
 
@@ -133,11 +135,17 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *me
 }
 
 /*
- * Attributes of spilled memory, answered from the registry.  The driver would say HOST
- * (registered or host-NUMA memory) and report the whole arena as the range; frameworks that
- * check a pointer before a kernel (PyTorch, CuPy, DLPack importers) expect a device pointer of
- * the size they allocated.  Returns 1 when answered.
+ * Attributes of spilled memory, answered from the registry, consistently with MEMORY_TYPE
+ * DEVICE (docs/shim.md has the table of the driver's answers and ours).  The driver would say
+ * HOST (registered or host-NUMA memory) and report the whole arena as the range and buffer;
+ * frameworks that check a pointer before a kernel (PyTorch, CuPy, DLPack importers) expect a
+ * device pointer of the size they allocated.  What the memory cannot do, it does not claim:
+ * no legacy IPC, no pool, no shareable handle types, no GPUDirect RDMA.  Returns 1 when
+ * answered; -1 when the answer is the driver's error for device memory (HOST_POINTER).
  */
+/* Ids of our own for spilled pieces: the high bit and the piece's address (unique while it lives). */
+#define SPILLED_BUFFER_ID (1ULL << 63)
+
 static int spilled_attribute(const struct alloc_rec *r, CUpointer_attribute attr, void *data,
 			     CUdeviceptr ptr)
 {
@@ -168,6 +176,34 @@ static int spilled_attribute(const struct alloc_rec *r, CUpointer_attribute attr
 			return 0;
 		*(CUcontext *)data = r->ctx;
 		return 1;
+	case CU_POINTER_ATTRIBUTE_BUFFER_ID:
+	case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID:
+		/* The driver's id is the arena's, shared by its pieces: one of ours per piece. */
+		*(unsigned long long *)data = SPILLED_BUFFER_ID | r->base;
+		return 1;
+	case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR:
+		*(CUdeviceptr *)data = r->base;
+		return 1;
+	case CU_POINTER_ATTRIBUTE_MAPPING_SIZE:
+		*(size_t *)data = r->size;
+		return 1;
+	case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE:
+		*(int *)data = 0; /* cuIpcGetMemHandle refuses it (hooks/semantics.c) */
+		return 1;
+	case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
+		*(CUmemoryPool *)data = NULL;
+		return 1;
+	case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES:
+		if (r->kind != REC_SPILL)
+			return 0; /* a host-NUMA handle keeps the types asked for: the driver's */
+		*(unsigned long long *)data = CU_MEM_HANDLE_TYPE_NONE;
+		return 1;
+	case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE:
+	case CU_POINTER_ATTRIBUTE_IS_HW_DECOMPRESS_CAPABLE:
+		*(int *)data = 0;
+		return 1;
+	case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+		return -1; /* as for device memory: INVALID_VALUE */
 	default:
 		return 0;
 	}
@@ -186,8 +222,10 @@ CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attribute
 
 	if (!hook_enter(real, !data))
 		return real ? real(data, attribute, ptr) : CUDA_ERROR_NOT_FOUND;
-	answered = lookup_spilled(ptr, &r) && spilled_attribute(&r, attribute, data, ptr);
+	answered = lookup_spilled(ptr, &r) ? spilled_attribute(&r, attribute, data, ptr) : 0;
 	hook_leave();
+	if (answered < 0)
+		return CUDA_ERROR_INVALID_VALUE;
 	return answered ? CUDA_SUCCESS : real(data, attribute, ptr);
 }
 
@@ -204,8 +242,9 @@ CUresult CUDAAPI cuPointerGetAttributes(unsigned int numAttributes, CUpointer_at
 	rc = real(numAttributes, attributes, data, ptr);
 	if (rc == CUDA_SUCCESS && lookup_spilled(ptr, &r))
 		for (unsigned int i = 0; i < numAttributes; i++)
-			if (data[i])
-				spilled_attribute(&r, attributes[i], data[i], ptr);
+			if (data[i] && spilled_attribute(&r, attributes[i], data[i], ptr) < 0)
+				*(void **)data[i] =
+					NULL; /* what the driver fills in for device memory */
 	hook_leave();
 	return rc;
 }

@@ -1,0 +1,1 @@
+"""spillway tests (run: python3 -m unittest discover -s tests -t .)"""

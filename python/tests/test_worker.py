@@ -1,0 +1,63 @@
+import threading
+import time
+import unittest
+
+import torch
+
+from spillway.worker import CpuWorker, Flag
+
+
+class WorkerTest(unittest.TestCase):
+    def setUp(self):
+        self.flag = Flag(torch.zeros(4, dtype=torch.int32))
+        self.w = CpuWorker(self.flag, threads=1)
+
+    def tearDown(self):
+        self.w.close()
+
+    def test_flag_is_the_memory(self):
+        self.flag.store(7)
+        self.assertEqual(int(self.flag.tensor[0]), 7)
+        self.flag.tensor[0] = 9
+        self.assertEqual(self.flag.load(), 9)
+
+    def test_flag_needs_int32_cpu(self):
+        with self.assertRaises(ValueError):
+            Flag(torch.zeros(1, dtype=torch.int64))
+
+    def test_runs_in_order_after_wait_and_signals(self):
+        order = []
+        gate = threading.Event()
+        self.w.submit(gate.wait, lambda: order.append(1), 1)
+        self.w.submit(None, lambda: order.append(2), 2)
+        time.sleep(0.05)
+        self.assertEqual(order, [])          # waits for its input
+        self.assertEqual(self.flag.load(), 0)
+        gate.set()
+        self.w.drain(5)
+        self.assertEqual(order, [1, 2])
+        self.assertEqual(self.flag.load(), 2)
+
+    def test_runs_torch_work(self):
+        x = torch.randn(1, 256)
+        w = torch.randn(512, 256)
+        out = torch.empty(1, 512)
+        self.w.submit(None, lambda: torch.mm(x, w.t(), out=out), 1)
+        self.w.drain(5)
+        self.assertTrue(torch.allclose(out, x @ w.t(), atol=1e-4))
+
+    def test_error_is_raised_and_flag_still_set(self):
+        def boom():
+            raise ValueError("bad task")
+        self.w.submit(None, boom, 5)
+        with self.assertRaisesRegex(RuntimeError, "task failed"):
+            self.w.drain(5)
+        self.assertEqual(self.flag.load(), 5)   # a GPU stream waiting on 5 is released
+
+    def test_bad_thread_count(self):
+        with self.assertRaises(ValueError):
+            CpuWorker(self.flag, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,196 @@
+/*
+ * CUDA semantics the placement must respect (docs/shim.md, "CUDA semantics"): stream capture,
+ * stream-ordered pools, graph memory, the stream's device, error names.  Each fact below was
+ * measured on the H100 (test/gpu/driver_facts.c).
+ */
+#include "core.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- errors a user can read ---- */
+
+const char *cu_error_name(CUresult rc)
+{
+	static __thread char buf[96];
+	real_cuGetErrorName_t name_of = REAL(cuGetErrorName);
+	const char *name = NULL;
+
+	if (!name_of || name_of(rc, &name) != CUDA_SUCCESS || !name)
+		name = "CUDA error";
+	snprintf(buf, sizeof(buf), "%s (%d)", name, (int)rc);
+	return buf;
+}
+
+/* ---- streams ---- */
+
+/* A per-thread-stream entry point's NULL stream is the thread's default stream. */
+static CUstream explicit_stream(CUstream stream, int per_thread)
+{
+	return per_thread && !stream ? CU_STREAM_PER_THREAD : stream;
+}
+
+CUstreamCaptureStatus stream_capture_status(CUstream stream, int per_thread)
+{
+	real_cuStreamGetCaptureInfo_v3_t info = REAL(cuStreamGetCaptureInfo_v3);
+	CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
+
+	if (!info || info(explicit_stream(stream, per_thread), &st, NULL, NULL, NULL, NULL, NULL) !=
+			     CUDA_SUCCESS)
+		return CU_STREAM_CAPTURE_STATUS_NONE;
+	return st;
+}
+
+int stream_ctx_dev(CUstream stream, int per_thread, CUcontext *ctx, int *dev)
+{
+	real_cuStreamGetCtx_t get_ctx = REAL(cuStreamGetCtx);
+	real_cuStreamGetDevice_t get_dev = REAL(cuStreamGetDevice);
+	CUstream s = explicit_stream(stream, per_thread);
+	CUdevice d;
+
+	/* The default streams belong to the current context. */
+	if ((uintptr_t)s <= (uintptr_t)CU_STREAM_PER_THREAD || !get_ctx || !get_dev)
+		return ctx_current_dev(ctx, dev);
+	if (get_ctx(s, ctx) != CUDA_SUCCESS || !*ctx || get_dev(s, &d) != CUDA_SUCCESS)
+		return ctx_current_dev(ctx, dev);
+	*dev = (int)d;
+	return 0;
+}
+
+/* ---- pools created through us: where their memory lives, which handles they export ---- */
+
+struct known_pool {
+	CUmemoryPool pool;
+	CUmemLocation location;
+	CUmemAllocationHandleType handle_types;
+	struct known_pool *next;
+};
+
+static pthread_mutex_t pools_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct known_pool *pools;  /* Protected by pools_mutex. */
+static _Atomic int pools_created; /* none yet: the default pools only, no lookup needed */
+
+void pool_record(CUmemoryPool pool, const CUmemPoolProps *props)
+{
+	struct known_pool *k = malloc(sizeof(*k));
+
+	if (!k) {
+		spw_log(LOG_WARN,
+			"out of memory for a pool record: its allocations go to the driver");
+		return;
+	}
+	k->pool = pool;
+	k->location = props->location;
+	k->handle_types = props->handleTypes;
+	pthread_mutex_lock(&pools_mutex);
+	k->next = pools;
+	pools = k;
+	pthread_mutex_unlock(&pools_mutex);
+	pools_created = 1;
+}
+
+void pool_forget(CUmemoryPool pool)
+{
+	struct known_pool *gone = NULL;
+
+	pthread_mutex_lock(&pools_mutex);
+	for (struct known_pool **pp = &pools; *pp; pp = &(*pp)->next) {
+		if ((*pp)->pool == pool) {
+			gone = *pp;
+			*pp = gone->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&pools_mutex);
+	free(gone);
+}
+
+/*
+ * The pool a stream-ordered request on @dev draws from: @pool, or the device's current pool
+ * (the default pool unless cuDeviceSetMemPool chose one).  NULL when the driver cannot say.
+ */
+static CUmemoryPool pool_of_request(CUmemoryPool pool, int dev)
+{
+	real_cuDeviceGetMemPool_t current = REAL(cuDeviceGetMemPool);
+
+	if (pool)
+		return pool;
+	if (!current || current(&pool, (CUdevice)dev) != CUDA_SUCCESS)
+		return NULL;
+	return pool;
+}
+
+enum pool_use pool_use(CUmemoryPool pool, int dev)
+{
+	enum pool_use use = pool ? POOL_UNKNOWN : POOL_PLACE;
+
+	/* No pool created through us: the request draws from a default pool. */
+	if (!pools_created && !pool)
+		return POOL_PLACE;
+	pool = pool_of_request(pool, dev);
+	pthread_mutex_lock(&pools_mutex);
+	for (struct known_pool *k = pools; k && pool; k = k->next) {
+		if (k->pool != pool)
+			continue;
+		if (k->location.type != CU_MEM_LOCATION_TYPE_DEVICE)
+			use = POOL_HOST;
+		else if (k->handle_types != CU_MEM_HANDLE_TYPE_NONE)
+			use = POOL_EXPORTABLE;
+		else
+			use = POOL_PLACE;
+		break;
+	}
+	pthread_mutex_unlock(&pools_mutex);
+	if (use == POOL_UNKNOWN) {
+		/* The device's default pool, named explicitly (cuDeviceGetDefaultMemPool). */
+		real_cuDeviceGetDefaultMemPool_t default_of = REAL(cuDeviceGetDefaultMemPool);
+		CUmemoryPool def = NULL;
+
+		if (default_of && default_of(&def, (CUdevice)dev) == CUDA_SUCCESS && def == pool)
+			use = POOL_PLACE;
+	}
+	return use;
+}
+
+uint64_t pool_cached(CUmemoryPool pool, int dev)
+{
+	real_cuMemPoolGetAttribute_t get = REAL(cuMemPoolGetAttribute);
+	cuuint64_t reserved = 0, used = 0;
+
+	pool = pool_of_request(pool, dev);
+	if (!pool || !get || get(pool, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT, &reserved) ||
+	    get(pool, CU_MEMPOOL_ATTR_USED_MEM_CURRENT, &used))
+		return 0;
+	return sat_sub(reserved, used);
+}
+
+/* ---- graph memory: allocation nodes take VRAM from the device's graph pool at launch ---- */
+
+static _Atomic int graph_memory_seen[MAX_DEVICES];
+static _Atomic int graph_over_budget_logged;
+
+void graph_memory_note(int dev)
+{
+	if (dev >= 0 && dev < MAX_DEVICES)
+		graph_memory_seen[dev] = 1;
+}
+
+uint64_t graph_memory_reserved(int dev)
+{
+	real_cuDeviceGetGraphMemAttribute_t get = REAL(cuDeviceGetGraphMemAttribute);
+	const struct spw_config *c = spw_config();
+	cuuint64_t reserved = 0;
+
+	/* Only processes that made graph memory pay for the query. */
+	if (dev < 0 || dev >= MAX_DEVICES || !graph_memory_seen[dev] || !get ||
+	    get((CUdevice)dev, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT, &reserved) != CUDA_SUCCESS)
+		return 0;
+	if (c->vram_limit && reserved > c->vram_limit && !graph_over_budget_logged++)
+		spw_log(LOG_WARN,
+			"graph memory on device %d (%llu MiB) is over SPILLWAY_VRAM_LIMIT: the driver "
+			"keeps it in VRAM; every later allocation spills",
+			dev, (unsigned long long)(reserved >> 20));
+	return reserved;
+}
