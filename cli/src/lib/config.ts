@@ -1,4 +1,5 @@
 // /etc/spillway/config.json: parsed and checked here (pure), read by io/config-file.ts.
+import { LEVEL_NAMES } from './uapi.js'
 import type { LevelName } from './uapi.js'
 
 export interface PsiTrigger {
@@ -38,7 +39,7 @@ function isObject(value: unknown): value is Record<string, Json> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-function checkKeys(obj: Record<string, Json>, where: string, allowed: string[]): void {
+function checkKeys(obj: Record<string, Json>, where: string, allowed: readonly string[]): void {
   for (const key of Object.keys(obj)) {
     if (!allowed.includes(key)) throw new ConfigError(`${where}${key} is not a setting (known: ${allowed.join(', ')})`)
   }
@@ -91,7 +92,7 @@ export function parseConfig(raw: unknown): Config {
 
   const hooksRaw = watch.hooks ?? {}
   if (!isObject(hooksRaw)) throw new ConfigError('watch.hooks must be an object with ok, warn and critical lists')
-  checkKeys(hooksRaw, 'watch.hooks.', ['ok', 'warn', 'critical'])
+  checkKeys(hooksRaw, 'watch.hooks.', LEVEL_NAMES)
   const hooks = {
     ok: stringList(hooksRaw.ok, 'watch.hooks.ok'),
     warn: stringList(hooksRaw.warn, 'watch.hooks.warn'),
