@@ -2,6 +2,7 @@
 import { CommanderError } from 'commander'
 import { takeExitCode } from './commands/common.js'
 import { EXIT, formatError } from './errors.js'
+import { handleStdoutClosed } from './io/console.js'
 import { buildProgram } from './program.js'
 
 export async function main(argv: string[]): Promise<number> {
@@ -19,4 +20,5 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+handleStdoutClosed()
 process.exitCode = await main(process.argv)

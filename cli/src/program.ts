@@ -1,6 +1,7 @@
 // Builds the commander program. Tests build it with fake actions and exitOverride().
 import fs from 'node:fs'
 import { Command } from 'commander'
+import { EXIT } from './errors.js'
 import { doctorCommand } from './commands/doctor.js'
 import { installCommand } from './commands/install.js'
 import { loadCommand } from './commands/load.js'
@@ -26,6 +27,7 @@ export function buildProgram(commands: Command[] = defaultCommands()): Command {
   // Errors reach main.ts as exceptions instead of process.exit() (subcommands do not inherit this).
   const override = (command: Command): void => {
     command.exitOverride().showHelpAfterError('(add --help for usage)')
+    refuseNegativeArguments(command)
     command.commands.forEach(override)
   }
   override(program)
@@ -33,6 +35,20 @@ export function buildProgram(commands: Command[] = defaultCommands()): Command {
 Exit codes: 0 ok, 1 failed, 2 bad usage, 3 module not loaded, 4 permission denied,
 5 refused as unsafe (--force overrides), 6 busy (buffers in use). \`run\` exits with the job's code.`)
   return program
+}
+
+/**
+ * commander takes "-5G" for an option it does not know ("-5" alone passes as a number). No command
+ * has a digit option, so an argument that starts with -digit is a negative value: say so.
+ */
+function refuseNegativeArguments(command: Command): void {
+  // unknownOption is commander's (14.x) own hook for this message; its typings leave it out.
+  const hooked = command as Command & { unknownOption(flag: string): void }
+  const unknownOption = hooked.unknownOption.bind(command)
+  hooked.unknownOption = (flag: string): void => {
+    if (/^-\d/.test(flag)) command.error(`error: "${flag}": a size or number can not be negative`, { code: 'commander.invalidArgument', exitCode: EXIT.usage })
+    unknownOption(flag)
+  }
 }
 
 export function defaultCommands(): Command[] {

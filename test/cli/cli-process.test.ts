@@ -39,6 +39,30 @@ t.test('status as text says what is missing', { skip: moduleHere && 'the module 
   t.match(r.stdout, /missing:\n {2}- the spillway module is not loaded/)
 })
 
+const headersHere = fs.existsSync(`/lib/modules/${os.release()}/build`)
+
+t.test('dry runs show the whole plan and fail when a step would fail (no headers here)', { skip: (headersHere || moduleHere) && 'this host has kernel headers or the module' }, async (t) => {
+  const up = spillway('up', '--dry-run')
+  t.equal(up.status, 1, 'up --dry-run: a step would fail')
+  t.match(up.stdout, /^would run: make -j\d+ -C \/lib\/modules\/\S+\/build M=\S+\/kmod modules\n {2}would fail: no kernel headers for /)
+  t.match(up.stdout, /\nwould run: insmod \S+spillway\.ko pool_mb=\d+/, 'and goes on to the load')
+  t.match(up.stderr, /watch: would start/, 'and to watch')
+  t.match(up.stdout, /the dry run found 1 step that would fail/)
+  const install = spillway('install', '--dry-run')
+  t.equal(install.status, 1, 'install --dry-run: dkms build would fail')
+  t.match(install.stdout, /run dkms build -m spillway -v \S+ -k \S+: build spillway\.ko/)
+  t.match(install.stdout, /\nwould fail: no kernel headers for \S+ \(\/lib\/modules\/\S+\/build\), so spillway\.ko can not be built\n {2}what to do: /)
+})
+
+t.test('a closed pipe on stdout ends the command quietly (install --dry-run | true)', async (t) => {
+  // `true` exits before node has started, so every write meets a closed pipe.
+  const r = spawnSync('sh', ['-c', `"${process.execPath}" "${bin}" install --dry-run | true`], { encoding: 'utf8', env: { ...process.env, SPILLWAY_RUN_DIR: runDir } })
+  t.equal(r.stderr.replace(/^spillway: .*\n/gm, ''), '', 'no stack trace on stderr')
+  t.notMatch(r.stderr, /EPIPE/)
+  const bash = spawnSync('bash', ['-c', `"${process.execPath}" "${bin}" install --dry-run | true; echo \${PIPESTATUS[0]}`], { encoding: 'utf8', env: { ...process.env, SPILLWAY_RUN_DIR: runDir } })
+  t.equal(bash.stdout.trim(), '141', 'the status of a command killed by SIGPIPE')
+})
+
 t.test('doctor --json answers every check', async (t) => {
   const r = spillway('doctor', '--json')
   const report = JSON.parse(r.stdout)

@@ -10,7 +10,7 @@ import { cgroupBase, cgroupRoot, createCgroup, removeCgroup, removeJob, writeJob
 import { watchPid } from '../io/watch-pid.js'
 import { newJobId } from '../lib/jobs.js'
 import { preloadValue, shimCandidates } from '../lib/shim-path.js'
-import { finish, repoDir, sizeOption } from './common.js'
+import { finish, repoDir, sizeParser } from './common.js'
 
 export interface RunContext {
   command: string[]
@@ -137,7 +137,8 @@ export function runCommand(action = runAction): Command {
     .description('run a command with the spillway CUDA shim preloaded')
     .argument('<command...>', 'the command and its arguments, after --')
     .option('--oom-safe', 'give the job its own cgroup, registered with `watch`, which freezes it at critical pressure and resumes it at ok')
-    .option('--vram-limit <size>', 'treat the GPU as having this much VRAM (SPILLWAY_VRAM_LIMIT)', sizeOption)
+    .option('--vram-limit <size>', 'treat the GPU as having this much VRAM (SPILLWAY_VRAM_LIMIT)', 
+      sizeParser({ min: { bytes: 1, why: 'a VRAM limit of 0 leaves the job no VRAM at all; give what it may use, e.g. 20G' } }))
     .passThroughOptions()
     .addHelpText('after', `
 The shim is found through SPILLWAY_SHIM, then <repo>/shim/build/libspillway-cuda.so, then

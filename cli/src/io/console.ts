@@ -33,3 +33,23 @@ export function progress(text: string): void {
 export function warn(text: string): void {
   sinks.err(`spillway: warning: ${text}`)
 }
+
+/** The status of a command killed by SIGPIPE (128 + 13), as `yes | head` gives. */
+export const EXIT_PIPE_CLOSED = 141
+
+let onStdoutClosed = (): void => process.exit(EXIT_PIPE_CLOSED)
+let listening = false
+
+/**
+ * What to do when the reader of stdout goes away (`spillway install --dry-run | head`): by default exit
+ * quietly with the status of a command killed by SIGPIPE, not an EPIPE stack trace. watch stops instead.
+ */
+export function handleStdoutClosed(handler?: () => void): void {
+  if (handler) onStdoutClosed = handler
+  if (listening) return
+  listening = true
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') onStdoutClosed()
+    else throw error
+  })
+}

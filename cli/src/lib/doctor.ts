@@ -1,4 +1,6 @@
 // `spillway doctor`: each check is a pure function of facts gathered by io/doctor-facts.ts.
+import { headersDir, missingHeaders } from './kernel-headers.js'
+import type { HeadersFacts } from './kernel-headers.js'
 
 export type Verdict = 'pass' | 'warn' | 'fail'
 
@@ -27,7 +29,7 @@ export interface SwapArea {
 
 export interface DoctorFacts {
   kernelRelease: string
-  headersPresent: boolean
+  headers: HeadersFacts
   dkmsPath: string | undefined
   /** `dkms status spillway` output, if dkms exists. */
   dkmsStatus: string | undefined
@@ -77,9 +79,9 @@ export function checkKernel(f: DoctorFacts): CheckResult {
 }
 
 export function checkHeaders(f: DoctorFacts): CheckResult {
-  return f.headersPresent
-    ? check('headers', 'Kernel headers', 'pass', `/lib/modules/${f.kernelRelease}/build exists`)
-    : check('headers', 'Kernel headers', 'fail', `no headers for ${f.kernelRelease}, so the module can not be built`, `apt-get install linux-headers-${f.kernelRelease}`)
+  if (f.headers.present) return check('headers', 'Kernel headers', 'pass', `${headersDir(f.kernelRelease)} exists`)
+  const { problem, fix } = missingHeaders(f.headers)
+  return check('headers', 'Kernel headers', 'fail', problem, fix)
 }
 
 export function checkDkms(f: DoctorFacts): CheckResult {
