@@ -40,10 +40,18 @@ async function parse(commands: Command[], args: string[]): Promise<{ code: numbe
 }
 
 t.test('status and doctor', async (t) => {
-  const status = recorder<{ json: boolean }>()
+  const status = recorder<{ json: boolean; watchSeconds?: number }>()
   await parse([statusCommand(status.action)], ['status', '--json'])
   await parse([statusCommand(status.action)], ['status'])
-  t.same(status.calls, [{ json: true }, { json: false }])
+  await parse([statusCommand(status.action)], ['status', '--watch'])
+  await parse([statusCommand(status.action)], ['status', '--watch', '0.5', '--json'])
+  await parse([statusCommand(status.action)], ['status', '-w', '10'])
+  t.same(status.calls, [
+    { json: true, watchSeconds: undefined }, { json: false, watchSeconds: undefined }, { json: false, watchSeconds: 2 },
+    { json: true, watchSeconds: 0.5 }, { json: false, watchSeconds: 10 },
+  ], '--watch alone: every 2 s')
+  const badWatch = await parse([statusCommand(status.action)], ['status', '--watch', 'often'])
+  t.match(badWatch.stderr, /must be a number of seconds from 0\.1 to 86400/)
   const doctor = recorder<{ json: boolean }>(1)
   const r = await parse([doctorCommand(doctor.action)], ['doctor', '--json'])
   t.same(doctor.calls, [{ json: true }])
@@ -115,8 +123,16 @@ t.test('install, uninstall, watch, up, vm', async (t) => {
   t.same(uninstall.calls, [{ dryRun: false, purge: true }])
   const watch = recorder<unknown>()
   await parse([watchCommand(watch.action as never)], ['watch', '--config', '/tmp/c.json', '--no-psi', '--kill-after-critical', '60'])
-  await parse([watchCommand(watch.action as never)], ['watch'])
-  t.same(watch.calls, [{ configPath: '/tmp/c.json', psi: false, killAfterCriticalSeconds: 60 }, { configPath: undefined, psi: true, killAfterCriticalSeconds: undefined }])
+  await parse([watchCommand(watch.action as never)], ['watch', '--log-format', 'json', '--metrics-file', '/run/s.prom', '--metrics-listen', '9464'])
+  const none = { logFormat: undefined, metricsFile: undefined, metricsListen: undefined }
+  t.same(watch.calls, [
+    { configPath: '/tmp/c.json', psi: false, killAfterCriticalSeconds: 60, ...none },
+    { configPath: undefined, psi: true, killAfterCriticalSeconds: undefined, logFormat: 'json', metricsFile: '/run/s.prom', metricsListen: '9464' },
+  ])
+  const badFormat = await parse([watchCommand(watch.action as never)], ['watch', '--log-format', 'xml'])
+  t.match(badFormat.stderr, /Allowed choices are text, json/)
+  const badListen = await parse([watchCommand(watch.action as never)], ['watch', '--metrics-listen', 'all'])
+  t.match(badListen.stderr, /"all" is not \[HOST:\]PORT/)
   const up = recorder<unknown>()
   await parse([upCommand(up.action as never)], ['up', '--dry-run'])
   t.same(up.calls, [{ dryRun: true }])
@@ -169,7 +185,7 @@ t.test('every command has help with examples and exit codes', async (t) => {
   const leaves: Command[] = []
   const walk = (c: Command): void => { if (c.commands.length === 0) leaves.push(c); c.commands.forEach(walk) }
   program.commands.forEach(walk)
-  t.equal(leaves.length, 14, 'status, pool show/set/auto/watermarks, up, load, unload, install, uninstall, watch, run, doctor, vm')
+  t.equal(leaves.length, 16, 'status, pool show/set/auto/watermarks, up, load, unload, install, uninstall, watch, run, ps, doctor, vm, version')
   for (const c of leaves) {
     let help = ''
     c.configureOutput({ writeOut: (s) => { help += s } })

@@ -12,13 +12,14 @@ import { PsiTriggerFile, pressureFile } from '../io/psi.js'
 import { watchPidFile } from '../io/watch-pid.js'
 import { psiTriggerLine } from '../lib/config.js'
 import type { Config } from '../lib/config.js'
+import type { LogLine } from '../lib/watch-log.js'
 import type { JobRecord } from '../lib/jobs.js'
 import { initialState, step } from '../lib/policy.js'
 import type { Action, PolicyConfig, PolicyState, Signal } from '../lib/policy.js'
 import { knownLevel, parseLevelName } from '../lib/uapi.js'
 import type { LevelName } from '../lib/uapi.js'
 
-export type LogLine = Record<string, unknown> & { event: string }
+export type { LogLine } from '../lib/watch-log.js'
 export type Log = (line: LogLine) => void
 
 /** What a module plugged into the daemon sees of it. */
@@ -42,6 +43,10 @@ export interface WatchModule {
   onLevel?(level: LevelName, prev: LevelName): void
   /** After every policy step (at least once a second). */
   onStep?(now: number): void
+  /** Every line the daemon logs (the module's events, PSI, freeze, thaw, kill, hook, ...). */
+  onLog?(line: LogLine): void
+  /** The config was read again (SIGHUP); config() returns the new one. */
+  onReload?(): void
   stop?(): void
 }
 
@@ -73,7 +78,16 @@ export class Watcher implements DaemonView {
     this.policy = policyOf(settings)
   }
 
-  readonly log: Log = (line) => this.options.log(line)
+  readonly log: Log = (line) => {
+    this.options.log(line)
+    for (const module of this.options.modules ?? []) {
+      try {
+        module.onLog?.(line)
+      } catch {
+        // a module's log hook must not make logging recurse
+      }
+    }
+  }
 
   config(): Config {
     return this.settings
@@ -135,6 +149,26 @@ export class Watcher implements DaemonView {
       },
       (error) => this.log({ event: 'error', source: 'module', why: error.message }),
     )
+  }
+
+  /**
+   * Takes a new config (SIGHUP): the policy, hooks and metrics take effect at once; PSI triggers are
+   * created again only when they changed. Jobs frozen now stay frozen until the level is ok.
+   */
+  reload(next: Config): void {
+    if (!this.running) return
+    const psiLines = (c: Config) => c.watch.psiTriggers.map((t) => `${t.resource} ${psiTriggerLine(t, c.watch.psiWindowMs)}`).join('; ')
+    const psiChanged = psiLines(next) !== psiLines(this.settings)
+    this.settings = next
+    this.policy = policyOf(next)
+    if (this.options.psi && psiChanged) {
+      for (const source of this.psi) source.close()
+      this.psi = []
+      this.openPsi()
+    }
+    this.log({ event: 'reload', psi: this.psi.map((p) => p.describe()), psiChanged, policy: this.policy })
+    this.forEachModule('reload', (m) => m.onReload?.())
+    this.apply(undefined)
   }
 
   private openPsi(): void {
