@@ -92,7 +92,10 @@ function exemptFromOomKiller(): void {
   try {
     fs.writeFileSync('/proc/self/oom_score_adj', '-1000')
   } catch {
-    warn('could not exempt the job from the OOM killer (lowering oom_score_adj needs CAP_SYS_RESOURCE, which root in some containers lacks): it relies on watch alone')
+    warn(
+      'could not exempt the job from the OOM killer (lowering oom_score_adj needs CAP_SYS_RESOURCE, ' +
+        'which root in some containers lacks): it relies on watch alone',
+    )
   }
 }
 

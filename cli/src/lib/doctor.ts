@@ -143,7 +143,8 @@ export function checkPcie(f: DoctorFacts): CheckResult {
   const text = f.nvidiaLinks.map((l) => `${l.address}: gen ${pcieGen(l.currentSpeed) ?? '?'} x${l.currentWidth} (max gen ${pcieGen(l.maxSpeed) ?? '?'} x${l.maxWidth})`).join('; ')
   if (slow.length === 0) return check('pcie-link', 'PCIe link', 'pass', text)
   return check('pcie-link', 'PCIe link', 'warn', `${text}: below the maximum; spilled memory crosses this link`,
-    'GPUs lower the link speed when idle: check again under load (e.g. during `spillway run`); if still low, reseat the card or move it to a full-width slot')
+    'GPUs lower the link speed when idle: check again under load (e.g. during `spillway run`); ' +
+      'if still low, reseat the card or move it to a full-width slot')
 }
 
 export function checkIommu(f: DoctorFacts): CheckResult {

@@ -24,7 +24,8 @@ export function headersFix(f: HeadersFacts): string {
   if (f.packageKnown === true) return `sudo apt-get install ${pkg}`
   const where = `so that ${headersDir(f.release)} exists`
   if (f.packageKnown === false) {
-    return `apt knows no package ${pkg} (this kernel is not from the distribution's archive, or the lists are old: \`sudo apt-get update\`); install the headers from where this kernel came from, ${where}`
+    const why = "this kernel is not from the distribution's archive, or the lists are old: `sudo apt-get update`"
+    return `apt knows no package ${pkg} (${why}); install the headers from where this kernel came from, ${where}`
   }
   return `install the headers of kernel ${f.release} with the distribution's package manager, ${where}`
 }

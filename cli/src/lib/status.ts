@@ -77,7 +77,8 @@ export function renderHolders(rows: readonly Holder[]): string[] {
   const lines = ['  PID      USER        BUFFERS  SIZE        SHARE  COMMAND']
   for (const h of rows) {
     const share = h.share === null ? '-' : `${(h.share * 100).toFixed(1)}%`
-    lines.push(`  ${String(h.pid).padEnd(8)} ${(h.user ?? String(h.uid)).padEnd(11)} ${String(h.buffers).padEnd(8)} ${formatSize(h.bytes).padEnd(11)} ${share.padEnd(6)} ${h.command ?? '?'}`)
+    const cells = [String(h.pid).padEnd(8), (h.user ?? String(h.uid)).padEnd(11), String(h.buffers).padEnd(8), formatSize(h.bytes).padEnd(11)]
+    lines.push(`  ${cells.join(' ')} ${share.padEnd(6)} ${h.command ?? '?'}`)
   }
   return lines
 }
@@ -93,7 +94,8 @@ export function renderStatus(r: StatusReport, style: Style = PLAIN): string {
   if (r.pool) {
     const p = r.pool
     const short = p.requestedBytes > p.poolBytes ? ` of ${formatSize(p.requestedBytes)} requested` : ''
-    lines.push(`${pad('pool')} ${formatSize(p.poolBytes)}${short}: ${formatSize(p.usedBytes)} used in ${p.buffers} buffer${p.buffers === 1 ? '' : 's'}, ${formatSize(p.freeBytes)} free`)
+    const used = `${formatSize(p.usedBytes)} used in ${p.buffers} buffer${p.buffers === 1 ? '' : 's'}`
+    lines.push(`${pad('pool')} ${formatSize(p.poolBytes)}${short}: ${used}, ${formatSize(p.freeBytes)} free`)
     lines.push(`${pad('')} floor ${formatSize(p.floorBytes)}, released under pressure ${formatSize(p.releasedBytes)}`)
   }
   if (r.pressure) {
