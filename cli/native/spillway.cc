@@ -1,5 +1,5 @@
-// Thin binding for /dev/spillway: the ioctls of the UAPI header, a poll() that runs off the JS
-// thread (PSI triggers signal with POLLPRI, which libuv can not watch), and the header's constants.
+// Thin binding for /dev/spillway: the ioctls of the UAPI header, fd watches on node's event loop
+// (uv_poll, which watches POLLPRI too: PSI triggers signal with it), and the header's constants.
 // Validation beyond argument types, defaults and fd ownership live in the TypeScript wrapper
 // (cli/src/io/device.ts). Every ioctl number and struct layout comes from the header itself.
 #include <napi.h>
@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "../../kmod/include/uapi/spillway.h"
 
@@ -182,67 +183,93 @@ Napi::Value ListBuffers(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// poll() on a worker thread; resolves with the returned revents (0 on timeout).
-class PollWorker : public Napi::AsyncWorker {
+// Watches an fd on node's own event loop with uv_poll (epoll): no thread, no timeout, no wake-up
+// while the fd is quiet. UV_PRIORITIZED (libuv >= 1.14) is POLLPRI, which PSI triggers signal with.
+// The callback gets (error, revents) with revents in poll() terms (POLLIN, POLLPRI). stop() closes
+// the handle at once; the object stays alive while it watches, so a dropped reference does not
+// end a watch silently.
+class FdWatch : public Napi::ObjectWrap<FdWatch> {
  public:
-  PollWorker(Napi::Env env, int fd, short events, int timeout_ms)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), fd_(fd),
-        events_(events), timeout_ms_(timeout_ms) {}
-
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    struct pollfd p = {fd_, events_, 0};
-    int ret;
-    do {
-      ret = poll(&p, 1, timeout_ms_);
-    } while (ret < 0 && errno == EINTR);
-    if (ret < 0) {
-      err_ = errno;
-      return;
-    }
-    revents_ = ret == 0 ? 0 : p.revents;
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "FdWatch", {InstanceMethod<&FdWatch::Stop>("stop")});
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (err_ == 0) {
-      deferred_.Resolve(Napi::Number::New(env, revents_));
-      return;
+  // new FdWatch(fd, events, callback)
+  explicit FdWatch(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FdWatch>(info) {
+    Napi::Env env = info.Env();
+    ExpectArgs(info, 3, "watch(fd: number, events: number, callback: function)");
+    int fd = FdArg(info, 0);
+    if (!info[1].IsNumber()) ThrowType(env, "events must be a number");
+    int32_t events = info[1].As<Napi::Number>().Int32Value();
+    if (events <= 0 || (events & ~(POLLIN | POLLPRI)) != 0)
+      ThrowType(env, "events must be POLLIN, POLLPRI or both");
+    if (!info[2].IsFunction()) ThrowType(env, "callback must be a function");
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok) ThrowType(env, "no event loop");
+    handle_ = new uv_poll_t;
+    int err = uv_poll_init(loop, handle_, fd);
+    if (err == 0) {
+      handle_->data = this;
+      int uv_events = ((events & POLLIN) ? UV_READABLE : 0) | ((events & POLLPRI) ? UV_PRIORITIZED : 0);
+      err = uv_poll_start(handle_, uv_events, OnPoll);
+      if (err != 0) Close();
+    } else {
+      delete handle_;
+      handle_ = nullptr;
     }
-    Napi::Error error = Napi::Error::New(env, std::string("poll: ") + strerror(err_));
-    error.Set("code", Napi::String::New(env, ErrnoName(err_)));
-    error.Set("syscall", Napi::String::New(env, "poll"));
-    deferred_.Reject(error.Value());
+    if (err != 0) ThrowErrno(env, "uv_poll_start", -err);
+    callback_ = Napi::Persistent(info[2].As<Napi::Function>());
+    Ref();  // released by Close(): a watch lives until it is stopped
   }
+
+  // Reached only at environment teardown while watching, or after stop(): no reference to drop.
+  ~FdWatch() override { Close(false); }
 
  private:
-  Napi::Promise::Deferred deferred_;
-  int fd_;
-  short events_;
-  int timeout_ms_;
-  int err_ = 0;
-  short revents_ = 0;
-};
+  static void OnPoll(uv_poll_t* handle, int status, int events) {
+    auto* self = static_cast<FdWatch*>(handle->data);
+    if (self == nullptr) return;
+    Napi::Env env = self->Env();
+    Napi::HandleScope scope(env);
+    Napi::Function callback = self->callback_.Value();
+    Napi::Value error = env.Null();
+    if (status < 0) {
+      Napi::Error e = Napi::Error::New(env, std::string("poll: ") + uv_strerror(status));
+      e.Set("code", Napi::String::New(env, uv_err_name(status)));
+      e.Set("syscall", Napi::String::New(env, "poll"));
+      error = e.Value();
+      self->Close();  // libuv has stopped the handle: the fd can not be watched any more
+    }
+    int revents = ((events & UV_READABLE) ? POLLIN : 0) | ((events & UV_PRIORITIZED) ? POLLPRI : 0);
+    try {
+      callback.MakeCallback(env.Global(), {error, Napi::Number::New(env, revents)});
+    } catch (const Napi::Error& e) {
+      // A throwing callback is the process's uncaught exception, as for any event emitter.
+      napi_fatal_exception(env, e.Value());
+    }
+  }
 
-Napi::Value Poll(const Napi::CallbackInfo& info) {
-  ExpectArgs(info, 3, "poll(fd: number, events: number, timeoutMs: number)");
-  Napi::Env env = info.Env();
-  int fd = FdArg(info, 0);
-  if (!info[1].IsNumber()) ThrowType(env, "events must be a number");
-  int32_t events = info[1].As<Napi::Number>().Int32Value();
-  if (events <= 0 || (events & ~(POLLIN | POLLPRI)) != 0)
-    ThrowType(env, "events must be POLLIN, POLLPRI or both");
-  if (!info[2].IsNumber()) ThrowType(env, "timeoutMs must be a number");
-  double timeout = info[2].As<Napi::Number>().DoubleValue();
-  // A bounded wait keeps a libuv pool thread from being held forever by a quiet fd.
-  if (!(timeout >= 0 && timeout <= 60000) || timeout != static_cast<int>(timeout))
-    ThrowType(env, "timeoutMs must be an integer from 0 to 60000");
-  auto* worker = new PollWorker(env, fd, static_cast<short>(events), static_cast<int>(timeout));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
-}
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Close();
+    return info.Env().Undefined();
+  }
+
+  void Close(bool unref = true) {
+    if (handle_ == nullptr) return;
+    uv_poll_stop(handle_);
+    handle_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(handle_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    handle_ = nullptr;
+    if (!callback_.IsEmpty()) {
+      callback_.Reset();
+      if (unref) Unref();
+    }
+  }
+
+  uv_poll_t* handle_ = nullptr;
+  Napi::FunctionReference callback_;
+};
 
 #define SET_CONST(obj, name) obj.Set(#name, Napi::Number::New(env, static_cast<double>(name)))
 #define SET_OFFSET(obj, type, field) obj.Set(#field, Napi::Number::New(env, offsetof(struct type, field)))
@@ -316,7 +343,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resize", Napi::Function::New(env, Resize, "resize"));
   exports.Set("setWatermarks", Napi::Function::New(env, SetWatermarks, "setWatermarks"));
   exports.Set("listBuffers", Napi::Function::New(env, ListBuffers, "listBuffers"));
-  exports.Set("poll", Napi::Function::New(env, Poll, "poll"));
+  exports.Set("FdWatch", FdWatch::Define(env));
   exports.Set("constants", Constants(env));
   exports.Set("sizes", Sizes(env));
   exports.Set("eventOffsets", EventOffsets(env));

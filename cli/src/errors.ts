@@ -1,5 +1,7 @@
 // Every failure the user sees is a CliError: one sentence saying what went wrong, one saying what to
 // do, and the exit code. main.ts is the only place that prints them.
+import { PLAIN } from './lib/style.js'
+import type { Style } from './lib/style.js'
 
 export const EXIT = {
   ok: 0,
@@ -15,6 +17,10 @@ export const EXIT = {
   unsafe: 5,
   /** Refused because something is in use (buffers live while unloading). */
   busy: 6,
+  /** status: the module reports the warn level. */
+  pressureWarn: 7,
+  /** status: the module reports the critical level. */
+  pressureCritical: 8,
 } as const
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
 
@@ -44,16 +50,16 @@ export function errnoCode(error: unknown): string | undefined {
 }
 
 /** The two lines main.ts prints for an error; the stack only with --debug. */
-export function formatError(error: unknown, debug: boolean): { text: string; exitCode: number } {
+export function formatError(error: unknown, debug: boolean, paint: Style = PLAIN): { text: string; exitCode: number } {
   if (error instanceof CliError) {
-    const lines = [`spillway: ${error.message}`, `  what to do: ${error.hint}`]
+    const lines = [`spillway: ${paint.paint(error.message, 'bad')}`, `  what to do: ${error.hint}`]
     if (debug && error.cause instanceof Error && error.cause.stack) lines.push(error.cause.stack)
     if (debug && error.stack) lines.push(error.stack)
     return { text: lines.join('\n'), exitCode: error.exitCode }
   }
   const message = error instanceof Error ? error.message : String(error)
   const lines = [
-    `spillway: unexpected error: ${message}`,
+    `spillway: ${paint.paint(`unexpected error: ${message}`, 'bad')}`,
     '  what to do: run again with --debug for the stack trace and report it as a bug',
   ]
   if (debug && error instanceof Error && error.stack) lines.push(error.stack)

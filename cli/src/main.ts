@@ -2,6 +2,7 @@
 import { CommanderError } from 'commander'
 import { takeExitCode } from './commands/common.js'
 import { EXIT, formatError } from './errors.js'
+import { handleStdoutClosed, outStyle } from './io/console.js'
 import { buildProgram } from './program.js'
 
 export async function main(argv: string[]): Promise<number> {
@@ -13,10 +14,11 @@ export async function main(argv: string[]): Promise<number> {
       // commander already printed the message (or the help / version).
       return error.exitCode === 0 ? 0 : EXIT.usage
     }
-    const { text, exitCode } = formatError(error, argv.includes('--debug'))
+    const { text, exitCode } = formatError(error, argv.includes('--debug'), outStyle('err'))
     process.stderr.write(text + '\n')
     return exitCode
   }
 }
 
+handleStdoutClosed()
 process.exitCode = await main(process.argv)

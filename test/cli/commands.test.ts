@@ -40,10 +40,18 @@ async function parse(commands: Command[], args: string[]): Promise<{ code: numbe
 }
 
 t.test('status and doctor', async (t) => {
-  const status = recorder<{ json: boolean }>()
+  const status = recorder<{ json: boolean; watchSeconds?: number }>()
   await parse([statusCommand(status.action)], ['status', '--json'])
   await parse([statusCommand(status.action)], ['status'])
-  t.same(status.calls, [{ json: true }, { json: false }])
+  await parse([statusCommand(status.action)], ['status', '--watch'])
+  await parse([statusCommand(status.action)], ['status', '--watch', '0.5', '--json'])
+  await parse([statusCommand(status.action)], ['status', '-w', '10'])
+  t.same(status.calls, [
+    { json: true, watchSeconds: undefined }, { json: false, watchSeconds: undefined }, { json: false, watchSeconds: 2 },
+    { json: true, watchSeconds: 0.5 }, { json: false, watchSeconds: 10 },
+  ], '--watch alone: every 2 s')
+  const badWatch = await parse([statusCommand(status.action)], ['status', '--watch', 'often'])
+  t.match(badWatch.stderr, /must be a number of seconds from 0\.1 to 86400/)
   const doctor = recorder<{ json: boolean }>(1)
   const r = await parse([doctorCommand(doctor.action)], ['doctor', '--json'])
   t.same(doctor.calls, [{ json: true }])
@@ -120,8 +128,16 @@ t.test('install, uninstall, watch, up, vm', async (t) => {
   t.same(uninstall.calls, [{ dryRun: false, purge: true }])
   const watch = recorder<unknown>()
   await parse([watchCommand(watch.action as never)], ['watch', '--config', '/tmp/c.json', '--no-psi', '--kill-after-critical', '60'])
-  await parse([watchCommand(watch.action as never)], ['watch'])
-  t.same(watch.calls, [{ configPath: '/tmp/c.json', psi: false, killAfterCriticalSeconds: 60 }, { configPath: undefined, psi: true, killAfterCriticalSeconds: undefined }])
+  await parse([watchCommand(watch.action as never)], ['watch', '--log-format', 'json', '--metrics-file', '/run/s.prom', '--metrics-listen', '9464'])
+  const none = { logFormat: undefined, metricsFile: undefined, metricsListen: undefined }
+  t.same(watch.calls, [
+    { configPath: '/tmp/c.json', psi: false, killAfterCriticalSeconds: 60, ...none },
+    { configPath: undefined, psi: true, killAfterCriticalSeconds: undefined, logFormat: 'json', metricsFile: '/run/s.prom', metricsListen: '9464' },
+  ])
+  const badFormat = await parse([watchCommand(watch.action as never)], ['watch', '--log-format', 'xml'])
+  t.match(badFormat.stderr, /Allowed choices are text, json/)
+  const badListen = await parse([watchCommand(watch.action as never)], ['watch', '--metrics-listen', 'all'])
+  t.match(badListen.stderr, /"all" is not \[HOST:\]PORT/)
   const up = recorder<unknown>()
   await parse([upCommand(up.action as never)], ['up', '--dry-run'])
   t.same(up.calls, [{ dryRun: true }])
@@ -133,7 +149,40 @@ t.test('install, uninstall, watch, up, vm', async (t) => {
   t.equal(badKernel.error?.code, 'commander.invalidArgument')
   t.match(badKernel.stderr, /Allowed choices are 6\.1, 6\.12, 7\.2/)
   const badMem = await parse([vmCommand(vm.action as never)], ['vm', '--mem', '100'])
-  t.match(badMem.stderr, /from 512 to 65536/)
+  t.match(badMem.stderr, /"100" is too small: the guest needs at least 512 MiB/)
+})
+
+t.test('edge cases of sizes on the command line (issue 15)', async (t) => {
+  const pool = { show: async () => 0, set: async () => 0, watermarks: async () => 0 }
+  const negative = await parse([poolCommand(pool)], ['pool', 'set', '-5G'])
+  t.equal(negative.error?.code, 'commander.invalidArgument')
+  t.match(negative.stderr, /"-5G": a size or number can not be negative/)
+  t.notMatch(negative.stderr, /unknown option/)
+  const negativeNumber = await parse([poolCommand(pool)], ['pool', 'set', '-5'])
+  t.match(negativeNumber.stderr, /"-5": a size can not be negative/, 'commander passes -5 on: the size parser refuses it')
+  const negativeOption = await parse([loadCommand(recorder().action as never)], ['load', '--floor', '-1G'])
+  t.match(negativeOption.stderr, /"-1G": a size can not be negative/)
+  const unknown = await parse([poolCommand(pool)], ['pool', 'set', '--bogus'])
+  t.match(unknown.stderr, /unknown option '--bogus'/, 'real unknown options are still reported as such')
+
+  const run = recorder<unknown>()
+  const vram0 = await parse([runCommand(run.action as never)], ['run', '--vram-limit', '0', '--', 'true'])
+  t.equal(vram0.error?.code, 'commander.invalidArgument')
+  t.match(vram0.stderr, /"0" is too small: a VRAM limit of 0 leaves the job no VRAM at all/)
+  const install = recorder<unknown>()
+  const pool0 = await parse([installCommand(install.action as never)], ['install', '--pool', '0'])
+  t.match(pool0.stderr, /"0" is too small: a pool of 0 reserves nothing/)
+  const load0 = await parse([loadCommand(recorder().action as never)], ['load', '--pool', '0M'])
+  t.match(load0.stderr, /a pool of 0 reserves nothing/)
+  t.same([...run.calls, ...install.calls], [], 'no action ran')
+
+  const vm = recorder<{ memMb: number }>()
+  await parse([vmCommand(vm.action as never)], ['vm', '--mem', '2G'])
+  await parse([vmCommand(vm.action as never)], ['vm', '--mem', '1536MiB'])
+  await parse([vmCommand(vm.action as never)], ['vm', '--mem', '768'])
+  t.same(vm.calls.map((c) => c.memMb), [2048, 1536, 768], 'vm --mem takes sizes; a bare number is MiB')
+  const huge = await parse([vmCommand(vm.action as never)], ['vm', '--mem', '1T'])
+  t.match(huge.stderr, /"1T" is too large: at most 64 GiB/)
 })
 
 t.test('every command has help with examples and exit codes', async (t) => {
@@ -141,7 +190,7 @@ t.test('every command has help with examples and exit codes', async (t) => {
   const leaves: Command[] = []
   const walk = (c: Command): void => { if (c.commands.length === 0) leaves.push(c); c.commands.forEach(walk) }
   program.commands.forEach(walk)
-  t.equal(leaves.length, 14, 'status, pool show/set/auto/watermarks, up, load, unload, install, uninstall, watch, run, doctor, vm')
+  t.equal(leaves.length, 16, 'status, pool show/set/auto/watermarks, up, load, unload, install, uninstall, watch, run, ps, doctor, vm, version')
   for (const c of leaves) {
     let help = ''
     c.configureOutput({ writeOut: (s) => { help += s } })

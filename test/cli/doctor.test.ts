@@ -3,7 +3,7 @@ import { pcieGen, runChecks } from '../../cli/src/lib/doctor.js'
 import type { DoctorFacts } from '../../cli/src/lib/doctor.js'
 
 const healthy: DoctorFacts = {
-  kernelRelease: '6.1.0-56-amd64', headersPresent: true, dkmsPath: '/usr/sbin/dkms', dkmsStatus: 'spillway/0.1.0, 6.1.0-56-amd64, x86_64: installed\n',
+  kernelRelease: '6.1.0-56-amd64', headers: { release: '6.1.0-56-amd64', present: true, packageKnown: undefined }, dkmsPath: '/usr/sbin/dkms', dkmsStatus: 'spillway/0.1.0, 6.1.0-56-amd64, x86_64: installed\n',
   secureBoot: 'disabled', sigEnforce: false, lockdown: '[none] integrity confidentiality', mokKeyPresent: false, mokKeyEnrolled: undefined,
   moduleLoaded: true, deviceAccess: 'read-write', nvidiaDriver: 'NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.95.05',
   nvidiaLinks: [{ address: '0000:01:00.0', currentSpeed: '16.0 GT/s PCIe', currentWidth: 16, maxSpeed: '16.0 GT/s PCIe', maxWidth: 16 }],
@@ -25,7 +25,10 @@ t.test('each problem gets its verdict and a fix', async (t) => {
   const cases: [Partial<DoctorFacts>, string, 'warn' | 'fail', RegExp][] = [
     [{ kernelRelease: '5.10.0-30-amd64' }, 'kernel', 'fail', /upgrade/],
     [{ kernelRelease: 'weird' }, 'kernel', 'warn', /6\.1/],
-    [{ headersPresent: false }, 'headers', 'fail', /apt-get install linux-headers-6\.1\.0-56-amd64/],
+    [{ headers: { release: '6.1.0-56-amd64', present: false, packageKnown: true } }, 'headers', 'fail', /^sudo apt-get install linux-headers-6\.1\.0-56-amd64$/],
+    // A kernel not from the archive (the founders' build host runs 6.18.44-fc-v1272): no package to name.
+    [{ headers: { release: '6.18.44-fc-v1272', present: false, packageKnown: false } }, 'headers', 'fail', /^apt knows no package linux-headers-6\.18\.44-fc-v1272 .*so that \/lib\/modules\/6\.18\.44-fc-v1272\/build exists$/],
+    [{ headers: { release: '6.1.0-56-amd64', present: false, packageKnown: undefined } }, 'headers', 'fail', /^install the headers of kernel 6\.1\.0-56-amd64 with the distribution's package manager/],
     [{ dkmsPath: undefined }, 'dkms', 'warn', /apt-get install dkms/],
     [{ secureBoot: 'enabled', mokKeyEnrolled: false, mokKeyPresent: true }, 'secure-boot', 'warn', /mokutil --import \/var\/lib\/dkms\/mok\.pub/],
     [{ secureBoot: 'unknown' }, 'secure-boot', 'warn', /mokutil --sb-state/],

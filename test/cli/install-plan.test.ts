@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import { dkmsVersion } from '../../cli/src/io/install.js'
 import { VERSION } from '../../cli/src/program.js'
 import { repoRoot } from '../vm/harness.js'
-import { PATHS, describeStep, installPlan, modprobeOptions, renderUnit, uninstallPlan, withModuleLine } from '../../cli/src/lib/install-plan.js'
+import { PATHS, describeStep, installPlan, modprobeOptions, planBlockers, renderUnit, uninstallPlan, withModuleLine } from '../../cli/src/lib/install-plan.js'
 import type { InstallFacts, Step } from '../../cli/src/lib/install-plan.js'
 
 const UNIT = '[Unit]\nDocumentation=file://@REPO@/docs/admin-guide.md\n[Service]\nExecStart=@SPILLWAY@ watch\n'
@@ -13,7 +13,8 @@ function fresh(over: Partial<InstallFacts> = {}): InstallFacts {
   return {
     repoDir: '/opt/spillway', version: '0.1.0', kernelRelease: '6.1.0-56-amd64', watchCommand: '/usr/bin/node /opt/spillway/cli/bin/spillway.js',
     poolMb: 8192, groupExists: false, dkmsState: 'absent', dkmsSourceCurrent: false, initramfs: 'initramfs-tools',
-    initramfsImage: 'without-module', existing: {}, udevRule: RULE, unitTemplate: UNIT, systemd: true, unitEnabled: false, ...over,
+    initramfsImage: 'without-module', existing: {}, udevRule: RULE, unitTemplate: UNIT, systemd: true, unitEnabled: false,
+    headers: { release: '6.1.0-56-amd64', present: true, packageKnown: undefined }, missingPrograms: [], ...over,
   }
 }
 
@@ -129,4 +130,19 @@ t.test('describeStep shows file contents and done steps', async (t) => {
   t.match(describeStep(steps[0] as Step), /^run groupadd --system spillway: .*\(already done\)$/)
   const rule = steps.find((s) => s.kind === 'file' && s.path === PATHS.udevRule) as Step
   t.equal(describeStep(rule), `write ${PATHS.udevRule} (mode 644): /dev/spillway owned by group spillway, mode 0660\n    | ${RULE.trim()}`)
+})
+
+t.test('blockers: what would make the plan fail, found before any step runs', async (t) => {
+  t.same(planBlockers(fresh(), installPlan(fresh())), [], 'a host with headers and every program')
+  const noHeaders = fresh({ headers: { release: '6.1.0-56-amd64', present: false, packageKnown: true } })
+  t.same(planBlockers(noHeaders, installPlan(noHeaders)), [{
+    problem: 'no kernel headers for 6.1.0-56-amd64 (/lib/modules/6.1.0-56-amd64/build), so spillway.ko can not be built',
+    fix: 'sudo apt-get install linux-headers-6.1.0-56-amd64',
+  }])
+  const built = fresh({ ...noHeaders, dkmsState: 'installed', dkmsSourceCurrent: true })
+  t.same(planBlockers(built, installPlan(built)), [], 'no headers needed once DKMS has built and installed it')
+  const noDkms = fresh({ missingPrograms: ['dkms', 'dracut'] })
+  t.same(planBlockers(noDkms, installPlan(noDkms)), [{
+    problem: 'dkms is not installed, so `dkms add -m spillway -v 0.1.0` can not run', fix: 'sudo apt-get install dkms',
+  }], 'a missing program the plan does not run (dracut) is no blocker')
 })

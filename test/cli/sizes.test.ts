@@ -20,6 +20,19 @@ t.test('parseSize', async (t) => {
   }
 })
 
+t.test('parseSize rules: negative, limits, the unit of a bare number', async (t) => {
+  t.throws(() => parseSize('-5G'), { name: 'SizeError', message: '"-5G": a size can not be negative' })
+  t.throws(() => parseSize(' - 1'), /can not be negative/)
+  const min = { bytes: 1, why: 'zero means nothing' }
+  t.throws(() => parseSize('0', { min }), { message: '"0" is too small: zero means nothing' })
+  t.equal(parseSize('1', { min }), 1)
+  t.equal(parseSize('0'), 0, 'without a rule 0 is a size')
+  t.throws(() => parseSize('65G', { max: 64 * GiB }), { message: '"65G" is too large: at most 64 GiB' })
+  t.equal(parseSize('768', { bareUnit: MiB }), 768 * MiB, 'a bare number in the rule\'s unit')
+  t.equal(parseSize('768B', { bareUnit: MiB }), 768, 'an explicit B is still bytes')
+  t.equal(parseSize('2G', { bareUnit: MiB }), 2 * GiB)
+})
+
 t.test('formatSize', async (t) => {
   t.equal(formatSize(0), '0 B')
   t.equal(formatSize(1023), '1023 B')

@@ -1,93 +1,76 @@
-// The TypeScript view of the UAPI (cli/src/lib/uapi.ts) and the native binding's constants must
-// match kmod/include/uapi/spillway.h: a C program compiled against the header prints its values.
+// The TypeScript view of the UAPI is generated from kmod/include/uapi/spillway.h (scripts/gen-uapi.mjs
+// into cli/src/lib/uapi.generated.ts); the native binding is compiled against the same header.
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as uapi from '../../cli/src/lib/uapi.js'
 import { loadBinding } from '../../cli/src/io/native.js'
+import type { NativeBinding } from '../../cli/src/io/native.js'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
-const header = path.join(repo, 'kmod/include/uapi/spillway.h')
+const header = fs.readFileSync(path.join(repo, 'kmod/include/uapi/spillway.h'), 'utf8')
 
-const fields = ['seq', 'type', 'level', 'prev_level', 'reason', 'time_ns', 'mem_available', 'swap_free', 'swap_rate', 'pool_free', 'count']
-const structs = Object.keys(uapi.STRUCT_SIZES)
-const consts = [
-  'SPILLWAY_ABI_MAJOR', 'SPILLWAY_ABI_MINOR', 'SPILLWAY_LEVEL_OK', 'SPILLWAY_LEVEL_WARN', 'SPILLWAY_LEVEL_CRITICAL',
-  'SPILLWAY_REASON_MEM_AVAILABLE', 'SPILLWAY_REASON_SWAP_FREE', 'SPILLWAY_REASON_SWAP_RATE', 'SPILLWAY_REASON_OOM',
-  'SPILLWAY_REASON_RECOVERED', 'SPILLWAY_EVENT_LEVEL', 'SPILLWAY_EVENT_OVERFLOW', 'SPILLWAY_EVENT_RELEASE',
-  'SPILLWAY_EVENT_SIZE', 'SPILLWAY_EVENT_QUEUE_LEN', 'SPILLWAY_LIST_MAX', 'SPILLWAY_IOC_MAGIC',
-  'SPILLWAY_IOC_VERSION', 'SPILLWAY_IOC_INFO', 'SPILLWAY_IOC_ALLOC', 'SPILLWAY_IOC_RESIZE',
-  'SPILLWAY_IOC_SET_WATERMARKS', 'SPILLWAY_IOC_LIST_BUFFERS',
-]
+t.test('uapi.generated.ts is what the header gives today', async (t) => {
+  const check = spawnSync(process.execPath, [path.join(repo, 'scripts/gen-uapi.mjs'), '--check'], { encoding: 'utf8' })
+  t.equal(check.status, 0, check.stderr)
+})
 
-function headerValues(): { consts: Record<string, number>; sizes: Record<string, number>; offsets: Record<string, number>; device: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spillway-uapi-'))
-  const src = path.join(dir, 'dump.c')
-  const lines = [
-    '#include <stddef.h>', '#include <stdio.h>', `#include "${header}"`, 'int main(void) {',
-    'printf("{\\"device\\": \\"%s\\", \\"consts\\": {", SPILLWAY_DEVICE_NAME);',
-    ...consts.map((c, i) => `printf("${i ? ',' : ''}\\"${c}\\": %llu", (unsigned long long)(${c}));`),
-    'printf("}, \\"sizes\\": {");',
-    ...structs.map((s, i) => `printf("${i ? ',' : ''}\\"${s}\\": %zu", sizeof(struct ${s}));`),
-    'printf("}, \\"offsets\\": {");',
-    ...fields.map((f, i) => `printf("${i ? ',' : ''}\\"${f}\\": %zu", offsetof(struct spillway_event, ${f}));`),
-    'printf("}}\\n"); return 0; }',
-  ]
-  fs.writeFileSync(src, lines.join('\n'))
-  try {
-    execFileSync('gcc', ['-Wall', '-Werror', '-o', path.join(dir, 'dump'), src])
-    return JSON.parse(execFileSync(path.join(dir, 'dump'), { encoding: 'utf8' }))
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true })
+t.test('the generator sees every #define and struct of the header', async (t) => {
+  const defines = [...header.matchAll(/^#define\s+(SPILLWAY_\w+)\s+\S/gm)].map((m) => m[1])
+  t.same(Object.keys(uapi.HEADER), defines)
+  t.ok(defines.length >= 30, `${defines.length} defines`)
+  const structs = [...header.matchAll(/^struct\s+(spillway_\w+)\s*\{/gm)].map((m) => m[1])
+  t.same(Object.keys(uapi.STRUCTS), structs)
+  for (const [name, s] of Object.entries(uapi.STRUCTS)) {
+    const sizeMacro = `SPILLWAY_${name.replace(/^spillway_/, '').toUpperCase()}_SIZE` as keyof typeof uapi.HEADER
+    t.equal(s.size, uapi.HEADER[sizeMacro], `sizeof(struct ${name}) is ${sizeMacro}`)
+    const fields = Object.values(s.fields)
+    const last = fields.at(-1)
+    t.equal(last ? last.offset + last.size : 0, s.size, `${name}: no padding at the end`)
   }
-}
-
-const h = headerValues()
-
-t.test('constants in cli/src/lib/uapi.ts match the header', async (t) => {
-  const c = h.consts
-  t.equal(uapi.DEVICE_NAME, h.device)
-  t.equal(uapi.ABI_MAJOR, c.SPILLWAY_ABI_MAJOR)
-  t.equal(uapi.ABI_MINOR, c.SPILLWAY_ABI_MINOR)
-  t.same(uapi.LEVEL, { ok: c.SPILLWAY_LEVEL_OK, warn: c.SPILLWAY_LEVEL_WARN, critical: c.SPILLWAY_LEVEL_CRITICAL })
-  t.same(uapi.REASON, {
-    memAvailable: c.SPILLWAY_REASON_MEM_AVAILABLE, swapFree: c.SPILLWAY_REASON_SWAP_FREE, swapRate: c.SPILLWAY_REASON_SWAP_RATE,
-    oom: c.SPILLWAY_REASON_OOM, recovered: c.SPILLWAY_REASON_RECOVERED,
-  })
-  t.same(uapi.EVENT_TYPE, { level: c.SPILLWAY_EVENT_LEVEL, overflow: c.SPILLWAY_EVENT_OVERFLOW, release: c.SPILLWAY_EVENT_RELEASE })
-  t.equal(uapi.EVENT_SIZE, c.SPILLWAY_EVENT_SIZE)
-  t.equal(uapi.EVENT_QUEUE_LEN, c.SPILLWAY_EVENT_QUEUE_LEN)
-  t.equal(uapi.LIST_MAX, c.SPILLWAY_LIST_MAX)
 })
 
-t.test('struct sizes and event offsets match the header', async (t) => {
-  t.same(uapi.STRUCT_SIZES, h.sizes)
-  t.same(uapi.EVENT_OFFSETS, h.offsets)
-  t.equal(h.sizes.spillway_event, uapi.EVENT_SIZE, 'the event record is EVENT_SIZE bytes')
+t.test('every level, reason and event type of the header has a name here', async (t) => {
+  const values = (prefix: string, exclude: string[] = []) =>
+    Object.entries(uapi.HEADER)
+      .filter(([name]) => name.startsWith(prefix) && !exclude.includes(name))
+      .map(([, value]) => value)
+  t.same(Object.values(uapi.LEVEL), values('SPILLWAY_LEVEL_'))
+  t.same(Object.values(uapi.REASON), values('SPILLWAY_REASON_'))
+  t.same(Object.values(uapi.EVENT_TYPE), values('SPILLWAY_EVENT_', ['SPILLWAY_EVENT_SIZE', 'SPILLWAY_EVENT_QUEUE_LEN']))
+  t.same(uapi.LEVEL_NAMES, ['ok', 'warn', 'critical'], 'least dangerous first')
+  t.equal(uapi.EVENT_OFFSETS.count, 64)
+  t.equal(uapi.STRUCT_SIZES.spillway_event, uapi.EVENT_SIZE)
+  t.equal(uapi.DEVICE_PATH, '/dev/spillway')
 })
 
-t.test('the native binding was compiled against the same header', async (t) => {
+function nativeOrFail(t: Pick<typeof import('tap').default, 'fail'>): NativeBinding | null {
   const native = loadBinding()
   if (native instanceof Error) {
     t.fail(`the binding is not built: ${native.message}`)
-    return
+    return null
   }
-  for (const name of consts) t.equal(native.constants[name], h.consts[name], name)
-  t.equal(native.constants.SPILLWAY_DEVICE_NAME, h.device)
-  t.same(native.sizes, h.sizes)
-  t.same(native.eventOffsets, h.offsets)
+  return native
+}
+
+t.test('the native binding was compiled against the same header', async (t) => {
+  const native = nativeOrFail(t)
+  if (!native) return
+  for (const [name, value] of Object.entries(native.constants)) {
+    if (name.startsWith('SPILLWAY_')) t.equal(value, uapi.HEADER[name as keyof typeof uapi.HEADER], name)
+  }
+  t.same(native.sizes, Object.fromEntries(Object.keys(native.sizes).map((name) => [name, uapi.STRUCT_SIZES[name as uapi.StructName]])))
+  t.same(native.eventOffsets, uapi.EVENT_OFFSETS)
 })
 
 t.test('the binding type-checks its arguments', async (t) => {
-  const native = loadBinding()
-  if (native instanceof Error) {
-    t.fail(`the binding is not built: ${native.message}`)
-    return
-  }
+  const native = nativeOrFail(t)
+  if (!native) return
   const bad = native as unknown as Record<string, (...args: unknown[]) => unknown>
+  const BadWatch = native.FdWatch as unknown as new (...args: unknown[]) => unknown
   t.throws(() => bad.info?.('3'), TypeError, 'fd as a string')
   t.throws(() => bad.info?.(-1), TypeError, 'negative fd')
   t.throws(() => bad.info?.(), TypeError, 'missing fd')
@@ -95,16 +78,58 @@ t.test('the binding type-checks its arguments', async (t) => {
   t.throws(() => bad.resize?.(0, -1), TypeError, 'negative size')
   t.throws(() => bad.resize?.(0, 2 ** 60), TypeError, 'size above 2^53')
   t.throws(() => bad.listBuffers?.(0, 65537), TypeError, 'capacity above SPILLWAY_LIST_MAX')
-  t.throws(() => bad.poll?.(0, 0x100, 10), TypeError, 'poll events other than POLLIN/POLLPRI')
-  t.throws(() => bad.poll?.(0, 1, 70000), TypeError, 'poll timeout above 60 s')
+  t.throws(() => new BadWatch(0, 0x100, () => {}), TypeError, 'watch events other than POLLIN/POLLPRI')
+  t.throws(() => new BadWatch(0, 1, 'callback'), TypeError, 'watch callback not a function')
+  t.throws(() => new BadWatch(0, 1), TypeError, 'watch without a callback')
   t.throws(() => bad.open?.(1, true), TypeError, 'path as a number')
   // A real fd that is not the device: the ioctl reaches the kernel and fails with ENOTTY.
   const fd = fs.openSync('/dev/null', 'r')
   try {
     t.throws(() => native.info(fd), { code: 'ENOTTY', syscall: 'SPILLWAY_IOC_INFO' })
     t.throws(() => native.open('/nonexistent/spillway', false), { code: 'ENOENT', syscall: 'open' })
-    t.equal(await native.poll(fd, Number(native.constants.POLLIN), 100), Number(native.constants.POLLIN), '/dev/null is readable at once')
   } finally {
     fs.closeSync(fd)
   }
 })
+
+t.test('FdWatch: events on the event loop, stop() at once', async (t) => {
+  const native = nativeOrFail(t)
+  if (!native) return
+  const POLLIN = Number(native.constants.POLLIN)
+  const [readEnd, writeEnd] = pipeFds()
+  const seen: number[] = []
+  const first = new Promise<void>((resolve) => {
+    const watch = new native.FdWatch(readEnd, POLLIN, (error, revents) => {
+      t.equal(error, null)
+      seen.push(revents)
+      fs.readSync(readEnd, Buffer.alloc(16)) // drain: uv_poll is level-triggered
+      watch.stop()
+      resolve()
+    })
+  })
+  t.same(seen, [], 'nothing before the pipe is written')
+  fs.writeSync(writeEnd, 'x')
+  await first
+  t.same(seen, [POLLIN], 'one callback with POLLIN')
+  // A stopped watch calls nothing more, and keeps nothing alive: the test ends without a stop timer.
+  fs.writeSync(writeEnd, 'y')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.same(seen, [POLLIN], 'no callback after stop()')
+  // stop() closes the handle at once: nothing is left to wait for (this test would not end otherwise).
+  const idle = new native.FdWatch(readEnd, POLLIN | Number(native.constants.POLLPRI), () => seen.push(-1))
+  idle.stop()
+  t.doesNotThrow(() => idle.stop(), 'a second stop() is harmless')
+  fs.closeSync(readEnd)
+  fs.closeSync(writeEnd)
+})
+
+/** A pipe's two fds (node has no pipe(2); a FIFO in a temporary directory gives the same). */
+function pipeFds(): [number, number] {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spillway-fifo-'))
+  const fifo = path.join(dir, 'fifo')
+  spawnSync('mkfifo', [fifo])
+  const readEnd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+  const writeEnd = fs.openSync(fifo, fs.constants.O_WRONLY)
+  fs.rmSync(dir, { recursive: true })
+  return [readEnd, writeEnd]
+}

@@ -62,7 +62,7 @@ start_job() { # start_job OUT ERR: sets $job
 }
 
 # watch under a memory hog: the module's events only.
-$S watch --no-psi >/tmp/watch.log 2>&1 &
+$S watch --no-psi --log-format json >/tmp/watch.log 2>&1 &
 watch=$!
 wait_for 30 test -f /run/spillway/watch.pid
 start_job /tmp/job.out /tmp/job.err
@@ -87,7 +87,7 @@ case_ status-unloaded $S status --json
 # throttling: every other task sleeps, so the system's memory "full" stall grows and the critical
 # trigger fires. The hog stops after 8 s; the level falls back to ok after holdMs.
 echo '{"watch":{"psi":{"holdMs":2000}}}' >/tmp/watch-psi.json
-$S watch --config /tmp/watch-psi.json >/tmp/watch-psi.log 2>&1 &
+$S watch --config /tmp/watch-psi.json --log-format json >/tmp/watch-psi.log 2>&1 &
 watch=$!
 wait_for 30 test -f /run/spillway/watch.pid
 rm -f /tmp/hog-done

@@ -1,9 +1,11 @@
 // spillway doctor: is this machine ready? Each check passes, warns or fails, with the fix.
 import { Command } from 'commander'
-import { print, printJson } from '../io/console.js'
+import { outStyle, print, printJson } from '../io/console.js'
 import { gatherDoctorFacts } from '../io/doctor-facts.js'
 import { runChecks } from '../lib/doctor.js'
 import type { CheckResult } from '../lib/doctor.js'
+import { PLAIN, paintFor } from '../lib/style.js'
+import type { Style } from '../lib/style.js'
 import { finish } from './common.js'
 
 export interface DoctorContext {
@@ -14,9 +16,9 @@ export function doctorExitCode(results: CheckResult[]): number {
   return results.some((r) => r.verdict === 'fail') ? 1 : 0
 }
 
-export function renderDoctor(results: CheckResult[]): string {
+export function renderDoctor(results: CheckResult[], style: Style = PLAIN): string {
   const lines = results.map((r) => {
-    const head = `${r.verdict.toUpperCase().padEnd(4)}  ${r.title}: ${r.detail}`
+    const head = `${style.paint(r.verdict.toUpperCase().padEnd(4), paintFor(r.verdict))}  ${r.title}: ${r.detail}`
     return r.fix ? `${head}\n      fix: ${r.fix}` : head
   })
   const count = (v: string) => results.filter((r) => r.verdict === v).length
@@ -27,7 +29,7 @@ export function renderDoctor(results: CheckResult[]): string {
 export async function doctorAction(ctx: DoctorContext): Promise<number> {
   const results = runChecks(gatherDoctorFacts())
   if (ctx.json) printJson({ checks: results, ok: doctorExitCode(results) === 0 })
-  else print(renderDoctor(results))
+  else print(renderDoctor(results, outStyle()))
   return doctorExitCode(results)
 }
 

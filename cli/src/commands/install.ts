@@ -1,11 +1,12 @@
 // spillway install: DKMS, udev rule, modprobe.d, initramfs, systemd unit, group.
 import { Command } from 'commander'
+import { CliError, EXIT } from '../errors.js'
 import { print, progress, warn } from '../io/console.js'
 import { readSecureBoot, DKMS_MOK_PUB } from '../io/doctor-facts.js'
 import { gatherInstallFacts, performStep } from '../io/install.js'
 import { requireRoot } from '../io/kmod.js'
 import { readSizingFacts } from '../io/sizing-facts.js'
-import { describeStep, installPlan } from '../lib/install-plan.js'
+import { describeStep, installPlan, planBlockers } from '../lib/install-plan.js'
 import type { Step } from '../lib/install-plan.js'
 import { MiB } from '../lib/sizes.js'
 import { decidePoolSize } from './pool.js'
@@ -44,13 +45,19 @@ export async function installAction(ctx: InstallContext): Promise<number> {
   const facts = gatherInstallFacts(repoDir(), selfCommand().join(' '), poolMb)
   const steps = installPlan(facts)
   const secureBoot = readSecureBoot() === 'enabled'
+  const blockers = planBlockers(facts, steps)
   if (ctx.dryRun) {
     print(`spillway ${facts.version} for kernel ${facts.kernelRelease}; steps (--dry-run changes nothing):`)
     apply(steps, true)
     if (secureBoot) print('\n' + SECURE_BOOT_NOTE)
-    return 0
+    for (const b of blockers) print(`\nwould fail: ${b.problem}\n  what to do: ${b.fix}`)
+    return blockers.length ? EXIT.failed : EXIT.ok
   }
   requireRoot('install')
+  // Refused before the first step: a half-done install helps no one.
+  if (blockers.length) {
+    throw new CliError(blockers.map((b) => b.problem).join('; '), blockers.map((b) => b.fix).join('; '), EXIT.failed)
+  }
   if (secureBoot) warn(SECURE_BOOT_NOTE)
   const changed = apply(steps, false)
   print(changed === 0 ? 'spillway is already installed; nothing changed' : `spillway installed (${changed} steps); the pool is reserved at the next boot, or now with \`sudo spillway load\``)
@@ -70,7 +77,7 @@ Examples:
   spillway install --dry-run --pool auto
   sudo spillway install --pool 32G
 
-Exit codes: 0 installed (or already), 1 a step failed (the message names it), 4 not root,
+Exit codes: 0 installed (or already), 1 a step failed or would fail (the message names it and\nwhat to do; --dry-run too), 4 not root,
 5 unsafe pool without --force.`)
     .action(async (o: { pool?: number | 'auto'; force?: boolean; dryRun?: boolean }) =>
       finish(await action({ pool: o.pool, force: o.force === true, dryRun: o.dryRun === true })))

@@ -54,7 +54,8 @@ export async function poolShow(ctx: PoolShowContext): Promise<number> {
     return 0
   }
   if (pool) {
-    print(`pool:   ${formatSize(pool.poolBytes)} (requested ${formatSize(pool.requestedBytes)}), ${formatSize(pool.usedBytes)} used in ${pool.buffers} buffers, ${formatSize(pool.freeBytes)} free`)
+    const used = `${formatSize(pool.usedBytes)} used in ${pool.buffers} buffers`
+    print(`pool:   ${formatSize(pool.poolBytes)} (requested ${formatSize(pool.requestedBytes)}), ${used}, ${formatSize(pool.freeBytes)} free`)
   } else {
     print('pool:   the spillway module is not loaded (`sudo spillway load`)')
   }
@@ -93,7 +94,10 @@ export async function poolSet(ctx: PoolSetContext): Promise<number> {
   }
   if (ctx.json) printJson({ requestedBytes: bytes, poolBytes: result, note, applied: true })
   else print(`pool is now ${formatSize(result)} (asked for ${formatSize(bytes)}: ${note})`)
-  if (result < bytes) warn(`the kernel had only ${formatSize(result)} to give: free memory is short or fragmented (loading at boot reserves more: see \`spillway install --pool\`)`)
+  if (result < bytes) {
+    const atBoot = 'loading at boot reserves more: see `spillway install --pool`'
+    warn(`the kernel had only ${formatSize(result)} to give: free memory is short or fragmented (${atBoot})`)
+  }
   if (result > bytes) warn(`buffers in use keep the pool at ${formatSize(result)}; it shrinks further as they are freed`)
   return 0
 }

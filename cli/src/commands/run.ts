@@ -10,7 +10,7 @@ import { cgroupBase, cgroupRoot, createCgroup, removeCgroup, removeJob, writeJob
 import { watchPid } from '../io/watch-pid.js'
 import { newJobId } from '../lib/jobs.js'
 import { preloadValue, REPORT_MODES, type ReportMode, shimBanner, shimCandidates } from '../lib/shim-path.js'
-import { finish, repoDir, sizeOption } from './common.js'
+import { finish, repoDir, sizeParser } from './common.js'
 
 export interface RunContext {
   command: string[]
@@ -101,7 +101,10 @@ function exemptFromOomKiller(): void {
   try {
     fs.writeFileSync('/proc/self/oom_score_adj', '-1000')
   } catch {
-    warn('could not exempt the job from the OOM killer (lowering oom_score_adj needs CAP_SYS_RESOURCE, which root in some containers lacks): it relies on watch alone')
+    warn(
+      'could not exempt the job from the OOM killer (lowering oom_score_adj needs CAP_SYS_RESOURCE, ' +
+        'which root in some containers lacks): it relies on watch alone',
+    )
   }
 }
 
@@ -147,7 +150,8 @@ export function runCommand(action = runAction): Command {
     .description('run a command with the spillway CUDA shim preloaded')
     .argument('<command...>', 'the command and its arguments, after --')
     .option('--oom-safe', 'give the job its own cgroup, registered with `watch`, which freezes it at critical pressure and resumes it at ok')
-    .option('--vram-limit <size>', 'treat the GPU as having this much VRAM (SPILLWAY_VRAM_LIMIT)', sizeOption)
+    .option('--vram-limit <size>', 'treat the GPU as having this much VRAM (SPILLWAY_VRAM_LIMIT)',
+      sizeParser({ min: { bytes: 1, why: 'a VRAM limit of 0 leaves the job no VRAM at all; give what it may use, e.g. 20G' } }))
     .option('--report <mode>', `what the job is told about free memory: ${REPORT_MODES.join(' or ')} (SPILLWAY_REPORT; default physical)`, reportOption)
     .option('-q, --quiet', 'do not print the line about the shim')
     .passThroughOptions()

@@ -1,20 +1,24 @@
 // spillway status: the module, the pool, pressure, buffers, RAM and GPUs; works without the module.
 import fs from 'node:fs'
-import { Command } from 'commander'
+import { Command, InvalidArgumentError } from 'commander'
 import { CliError, EXIT } from '../errors.js'
 import { finish } from './common.js'
-import { print, printJson } from '../io/console.js'
+import { outStyle, print, printJson } from '../io/console.js'
 import { Device } from '../io/device.js'
 import { isFrozen, listJobs } from '../io/jobs.js'
 import { readSysfs } from '../io/sysfs.js'
-import { readGpus, readMemory, readText } from '../io/system.js'
+import { kernelRelease, readGpus, readMemory, readText, userName } from '../io/system.js'
+import { VERSION } from '../io/version.js'
+import { holders } from '../lib/holders.js'
 import { watchPid } from '../io/watch-pid.js'
-import { renderStatus } from '../lib/status.js'
+import { renderStatus, statusExitCode, statusFrame } from '../lib/status.js'
 import type { StatusReport } from '../lib/status.js'
 import { DEVICE_PATH, levelName, reasonNames } from '../lib/uapi.js'
 
 export interface StatusContext {
   json: boolean
+  /** Repeat every this many seconds until Ctrl-C. */
+  watchSeconds?: number
 }
 
 function moduleLoaded(): boolean {
@@ -42,10 +46,13 @@ export async function gatherStatus(): Promise<StatusReport> {
   const [memory, gpus] = await Promise.all([readMemory(), readGpus()])
   const loaded = moduleLoaded()
   const report: StatusReport = {
+    version: VERSION,
+    kernel: kernelRelease(),
     module: { loaded, device: DEVICE_PATH, access: 'missing', abi: null, source: null },
     pool: null,
     pressure: null,
     buffers: null,
+    holders: null,
     events: [],
     memory,
     gpus: gpus.map((g) => ({ model: g.model, vramBytes: g.vramBytes, busAddress: g.busAddress })),
@@ -78,6 +85,7 @@ export async function gatherStatus(): Promise<StatusReport> {
         report.buffers = device.listBuffers().map((b) => ({
           ...b, command: readText(`/proc/${b.pid}/comm`)?.trim() ?? null,
         }))
+        report.holders = holders(report.buffers, info.poolBytes, userName)
         report.events = device.readEvents().slice(-10)
       } finally {
         device.close()
@@ -100,26 +108,74 @@ export async function gatherStatus(): Promise<StatusReport> {
   return report
 }
 
+/** Sleeps, or returns early when the signal fires (Ctrl-C ends `status --watch`). */
+function sleep(ms: number, stop: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    stop.addEventListener('abort', () => {
+      clearTimeout(timer)
+      resolve()
+    }, { once: true })
+  })
+}
+
+const CLEAR_SCREEN = '\u001b[H\u001b[2J'
+
 export async function statusAction(ctx: StatusContext): Promise<number> {
-  const report = await gatherStatus()
-  if (ctx.json) printJson(report)
-  else print(renderStatus(report))
-  return 0
+  if (ctx.watchSeconds === undefined) {
+    const report = await gatherStatus()
+    if (ctx.json) printJson(report)
+    else print(renderStatus(report, outStyle()))
+    return statusExitCode(report)
+  }
+  // Like `nvidia-smi -l`: a fresh report every N seconds until Ctrl-C; JSON as one line per report.
+  const stop = new AbortController()
+  const onSignal = () => stop.abort()
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  const paint = outStyle()
+  const clear = process.stdout.isTTY === true
+  let code: number = EXIT.ok
+  try {
+    while (!stop.signal.aborted) {
+      const report = await gatherStatus()
+      code = statusExitCode(report)
+      if (ctx.json) print(JSON.stringify(report))
+      else print(`${clear ? CLEAR_SCREEN : ''}${statusFrame(report, new Date(), ctx.watchSeconds, paint)}${clear ? '' : '\n'}`)
+      await sleep(ctx.watchSeconds * 1000, stop.signal)
+    }
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+  return code
+}
+
+/** --watch [seconds]: how often to refresh; 2 s without a value, as watch(1). */
+export function watchSecondsOption(text: string): number {
+  const n = Number(text)
+  if (!Number.isFinite(n) || n < 0.1 || n > 86_400) throw new InvalidArgumentError('must be a number of seconds from 0.1 to 86400')
+  return n
 }
 
 export function statusCommand(action = statusAction): Command {
   return new Command('status')
-    .description('show the module, the pool, memory pressure, buffers, RAM, swap and GPUs')
-    .option('--json', 'print the report as JSON')
+    .description('show the module, the pool, memory pressure, who holds the pool, RAM and GPUs')
+    .option('--json', 'print the report as JSON (with --watch: one line per report)')
+    .option('-w, --watch [seconds]', 'print it again every SECONDS (default 2) until Ctrl-C, like nvidia-smi -l', watchSecondsOption)
     .addHelpText('after', `
 Works without the module: it then says what is missing and how to fix it.
 
 Examples:
   spillway status
   spillway status --json | jq .pool
+  spillway status --watch 5
+  spillway -q status; echo $?          # scripts: only the exit status
 
-Exit codes: 0 report printed (also when the module is missing), 1 failure.`)
-    .action(async (opts: { json?: boolean }) => {
-      finish(await action({ json: opts.json === true }))
+Exit codes: 0 loaded and pressure ok, 3 module not loaded, 7 pressure warn, 8 pressure critical,
+1 failure. With --watch: those of the last report.`)
+    .action(async (opts: { json?: boolean; watch?: number | true }) => {
+      const watchSeconds = opts.watch === true ? 2 : opts.watch
+      finish(await action({ json: opts.json === true, watchSeconds }))
     })
 }

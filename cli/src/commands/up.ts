@@ -10,9 +10,11 @@ import { print, progress } from '../io/console.js'
 import { exec } from '../io/exec.js'
 import { runDir } from '../io/jobs.js'
 import { findModule, moduleLoaded, requireRoot } from '../io/kmod.js'
+import { readHeadersFacts } from '../io/kernel-headers.js'
 import { kernelRelease, systemdRunning } from '../io/system.js'
 import { watchPid } from '../io/watch-pid.js'
 import { PATHS } from '../lib/install-plan.js'
+import { headersDir, missingHeaders } from '../lib/kernel-headers.js'
 import { renderStatus } from '../lib/status.js'
 import { finish, repoDir, selfCommand } from './common.js'
 import { loadAction } from './load.js'
@@ -22,25 +24,32 @@ export interface UpContext {
   dryRun: boolean
 }
 
-/** Builds kmod/ against the running kernel's headers; returns the .ko. */
-function buildModule(dryRun: boolean): string {
+/**
+ * Builds kmod/ against the running kernel's headers; returns the .ko. A dry run prints the command and,
+ * when the build could not run, why and what to do, and goes on so that the whole plan is shown.
+ */
+function buildModule(dryRun: boolean, problems: string[]): string {
   const release = kernelRelease()
-  const kdir = `/lib/modules/${release}/build`
   const src = path.join(repoDir(), 'kmod')
-  if (!fs.existsSync(kdir)) {
-    throw new CliError(`no kernel headers for ${release}, so spillway.ko can not be built`, `apt-get install linux-headers-${release}, then run \`sudo spillway up\` again`, EXIT.failed)
-  }
-  const argv = ['make', `-j${os.availableParallelism()}`, '-C', kdir, `M=${src}`, 'modules']
+  const ko = path.join(src, 'spillway.ko')
+  const headers = readHeadersFacts(release)
+  const argv = ['make', `-j${os.availableParallelism()}`, '-C', headersDir(release), `M=${src}`, 'modules']
+  const missing = headers.present ? null : missingHeaders(headers)
   if (dryRun) {
     print(`would run: ${argv.join(' ')}`)
-    return path.join(src, 'spillway.ko')
+    if (missing) {
+      print(`  would fail: ${missing.problem}\n  what to do: ${missing.fix}`)
+      problems.push(missing.problem)
+    }
+    return ko
   }
+  if (missing) throw new CliError(missing.problem, `${missing.fix}; then run \`sudo spillway up\` again`, EXIT.failed)
   progress(`building spillway.ko for ${release} (about a minute)`)
   const result = exec(argv, { timeoutMs: 900_000 })
   if (result.status !== 0) {
     throw new CliError(`building the module failed: ${result.stderr.trim().split('\n').slice(-3).join(' / ')}`, 'check that gcc and make are installed and the headers match the running kernel', EXIT.failed)
   }
-  return path.join(src, 'spillway.ko')
+  return ko
 }
 
 /** Polls until watch has written its pid file (it has then opened its sources), or gives up. */
@@ -82,6 +91,7 @@ async function startWatch(dryRun: boolean): Promise<string> {
 
 export async function upAction(ctx: UpContext): Promise<number> {
   if (!ctx.dryRun) requireRoot('up')
+  const problems: string[] = []
   if (moduleLoaded()) {
     progress('the module is already loaded')
   } else {
@@ -90,13 +100,16 @@ export async function upAction(ctx: UpContext): Promise<number> {
       findModule(undefined, repoDir())
     } catch (error) {
       if (!(error instanceof CliError) || error.exitCode !== EXIT.noModule) throw error
-      modulePath = buildModule(ctx.dryRun)
+      modulePath = buildModule(ctx.dryRun, problems)
     }
     await loadAction({ pool: 'auto', testIoctls: false, modulePath, force: false, dryRun: ctx.dryRun })
   }
   const watch = await startWatch(ctx.dryRun)
   progress(`watch: ${watch}`)
-  if (ctx.dryRun) return 0
+  if (ctx.dryRun) {
+    if (problems.length) print(`\nthe dry run found ${problems.length} step${problems.length === 1 ? '' : 's'} that would fail (see above)`)
+    return problems.length ? EXIT.failed : EXIT.ok
+  }
   print(renderStatus(await gatherStatus()))
   return 0
 }
@@ -110,6 +123,6 @@ Examples:
   sudo spillway up
   spillway up --dry-run
 
-Exit codes: 0 up, 1 a step failed (build, load, watch), 4 not root.`)
+Exit codes: 0 up, 1 a step failed (build, load, watch), or with --dry-run would fail, 4 not root.`)
     .action(async (o: { dryRun?: boolean }) => finish(await action({ dryRun: o.dryRun === true })))
 }

@@ -2,11 +2,12 @@
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { Command, InvalidArgumentError, Option } from 'commander'
+import { Command, Option } from 'commander'
 import { CliError, EXIT } from '../errors.js'
 import { progress } from '../io/console.js'
 import { vmScript } from '../lib/vm-script.js'
-import { finish, repoDir, selfCommand } from './common.js'
+import { GiB, MiB } from '../lib/sizes.js'
+import { finish, repoDir, selfCommand, sizeParser } from './common.js'
 
 export const VM_KERNELS = ['6.1', '6.12', '7.2'] as const
 
@@ -27,6 +28,8 @@ function buildModuleFor(series: string, root: string): string {
   }
   return path.join(outdir, 'spillway.ko')
 }
+
+const memSize = sizeParser({ bareUnit: MiB, min: { bytes: 512 * MiB, why: 'the guest needs at least 512 MiB' }, max: 64 * GiB })
 
 export async function vmAction(ctx: VmContext): Promise<number> {
   const root = repoDir()
@@ -50,11 +53,8 @@ export function vmCommand(action = vmAction): Command {
   return new Command('vm')
     .description('boot a throwaway QEMU VM with the module loaded, to try the pool and the daemon without touching this kernel')
     .addOption(new Option('--kernel <series>', 'Debian kernel series').choices([...VM_KERNELS]).default('6.1'))
-    .option('--mem <mb>', 'guest memory, MiB', (v) => {
-      const n = Number(v)
-      if (!Number.isInteger(n) || n < 512 || n > 65536) throw new InvalidArgumentError('must be a whole number of MiB from 512 to 65536')
-      return n
-    }, 1024)
+    .option('--mem <size>', 'guest memory, e.g. 2G (a bare number is MiB, as for qemu -m)', (v) =>
+      Math.floor(memSize(v) / MiB), 1024)
     .option('--demo', 'drive memory pressure and show the events and how watch freezes and thaws a job')
     .argument('[command...]', 'a command to run in the VM after loading (after --)')
     .addHelpText('after', `
@@ -63,7 +63,7 @@ Needs qemu-system-x86 and busybox-static; downloads the Debian kernel into ~/.ca
 Examples:
   spillway vm --demo
   spillway vm --kernel 6.12 -- spillway status --json
-  spillway vm --mem 2048 -- sh -c 'cat /sys/class/misc/spillway/pool_bytes'
+  spillway vm --mem 2G -- sh -c 'cat /sys/class/misc/spillway/pool_bytes'
 
 Exit codes: the guest command's exit code; 124 the VM timed out, 125 the VM failed; 1 build failed.`)
     .action(async (command: string[], o: { kernel: string; mem: number; demo?: boolean }) =>

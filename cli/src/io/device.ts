@@ -5,7 +5,7 @@ import { decodeEvents } from '../lib/events.js'
 import type { SpillwayEvent } from '../lib/events.js'
 import { DEVICE_PATH, EVENT_SIZE, LIST_MAX } from '../lib/uapi.js'
 import { loadBinding } from './native.js'
-import type { NativeBinding, NativeBuffer, NativeInfo, NativeVersion } from './native.js'
+import type { FdWatch, NativeBinding, NativeBuffer, NativeInfo, NativeVersion } from './native.js'
 
 export function binding(): NativeBinding {
   const loaded = loadBinding()
@@ -109,11 +109,25 @@ export class Device {
     return decodeEvents(buf, length)
   }
 
-  /** Waits up to timeoutMs for records to read; true when some are waiting. */
-  async waitForEvents(timeoutMs: number): Promise<boolean> {
+  /**
+   * Calls onEvents with the records each time some are waiting, on node's event loop (uv_poll), until
+   * stop(). onError gets a failed read or a watch the kernel ended; the watch has then stopped.
+   */
+  watchEvents(onEvents: (events: SpillwayEvent[]) => void, onError: (error: CliError) => void): FdWatch {
     const pollin = Number(this.native.constants.POLLIN)
-    const revents = await this.native.poll(this.fd, pollin, timeoutMs)
-    return (revents & pollin) !== 0
+    const watch: FdWatch = new this.native.FdWatch(this.fd, pollin, (error, revents) => {
+      if (error) return onError(deviceError(error, 'watch', this.path))
+      if (!(revents & pollin)) return
+      let events: SpillwayEvent[]
+      try {
+        events = this.readEvents()
+      } catch (readError) {
+        watch.stop()
+        return onError(readError instanceof CliError ? readError : deviceError(readError, 'read events from', this.path))
+      }
+      if (events.length) onEvents(events)
+    })
+    return watch
   }
 
   close(): void {

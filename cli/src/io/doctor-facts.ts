@@ -5,6 +5,7 @@ import path from 'node:path'
 import type { DoctorFacts, PcieLink, SwapArea } from '../lib/doctor.js'
 import { DEVICE_PATH } from '../lib/uapi.js'
 import { exec, which } from './exec.js'
+import { readHeadersFacts } from './kernel-headers.js'
 import { kernelRelease, nvidiaPciAddresses, readText } from './system.js'
 
 const SECURE_BOOT_VAR = '/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-e98c4c3d6a3b'
@@ -86,7 +87,7 @@ export function gatherDoctorFacts(): DoctorFacts {
   const sigEnforce = readText('/sys/module/module/parameters/sig_enforce')?.trim()
   return {
     kernelRelease: release,
-    headersPresent: fs.existsSync(`/lib/modules/${release}/build`),
+    headers: readHeadersFacts(release),
     dkmsPath,
     dkmsStatus,
     secureBoot: readSecureBoot(),

@@ -2,10 +2,11 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { CliError, EXIT } from '../errors.js'
-import { dkmsSourceDir, PATHS } from '../lib/install-plan.js'
+import { DEBIAN_PACKAGE, dkmsSourceDir, PATHS } from '../lib/install-plan.js'
 import type { InitramfsTool, InstallFacts, Step } from '../lib/install-plan.js'
 import { progress } from './console.js'
 import { exec, which } from './exec.js'
+import { readHeadersFacts } from './kernel-headers.js'
 import { kernelRelease, readText, systemdRunning } from './system.js'
 
 /** PACKAGE_VERSION from dkms.conf (the DKMS version must match it). */
@@ -87,13 +88,9 @@ export function gatherInstallFacts(repoDir: string, watchCommand: string, poolMb
     initramfs, initramfsImage: initramfsImage(initramfs, release),
     existing, udevRule, unitTemplate, systemd,
     unitEnabled: systemd && exec(['systemctl', 'is-enabled', '--quiet', 'spillway-watch.service']).status === 0,
+    headers: readHeadersFacts(release),
+    missingPrograms: Object.keys(DEBIAN_PACKAGE).filter((program) => !which(program)),
   }
-}
-
-/** The Debian package of each program a plan runs, for the error when one is missing. */
-const DEBIAN_PACKAGE: Record<string, string> = {
-  dkms: 'dkms', udevadm: 'udev', 'update-initramfs': 'initramfs-tools', dracut: 'dracut', systemctl: 'systemd',
-  groupadd: 'passwd', groupdel: 'passwd', modprobe: 'kmod',
 }
 
 export function performStep(step: Step): void {

@@ -33,6 +33,14 @@ export interface NativeBuffer {
   uid: number
 }
 
+/** Called with an error (the watch has then ended) or the poll() bits that are set (POLLIN, POLLPRI). */
+export type FdWatchCallback = (error: (Error & { code?: string }) | null, revents: number) => void
+
+export interface FdWatch {
+  /** Stops watching at once; no callback follows. */
+  stop(): void
+}
+
 export interface NativeBinding {
   open(path: string, writable: boolean): number
   version(fd: number): NativeVersion
@@ -41,8 +49,8 @@ export interface NativeBinding {
   resize(fd: number, poolBytes: number): number
   setWatermarks(fd: number, warn: number, critical: number): void
   listBuffers(fd: number, capacity: number): { count: number; buffers: NativeBuffer[] }
-  /** Resolves with poll()'s revents, 0 on timeout. */
-  poll(fd: number, events: number, timeoutMs: number): Promise<number>
+  /** Watches fd on node's event loop (uv_poll) until stop(); see FdWatchCallback. */
+  FdWatch: new (fd: number, events: number, callback: FdWatchCallback) => FdWatch
   constants: Record<string, number | string>
   sizes: Record<string, number>
   eventOffsets: Record<string, number>

@@ -71,3 +71,12 @@ export function readText(file: string): string | undefined {
 export function systemdRunning(): boolean {
   return fs.existsSync('/run/systemd/system') && which('systemctl') !== undefined
 }
+
+/** The name of a uid from /etc/passwd, or null (LDAP users and the like show as numbers). */
+export function userName(uid: number): string | null {
+  for (const line of (readText('/etc/passwd') ?? '').split('\n')) {
+    const [name, , id] = line.split(':')
+    if (name && Number(id) === uid && id !== '') return name
+  }
+  return null
+}

@@ -1,4 +1,6 @@
 // /etc/spillway/config.json: parsed and checked here (pure), read by io/config-file.ts.
+import { parseListen } from './metrics.js'
+import { LEVEL_NAMES } from './uapi.js'
 import type { LevelName } from './uapi.js'
 
 export interface PsiTrigger {
@@ -18,6 +20,20 @@ export interface WatchConfig {
   psiHoldMs: number
   psiTriggers: PsiTrigger[]
   hooks: Record<LevelName, string[]>
+  /** text: one human-readable line per event (journald); json: one JSON object per line. */
+  logFormat: LogFormat
+  metrics: MetricsConfig
+}
+
+export type LogFormat = 'text' | 'json'
+
+export interface MetricsConfig {
+  /** File for node_exporter's textfile collector (written atomically); null: none. */
+  textfile: string | null
+  /** [HOST:]PORT of an HTTP endpoint serving /metrics; null: none. */
+  listen: string | null
+  /** How often the textfile is rewritten, seconds. */
+  intervalSeconds: number
 }
 
 export interface Config {
@@ -38,7 +54,7 @@ function isObject(value: unknown): value is Record<string, Json> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-function checkKeys(obj: Record<string, Json>, where: string, allowed: string[]): void {
+function checkKeys(obj: Record<string, Json>, where: string, allowed: readonly string[]): void {
   for (const key of Object.keys(obj)) {
     if (!allowed.includes(key)) throw new ConfigError(`${where}${key} is not a setting (known: ${allowed.join(', ')})`)
   }
@@ -66,7 +82,7 @@ export function parseConfig(raw: unknown): Config {
   checkKeys(raw, '', ['watch'])
   const watch = raw.watch ?? {}
   if (!isObject(watch)) throw new ConfigError('watch must be an object')
-  checkKeys(watch, 'watch.', ['freezeAtCritical', 'killAfterCriticalSeconds', 'psi', 'hooks'])
+  checkKeys(watch, 'watch.', ['freezeAtCritical', 'killAfterCriticalSeconds', 'psi', 'hooks', 'logFormat', 'metrics'])
 
   const freeze = watch.freezeAtCritical ?? true
   if (typeof freeze !== 'boolean') throw new ConfigError('watch.freezeAtCritical must be true or false')
@@ -91,13 +107,33 @@ export function parseConfig(raw: unknown): Config {
 
   const hooksRaw = watch.hooks ?? {}
   if (!isObject(hooksRaw)) throw new ConfigError('watch.hooks must be an object with ok, warn and critical lists')
-  checkKeys(hooksRaw, 'watch.hooks.', ['ok', 'warn', 'critical'])
+  checkKeys(hooksRaw, 'watch.hooks.', LEVEL_NAMES)
   const hooks = {
     ok: stringList(hooksRaw.ok, 'watch.hooks.ok'),
     warn: stringList(hooksRaw.warn, 'watch.hooks.warn'),
     critical: stringList(hooksRaw.critical, 'watch.hooks.critical'),
   }
-  return { watch: { freezeAtCritical: freeze, killAfterCriticalMs, psiWindowMs, psiHoldMs, psiTriggers, hooks } }
+  const logFormat = watch.logFormat ?? 'text'
+  if (logFormat !== 'text' && logFormat !== 'json') throw new ConfigError('watch.logFormat must be "text" or "json"')
+
+  const metricsRaw = watch.metrics ?? {}
+  if (!isObject(metricsRaw)) throw new ConfigError('watch.metrics must be an object')
+  checkKeys(metricsRaw, 'watch.metrics.', ['textfile', 'listen', 'intervalSeconds'])
+  const textfile = metricsRaw.textfile ?? null
+  if (textfile !== null && (typeof textfile !== 'string' || !textfile.startsWith('/') || !textfile.endsWith('.prom'))) {
+    throw new ConfigError('watch.metrics.textfile must be an absolute path ending in .prom (node_exporter reads only those)')
+  }
+  const listen = metricsRaw.listen ?? null
+  if (listen !== null) {
+    if (typeof listen !== 'string') throw new ConfigError('watch.metrics.listen must be "[HOST:]PORT", e.g. "9464"')
+    try {
+      parseListen(listen)
+    } catch (error) {
+      throw new ConfigError(`watch.metrics.listen: ${(error as Error).message}`)
+    }
+  }
+  const metrics = { textfile, listen, intervalSeconds: integer(metricsRaw.intervalSeconds, 'watch.metrics.intervalSeconds', 1, 3600, 15) }
+  return { watch: { freezeAtCritical: freeze, killAfterCriticalMs, psiWindowMs, psiHoldMs, psiTriggers, hooks, logFormat, metrics } }
 }
 
 /** The line written to /proc/pressure/<resource> to create a trigger: "some 200000 2000000" (µs). */

@@ -1,4 +1,6 @@
 // `spillway doctor`: each check is a pure function of facts gathered by io/doctor-facts.ts.
+import { headersDir, missingHeaders } from './kernel-headers.js'
+import type { HeadersFacts } from './kernel-headers.js'
 
 export type Verdict = 'pass' | 'warn' | 'fail'
 
@@ -27,7 +29,7 @@ export interface SwapArea {
 
 export interface DoctorFacts {
   kernelRelease: string
-  headersPresent: boolean
+  headers: HeadersFacts
   dkmsPath: string | undefined
   /** `dkms status spillway` output, if dkms exists. */
   dkmsStatus: string | undefined
@@ -77,9 +79,9 @@ export function checkKernel(f: DoctorFacts): CheckResult {
 }
 
 export function checkHeaders(f: DoctorFacts): CheckResult {
-  return f.headersPresent
-    ? check('headers', 'Kernel headers', 'pass', `/lib/modules/${f.kernelRelease}/build exists`)
-    : check('headers', 'Kernel headers', 'fail', `no headers for ${f.kernelRelease}, so the module can not be built`, `apt-get install linux-headers-${f.kernelRelease}`)
+  if (f.headers.present) return check('headers', 'Kernel headers', 'pass', `${headersDir(f.kernelRelease)} exists`)
+  const { problem, fix } = missingHeaders(f.headers)
+  return check('headers', 'Kernel headers', 'fail', problem, fix)
 }
 
 export function checkDkms(f: DoctorFacts): CheckResult {
@@ -141,7 +143,8 @@ export function checkPcie(f: DoctorFacts): CheckResult {
   const text = f.nvidiaLinks.map((l) => `${l.address}: gen ${pcieGen(l.currentSpeed) ?? '?'} x${l.currentWidth} (max gen ${pcieGen(l.maxSpeed) ?? '?'} x${l.maxWidth})`).join('; ')
   if (slow.length === 0) return check('pcie-link', 'PCIe link', 'pass', text)
   return check('pcie-link', 'PCIe link', 'warn', `${text}: below the maximum; spilled memory crosses this link`,
-    'GPUs lower the link speed when idle: check again under load (e.g. during `spillway run`); if still low, reseat the card or move it to a full-width slot')
+    'GPUs lower the link speed when idle: check again under load (e.g. during `spillway run`); ' +
+      'if still low, reseat the card or move it to a full-width slot')
 }
 
 export function checkIommu(f: DoctorFacts): CheckResult {

@@ -6,6 +6,9 @@ export type Step =
   | { kind: 'remove'; path: string; why: string; done: boolean }
   | { kind: 'command'; argv: string[]; why: string; done: boolean }
 
+import { missingHeaders } from './kernel-headers.js'
+import type { HeadersFacts } from './kernel-headers.js'
+
 export type InitramfsTool = 'initramfs-tools' | 'dracut' | 'none'
 
 export interface InstallFacts {
@@ -30,6 +33,33 @@ export interface InstallFacts {
   unitTemplate: string
   systemd: boolean
   unitEnabled: boolean
+  /** The running kernel's headers, which `dkms build` needs. */
+  headers: HeadersFacts
+  /** Programs of DEBIAN_PACKAGE that are not installed. */
+  missingPrograms: string[]
+}
+
+/** The Debian package of each program a plan runs, for the error when one is missing. */
+export const DEBIAN_PACKAGE: Record<string, string> = {
+  dkms: 'dkms', udevadm: 'udev', 'update-initramfs': 'initramfs-tools', dracut: 'dracut', systemctl: 'systemd',
+  groupadd: 'passwd', groupdel: 'passwd', modprobe: 'kmod',
+}
+
+export interface Blocker {
+  problem: string
+  fix: string
+}
+
+/** Why steps of the plan would fail on this host, found before any step runs. */
+export function planBlockers(facts: InstallFacts, steps: Step[]): Blocker[] {
+  const blockers: Blocker[] = []
+  const pending = steps.filter((s): s is Extract<Step, { kind: 'command' }> => s.kind === 'command' && !s.done)
+  for (const program of facts.missingPrograms) {
+    const step = pending.find((s) => s.argv[0] === program)
+    if (step) blockers.push({ problem: `${program} is not installed, so \`${step.argv.join(' ')}\` can not run`, fix: `sudo apt-get install ${DEBIAN_PACKAGE[program] ?? program}` })
+  }
+  if (!facts.headers.present && pending.some((s) => s.argv[0] === 'dkms' && s.argv[1] === 'build')) blockers.push(missingHeaders(facts.headers))
+  return blockers
 }
 
 export const GROUP = 'spillway'

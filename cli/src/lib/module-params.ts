@@ -30,7 +30,9 @@ export function explainLoadFailure(stderr: string): { message: string; hint: str
   if (/Key was rejected by service|Required key not available/i.test(stderr)) {
     return {
       message: 'the kernel refused spillway.ko because it is not signed with a key it trusts (Secure Boot or module.sig_enforce)',
-      hint: 'enroll DKMS\'s signing key: `sudo mokutil --import /var/lib/dkms/mok.pub`, reboot, confirm in the MOK manager, then `sudo spillway install` (see docs/admin-guide.md, "Secure Boot")',
+      hint:
+        "enroll DKMS's signing key: `sudo mokutil --import /var/lib/dkms/mok.pub`, reboot, confirm in the MOK manager, " +
+        'then `sudo spillway install` (see docs/admin-guide.md, "Secure Boot")',
     }
   }
   if (/Invalid module format|disagrees about version/i.test(stderr)) {

@@ -1,8 +1,10 @@
 // What `spillway watch` does about pressure: a pure state machine, fed signals and the clock,
 // that returns the actions to take. The daemon (commands/watch.ts) performs them and logs them.
+import { LEVEL } from './uapi.js'
 import type { LevelName } from './uapi.js'
 
-export const LEVEL_RANK: Record<LevelName, number> = { ok: 0, warn: 1, critical: 2 }
+/** How dangerous a level is: the header numbers the levels in increasing order of danger. */
+export const LEVEL_RANK: Readonly<Record<LevelName, number>> = LEVEL
 
 export interface PolicyConfig {
   /** Freeze registered jobs at critical (cgroup.freeze) and thaw them at ok. */

@@ -14,8 +14,19 @@ export class SizeError extends Error {
   override name = 'SizeError'
 }
 
+/** What a particular option accepts; every size the CLI reads goes through parseSize with one of these. */
+export interface SizeRule {
+  /** Smallest size accepted, bytes (default 0), and why smaller is refused. */
+  min?: { bytes: number; why: string }
+  /** Largest size accepted, bytes. */
+  max?: number
+  /** What a number without a unit counts: bytes (default), or e.g. MiB where the tool's habit is MiB (qemu -m). */
+  bareUnit?: number
+}
+
 /** Parses a size into bytes; throws SizeError with a message meant for the user. */
-export function parseSize(text: string): number {
+export function parseSize(text: string, rule: SizeRule = {}): number {
+  if (/^\s*-\s*\d/.test(text)) throw new SizeError(`"${text.trim()}": a size can not be negative`)
   const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(text)
   if (!match) {
     throw new SizeError(`"${text}" is not a size; write a number with an optional unit, e.g. 8G, 512MiB or 1.5GiB`)
@@ -24,8 +35,11 @@ export function parseSize(text: string): number {
   if (suffix && suffix.toLowerCase() === 'ib' && unit === '') {
     throw new SizeError(`"${text}" is not a size; "iB" needs a unit before it, e.g. 512MiB`)
   }
-  const bytes = Math.round(Number(number) * (UNITS[unit.toLowerCase()] ?? 1))
+  const scale = unit === '' && !suffix ? (rule.bareUnit ?? 1) : (UNITS[unit.toLowerCase()] ?? 1)
+  const bytes = Math.round(Number(number) * scale)
   if (!Number.isSafeInteger(bytes)) throw new SizeError(`"${text}" is too large`)
+  if (rule.min && bytes < rule.min.bytes) throw new SizeError(`"${text.trim()}" is too small: ${rule.min.why}`)
+  if (rule.max !== undefined && bytes > rule.max) throw new SizeError(`"${text.trim()}" is too large: at most ${formatSize(rule.max)}`)
   return bytes
 }
 

@@ -1,6 +1,10 @@
 // The status report: its shape (also the --json output) and its text rendering.
+import { EXIT } from '../errors.js'
 import type { SpillwayEvent } from './events.js'
+import type { Holder } from './holders.js'
 import { formatSize } from './sizes.js'
+import { PLAIN, paintFor } from './style.js'
+import type { Style } from './style.js'
 
 export interface PoolStatus {
   poolBytes: number
@@ -28,6 +32,10 @@ export interface BufferStatus {
 }
 
 export interface StatusReport {
+  /** This command's version (package.json). */
+  version: string
+  /** The running kernel (uname -r). */
+  kernel: string
   module: {
     loaded: boolean
     device: string
@@ -40,6 +48,8 @@ export interface StatusReport {
   pool: PoolStatus | null
   pressure: PressureStatus | null
   buffers: BufferStatus[] | null
+  /** The buffers summed per process, largest first; null when the buffers could not be listed. */
+  holders: Holder[] | null
   events: SpillwayEvent[]
   memory: { ramBytes: number; availableBytes: number; swapTotalBytes: number; swapFreeBytes: number }
   gpus: { model: string; vramBytes: number; busAddress: string }[]
@@ -51,9 +61,32 @@ export interface StatusReport {
 
 const pad = (label: string) => label.padEnd(10)
 
-export function renderStatus(r: StatusReport): string {
+/**
+ * The exit status of `status`, for scripts: 0 loaded with pressure ok, 3 not loaded,
+ * 7 pressure warn, 8 pressure critical (the module's level).
+ */
+export function statusExitCode(r: StatusReport): number {
+  if (!r.module.loaded) return EXIT.noModule
+  if (r.pressure?.level === 'critical') return EXIT.pressureCritical
+  if (r.pressure?.level === 'warn') return EXIT.pressureWarn
+  return EXIT.ok
+}
+
+/** The per-process table of `status` and `ps`. */
+export function renderHolders(rows: readonly Holder[]): string[] {
+  const lines = ['  PID      USER        BUFFERS  SIZE        SHARE  COMMAND']
+  for (const h of rows) {
+    const share = h.share === null ? '-' : `${(h.share * 100).toFixed(1)}%`
+    const cells = [String(h.pid).padEnd(8), (h.user ?? String(h.uid)).padEnd(11), String(h.buffers).padEnd(8), formatSize(h.bytes).padEnd(11)]
+    lines.push(`  ${cells.join(' ')} ${share.padEnd(6)} ${h.command ?? '?'}`)
+  }
+  return lines
+}
+
+export function renderStatus(r: StatusReport, style: Style = PLAIN): string {
+  const paint = style.paint
   const lines: string[] = []
-  if (!r.module.loaded) lines.push(`${pad('module')} not loaded (${r.module.device} is missing)`)
+  if (!r.module.loaded) lines.push(`${pad('module')} ${paint('not loaded', 'bad')} (${r.module.device} is missing)`)
   else {
     const abi = r.module.abi ? `, ABI ${r.module.abi.major}.${r.module.abi.minor}` : ''
     lines.push(`${pad('module')} loaded (${r.module.device}: ${r.module.access}${abi})`)
@@ -61,35 +94,47 @@ export function renderStatus(r: StatusReport): string {
   if (r.pool) {
     const p = r.pool
     const short = p.requestedBytes > p.poolBytes ? ` of ${formatSize(p.requestedBytes)} requested` : ''
-    lines.push(`${pad('pool')} ${formatSize(p.poolBytes)}${short}: ${formatSize(p.usedBytes)} used in ${p.buffers} buffer${p.buffers === 1 ? '' : 's'}, ${formatSize(p.freeBytes)} free`)
+    const used = `${formatSize(p.usedBytes)} used in ${p.buffers} buffer${p.buffers === 1 ? '' : 's'}`
+    lines.push(`${pad('pool')} ${formatSize(p.poolBytes)}${short}: ${used}, ${formatSize(p.freeBytes)} free`)
     lines.push(`${pad('')} floor ${formatSize(p.floorBytes)}, released under pressure ${formatSize(p.releasedBytes)}`)
   }
   if (r.pressure) {
     const why = r.pressure.reasons.length ? ` (${r.pressure.reasons.join(', ')})` : ''
-    lines.push(`${pad('pressure')} ${r.pressure.level}${why}; MemAvailable watermarks: warn ${formatSize(r.pressure.watermarkWarnBytes)}, critical ${formatSize(r.pressure.watermarkCriticalBytes)}`)
+    const level = paint(r.pressure.level, paintFor(r.pressure.level))
+    const marks = `warn ${formatSize(r.pressure.watermarkWarnBytes)}, critical ${formatSize(r.pressure.watermarkCriticalBytes)}`
+    lines.push(`${pad('pressure')} ${level}${why}; MemAvailable watermarks: ${marks}`)
   }
   const m = r.memory
   const swap = m.swapTotalBytes ? `swap ${formatSize(m.swapFreeBytes)} free of ${formatSize(m.swapTotalBytes)}` : 'no swap'
   lines.push(`${pad('memory')} RAM ${formatSize(m.ramBytes)}, ${formatSize(m.availableBytes)} available; ${swap}`)
-  lines.push(`${pad('GPUs')} ${r.gpus.length ? r.gpus.map((g) => `${g.model} (${g.vramBytes ? formatSize(g.vramBytes) : 'VRAM unknown'})`).join(', ') : 'no NVIDIA GPU found'}`)
-  lines.push(`${pad('watch')} ${r.watch.running ? `running (pid ${r.watch.pid})` : 'not running'}`)
-  lines.push(`${pad('jobs')} ${r.jobs.length ? r.jobs.map((j) => `${j.id} pid ${j.pid}${j.frozen ? ' FROZEN' : ''}`).join(', ') : 'no --oom-safe jobs'}`)
-  if (r.buffers && r.buffers.length) {
-    lines.push('', 'buffers:', '  ID        SIZE        PID  UID    COMMAND')
-    for (const b of r.buffers) {
-      lines.push(`  ${String(b.id).padEnd(9)} ${formatSize(b.size).padEnd(11)} ${String(b.pid).padEnd(4)} ${String(b.uid).padEnd(6)} ${b.command ?? '?'}`)
-    }
-  }
+  const gpus = r.gpus.map((g) => `${g.model} (${g.vramBytes ? formatSize(g.vramBytes) : 'VRAM unknown'})`).join(', ')
+  lines.push(`${pad('GPUs')} ${r.gpus.length ? gpus : 'no NVIDIA GPU found'}`)
+  lines.push(`${pad('watch')} ${r.watch.running ? `running (pid ${r.watch.pid})` : paint('not running', 'warn')}`)
+  const jobs = r.jobs.map((j) => `${j.id} pid ${j.pid}${j.frozen ? ` ${paint('FROZEN', 'warn')}` : ''}`).join(', ')
+  lines.push(`${pad('jobs')} ${r.jobs.length ? jobs : 'no --oom-safe jobs'}`)
+  lines.push(`${pad('version')} spillway ${r.version}, kernel ${r.kernel}`)
+  if (r.holders && r.holders.length) lines.push('', 'pool memory by process:', ...renderHolders(r.holders))
   if (r.events.length) {
     lines.push('', 'recent events:')
     for (const e of r.events) {
-      const detail = e.type === 'level' ? `${e.prevLevel} -> ${e.level} (${e.reasons.join(', ') || 'no reason'})` : e.type === 'release' ? `released ${formatSize(e.count)}` : `${e.count} records lost`
+      const detail =
+        e.type === 'level'
+          ? `${e.prevLevel} -> ${paint(e.level, paintFor(e.level))} (${e.reasons.join(', ') || 'no reason'})`
+          : e.type === 'release'
+            ? `released ${formatSize(e.count)}`
+            : `${e.count} records lost`
       lines.push(`  #${e.seq} ${e.type}: ${detail}, MemAvailable ${formatSize(e.memAvailable)}`)
     }
   }
   if (r.missing.length) {
-    lines.push('', 'missing:')
+    lines.push('', paint('missing:', 'warn'))
     for (const item of r.missing) lines.push(`  - ${item}`)
   }
   return lines.join('\n')
+}
+
+/** One screen of `status --watch`: a header like watch(1)'s, then the report. */
+export function statusFrame(r: StatusReport, at: Date, everySeconds: number, style: Style = PLAIN): string {
+  const head = style.paint(`every ${everySeconds} s: spillway status`, 'dim')
+  return `${head}    ${at.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}\n\n${renderStatus(r, style)}`
 }

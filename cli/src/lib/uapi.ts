@@ -1,61 +1,66 @@
-// The UAPI of kmod/include/uapi/spillway.h as TypeScript sees it. The header is the source:
-// test/cli/uapi.test.ts compiles a C program against it and compares every value here.
+// The UAPI of kmod/include/uapi/spillway.h with TypeScript names. Every value comes from
+// uapi.generated.ts, which scripts/gen-uapi.mjs writes from the header itself; this file only names
+// them. test/cli/uapi.test.ts checks that the header has no level, reason or event type unnamed here.
+import { HEADER as H, STRUCTS } from './uapi.generated.js'
 
-export const DEVICE_NAME = 'spillway'
+export { HEADER, STRUCTS } from './uapi.generated.js'
+
+export const DEVICE_NAME = H.SPILLWAY_DEVICE_NAME
 export const DEVICE_PATH = `/dev/${DEVICE_NAME}`
 export const SYSFS_DIR = `/sys/class/misc/${DEVICE_NAME}`
 
-export const ABI_MAJOR = 1
-export const ABI_MINOR = 0
+export const ABI_MAJOR = H.SPILLWAY_ABI_MAJOR
+export const ABI_MINOR = H.SPILLWAY_ABI_MINOR
 
-export const LEVEL = { ok: 0, warn: 1, critical: 2 } as const
+/** The header numbers the levels "in increasing order of danger": the value is also the rank. */
+export const LEVEL = { ok: H.SPILLWAY_LEVEL_OK, warn: H.SPILLWAY_LEVEL_WARN, critical: H.SPILLWAY_LEVEL_CRITICAL } as const
 export type LevelName = keyof typeof LEVEL
 
+/** The level names, least dangerous first. */
+export const LEVEL_NAMES: readonly LevelName[] = (Object.keys(LEVEL) as LevelName[]).sort((a, b) => LEVEL[a] - LEVEL[b])
+
 export const REASON = {
-  memAvailable: 1 << 0,
-  swapFree: 1 << 1,
-  swapRate: 1 << 2,
-  oom: 1 << 3,
-  recovered: 1 << 4,
+  memAvailable: H.SPILLWAY_REASON_MEM_AVAILABLE,
+  swapFree: H.SPILLWAY_REASON_SWAP_FREE,
+  swapRate: H.SPILLWAY_REASON_SWAP_RATE,
+  oom: H.SPILLWAY_REASON_OOM,
+  recovered: H.SPILLWAY_REASON_RECOVERED,
 } as const
 export type ReasonName = keyof typeof REASON
 
-export const EVENT_TYPE = { level: 1, overflow: 2, release: 3 } as const
+export const EVENT_TYPE = {
+  level: H.SPILLWAY_EVENT_LEVEL,
+  overflow: H.SPILLWAY_EVENT_OVERFLOW,
+  release: H.SPILLWAY_EVENT_RELEASE,
+} as const
 export type EventTypeName = keyof typeof EVENT_TYPE
 
-export const EVENT_SIZE = 72
-export const EVENT_QUEUE_LEN = 256
-export const LIST_MAX = 65536
+export const EVENT_SIZE = H.SPILLWAY_EVENT_SIZE
+export const EVENT_QUEUE_LEN = H.SPILLWAY_EVENT_QUEUE_LEN
+export const LIST_MAX = H.SPILLWAY_LIST_MAX
+
+type EventField = keyof typeof STRUCTS.spillway_event.fields
 
 /** Byte offsets of struct spillway_event's fields (little-endian, fixed layout). */
-export const EVENT_OFFSETS = {
-  seq: 0,
-  type: 8,
-  level: 12,
-  prev_level: 16,
-  reason: 20,
-  time_ns: 24,
-  mem_available: 32,
-  swap_free: 40,
-  swap_rate: 48,
-  pool_free: 56,
-  count: 64,
-} as const
+export const EVENT_OFFSETS = Object.fromEntries(
+  Object.entries(STRUCTS.spillway_event.fields).map(([name, field]) => [name, field.offset]),
+) as Record<EventField, number>
 
-export const STRUCT_SIZES = {
-  spillway_event: 72,
-  spillway_version: 32,
-  spillway_info: 192,
-  spillway_alloc: 40,
-  spillway_resize: 40,
-  spillway_watermarks: 40,
-  spillway_buffer_info: 32,
-  spillway_list: 32,
-} as const
+export type StructName = keyof typeof STRUCTS
+
+export const STRUCT_SIZES = Object.fromEntries(
+  Object.entries(STRUCTS).map(([name, s]) => [name, s.size]),
+) as Record<StructName, number>
 
 export function levelName(level: number): LevelName | `unknown(${number})` {
   for (const [name, value] of Object.entries(LEVEL)) if (value === level) return name as LevelName
   return `unknown(${level})`
+}
+
+/** A level's name from its number, for places that must act on one: unknown numbers count as ok. */
+export function knownLevel(level: number): LevelName {
+  const name = levelName(level)
+  return name in LEVEL ? (name as LevelName) : 'ok'
 }
 
 export function parseLevelName(text: string): LevelName | undefined {

@@ -32,7 +32,7 @@ export function vmScript(o: VmScriptOptions): string {
   if (o.demo) {
     lines.push(
       '[ -f /sys/fs/cgroup/cgroup.controllers ] || mount -t cgroup2 none /sys/fs/cgroup',
-      'echo "== starting spillway watch (JSON lines below) =="',
+      'echo "== starting spillway watch (one line per event below) =="',
       `${sw} watch --no-psi > /tmp/watch.log 2>&1 &`,
       'watch_pid=$!',
       'sleep 2',

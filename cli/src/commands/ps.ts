@@ -1,0 +1,46 @@
+// spillway ps: who holds pool memory, per process (SPILLWAY_IOC_LIST_BUFFERS summed by pid).
+import { Command } from 'commander'
+import { print, printJson } from '../io/console.js'
+import { Device } from '../io/device.js'
+import { readText, userName } from '../io/system.js'
+import { holders } from '../lib/holders.js'
+import type { Holder } from '../lib/holders.js'
+import { formatSize } from '../lib/sizes.js'
+import { renderHolders } from '../lib/status.js'
+import { finish } from './common.js'
+
+export async function psAction(ctx: { json: boolean }): Promise<number> {
+  const device = Device.open({ writable: false })
+  let rows: Holder[]
+  let poolBytes: number
+  try {
+    poolBytes = device.info().poolBytes
+    const buffers = device.listBuffers().map((b) => ({ ...b, command: readText(`/proc/${b.pid}/comm`)?.trim() ?? null }))
+    rows = holders(buffers, poolBytes, userName)
+  } finally {
+    device.close()
+  }
+  if (ctx.json) {
+    printJson({ poolBytes, processes: rows })
+    return 0
+  }
+  const used = rows.reduce((sum, h) => sum + h.bytes, 0)
+  print(`pool ${formatSize(poolBytes)}: ${formatSize(used)} held by ${rows.length} process${rows.length === 1 ? '' : 'es'}`)
+  if (rows.length) print(renderHolders(rows).join('\n'))
+  return 0
+}
+
+export function psCommand(action = psAction): Command {
+  return new Command('ps')
+    .description('who holds pool memory: buffers and bytes per process, largest first')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `
+Needs read access to /dev/spillway (root or the spillway group).
+
+Examples:
+  spillway ps
+  spillway ps --json | jq '.processes[] | select(.bytes > 1073741824)'
+
+Exit codes: 0 listed, 3 module not loaded, 4 may not open /dev/spillway.`)
+    .action(async (o: { json?: boolean }) => finish(await action({ json: o.json === true })))
+}
