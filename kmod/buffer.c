@@ -16,7 +16,9 @@
 #include <linux/dma-mapping.h>
 #include <linux/highmem.h>
 #include <linux/mm.h>
+#include <linux/minmax.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uidgid.h>
 #include <linux/vmalloc.h>
@@ -153,10 +155,37 @@ static const struct vm_operations_struct spillway_vm_ops = {
 	.fault = fault_spillway,
 };
 
+/*
+ * Pages inserted between rescheduling points by mmap: a mapping of many GiB
+ * is filled under the mmap lock, which must not keep a CPU for long.
+ */
+#define SPILLWAY_MMAP_BATCH	512UL
+
+static int spillway_buffer_insert(struct spillway_buffer *buf,
+				  struct vm_area_struct *vma)
+{
+	unsigned long done = 0, total = vma_pages(vma), num;
+	int ret;
+
+	while (done < total) {
+		num = min(total - done, SPILLWAY_MMAP_BATCH);
+		ret = vm_insert_pages(vma, vma->vm_start + (done << PAGE_SHIFT),
+				      buf->pages + vma->vm_pgoff + done, &num);
+		if (ret)
+			return ret;
+		done += min(total - done, SPILLWAY_MMAP_BATCH);
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
+	return 0;
+}
+
 static int mmap_spillway(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 {
 	struct spillway_buffer *buf = dmabuf->priv;
-	unsigned long num = vma_pages(vma);
+	u64 t0;
+	int ret;
 
 	/* A private mapping would copy on write: the GPU would not see it. */
 	if (!(vma->vm_flags & VM_SHARED))
@@ -165,8 +194,10 @@ static int mmap_spillway(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 	spillway_vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &spillway_vm_ops;
 	vma->vm_private_data = buf;
-	return vm_insert_pages(vma, vma->vm_start, buf->pages + vma->vm_pgoff,
-			       &num);
+	t0 = spillway_timing_start();
+	ret = spillway_buffer_insert(buf, vma);
+	spillway_timing_end(&spillway.timing.mmap_max_ns, t0);
+	return ret;
 }
 
 static void spillway_buffer_free(struct spillway_buffer *buf)

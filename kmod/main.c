@@ -115,6 +115,7 @@ static int __init spillway_init(void)
 	ret = spillway_watchdog_start();
 	if (ret)
 		goto err_misc;
+	spillway_timing_init();
 	return 0;
 
 err_misc:
@@ -127,6 +128,7 @@ err_pool:
 
 static void __exit spillway_exit(void)
 {
+	spillway_timing_exit();
 	spillway_watchdog_stop(true);
 	misc_deregister(&spillway.misc);
 	spillway_pool_exit();

@@ -68,6 +68,11 @@ struct spillway_chunk {
  * @floor_pages:	pressure never shrinks the pool below this
  * @released_pages:	pages given back under pressure, in total
  * @nr_buffers:		live buffers
+ * @locked_at:		when @lock was taken (test-only timing), else 0
+ *
+ * Nothing allocates memory while holding @lock, so that the OOM notifier can
+ * always take it: pages are zeroed and chunks freed outside it, and no
+ * section under it grows with the size of a buffer.
  */
 struct spillway_pool {
 	struct mutex resize_lock;
@@ -80,6 +85,7 @@ struct spillway_pool {
 	unsigned long floor_pages;
 	unsigned long released_pages;
 	unsigned long nr_buffers;
+	u64 locked_at;
 };
 
 /**
@@ -140,11 +146,26 @@ struct spillway_watchdog {
 	unsigned long *vm_events;
 };
 
+/**
+ * struct spillway_timing - test-only figures (timing.c), in nanoseconds
+ * @dir:		debugfs directory, when test_ioctls=1
+ * @pool_lock_max_ns:	longest hold of spillway_pool.lock
+ * @release_max_ns:	longest buffer release, zeroing included
+ * @mmap_max_ns:	longest mmap of a buffer (under the mmap lock)
+ */
+struct spillway_timing {
+	struct dentry *dir;
+	u64 pool_lock_max_ns;
+	u64 release_max_ns;
+	u64 mmap_max_ns;
+};
+
 struct spillway {
 	struct miscdevice misc;
 	struct spillway_pool pool;
 	struct spillway_events events;
 	struct spillway_watchdog wd;
+	struct spillway_timing timing;
 };
 
 extern struct spillway spillway;
@@ -177,7 +198,7 @@ struct spillway_buffer {
 void spillway_pool_init(unsigned long pages);
 void spillway_pool_exit(void);
 unsigned long spillway_pool_resize(unsigned long pages);
-unsigned long spillway_pool_release_free(bool trylock);
+unsigned long spillway_pool_release_free(void);
 int spillway_pool_take(struct spillway_buffer *buf);
 void spillway_pool_put(struct spillway_buffer *buf);
 u64 spillway_pool_free_bytes(void);
@@ -208,6 +229,12 @@ int spillway_watchdog_set_mark(bool critical, u64 bytes);
 void spillway_watchdog_fill_event(struct spillway_event *ev, u32 type);
 void spillway_watchdog_fill_info(struct spillway_info *info);
 const char *spillway_level_name(u32 level);
+
+/* timing.c */
+u64 spillway_timing_start(void);
+void spillway_timing_end(u64 *max, u64 start);
+void spillway_timing_init(void);
+void spillway_timing_exit(void);
 
 /* dev.c, sysfs.c */
 extern const struct file_operations spillway_fops;

@@ -144,7 +144,7 @@ static void spillway_watchdog_release(u32 reason)
 	struct spillway_event ev = {};
 	unsigned long pages;
 
-	pages = spillway_pool_release_free(false);
+	pages = spillway_pool_release_free();
 	if (!pages)
 		return;
 	spillway_watchdog_fill_event(&ev, SPILLWAY_EVENT_RELEASE);
@@ -271,8 +271,12 @@ static int spillway_oom_notify(struct notifier_block *nb, unsigned long unused,
 	unsigned long *freed = parm, pages;
 	struct spillway_event ev = {};
 
-	/* The allocation that ran out may have been made under the pool lock. */
-	pages = spillway_pool_release_free(true);
+	/*
+	 * Waits for the pool lock: nothing allocates under it, so the
+	 * allocation that ran out is not holding it, and it is held for one
+	 * short batch at a time.
+	 */
+	pages = spillway_pool_release_free();
 	if (!pages)
 		return NOTIFY_OK;
 	*freed += pages;

@@ -205,6 +205,7 @@ main() {
 	run_case events
 	run_case hog pool_mb=128 pool_floor_mb=32 watchdog_ms=50
 	run_case oom pool_mb=256 pool_floor_mb=16 watchdog_ms=60000
+	run_case oomrace pool_mb=384 watchdog_ms=60000
 	case_shim_pool
 	if [ "$(wc -l </proc/swaps)" -gt 1 ]; then
 		run_case swap watermark_warn_mb=2 watermark_critical_mb=1 swap_warn_mb=1048576 \
