@@ -11,6 +11,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/gfp.h>
+#include <linux/hashtable.h>
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
@@ -112,14 +113,13 @@ static unsigned long spillway_pool_missing(unsigned long target)
  * @resize_lock, so no other resize runs; pressure (the watchdog at the
  * critical level, the OOM notifier) and pages lost to pins at buffer release
  * may still shrink the pool meanwhile, so the deficit is read again before
- * each chunk.  Stops short, without error, when allocations fail, when the
- * level is critical (the watchdog would give the chunk back at its next
- * sample) or when MemAvailable would fall under the warn watermark: the pool
- * must never itself push the system towards OOM.
+ * each chunk.  Stops short, without error, when allocations fail, when
+ * MemAvailable would fall under @reserve, or when the level reaches
+ * @stop_level: the pool must never itself push the system towards OOM.
  */
-static void spillway_pool_grow(unsigned long target)
+static void spillway_pool_grow(unsigned long target, unsigned long reserve,
+			       u32 stop_level)
 {
-	unsigned long reserve = READ_ONCE(spillway.wd.warn) >> PAGE_SHIFT;
 	unsigned int order = SPILLWAY_CHUNK_ORDER;
 	struct spillway_chunk *chunk;
 	unsigned long missing;
@@ -131,7 +131,7 @@ static void spillway_pool_grow(unsigned long target)
 			order--;
 		if (si_mem_available() < reserve + (1UL << order))
 			break;
-		if (READ_ONCE(spillway.wd.level) == SPILLWAY_LEVEL_CRITICAL)
+		if (spillway_watchdog_level() >= stop_level)
 			break;
 		if (fatal_signal_pending(current))
 			break;
@@ -185,12 +185,17 @@ unsigned long spillway_pool_resize(unsigned long pages)
 
 	mutex_lock(&pool->resize_lock);
 	spillway_pool_lock();
-	pool->requested_pages = pages;
+	WRITE_ONCE(pool->requested_pages, pages);
 	freed = spillway_pool_unlink_free(pages, &unlinked);
 	spillway_pool_unlock();
 	spillway_chunks_free(&unlinked);
 
-	spillway_pool_grow(pages);
+	/*
+	 * A resize stops at the warn mark, or at the critical level: the
+	 * watchdog would give the chunk back at its next sample.
+	 */
+	spillway_pool_grow(pages, spillway_watchdog_warn_mark() >> PAGE_SHIFT,
+			   SPILLWAY_LEVEL_CRITICAL);
 
 	spillway_pool_lock();
 	have = pool->nr_pages;
@@ -205,6 +210,35 @@ unsigned long spillway_pool_resize(unsigned long pages)
 			pages << (PAGE_SHIFT - 10), have << (PAGE_SHIFT - 10),
 			have > pages ? " (only whole free chunks go)" : " (memory short)");
 	return have;
+}
+
+/*
+ * Grows the pool back toward the size last asked for, after pressure or
+ * pages lost at release shrank it.  The watchdog calls it once the level
+ * has been ok for regrow_ms.  It leaves MemAvailable at least the warn mark
+ * plus its hysteresis band (so that growing does not itself change the
+ * level), stops at any level above ok, and skips its turn while a resize
+ * runs.  Returns the pages added.
+ */
+unsigned long spillway_pool_regrow(void)
+{
+	unsigned long before, after;
+
+	if (!mutex_trylock(&pool->resize_lock))
+		return 0;
+	before = READ_ONCE(pool->nr_pages);
+	spillway_pool_grow(READ_ONCE(pool->requested_pages),
+			   spillway_watchdog_ok_mark() >> PAGE_SHIFT,
+			   SPILLWAY_LEVEL_WARN);
+	after = READ_ONCE(pool->nr_pages);
+	mutex_unlock(&pool->resize_lock);
+	return after > before ? after - before : 0;
+}
+
+/* Whether the pool holds less than was last asked for; lockless. */
+bool spillway_pool_short(void)
+{
+	return READ_ONCE(pool->nr_pages) < READ_ONCE(pool->requested_pages);
 }
 
 /*
@@ -227,25 +261,48 @@ unsigned long spillway_pool_release_free(void)
 	return freed;
 }
 
-static u64 spillway_pool_user_pages_locked(uid_t uid)
+/*
+ * Per-user accounting: one entry per uid with live buffers, in a hash, so
+ * that the limit check does not walk every buffer under the lock.  Entries
+ * are allocated before the lock is taken (nothing allocates under it).
+ */
+static struct spillway_user *spillway_user_find_locked(uid_t uid)
 {
-	struct spillway_buffer *buf;
-	u64 pages = 0;
+	struct spillway_user *user;
 
-	list_for_each_entry(buf, &pool->buffers, node)
-		if (buf->uid == uid)
-			pages += buf->nr_pages;
-	return pages;
+	hash_for_each_possible(pool->users, user, node, uid)
+		if (user->uid == uid)
+			return user;
+	return NULL;
 }
 
-u64 spillway_pool_user_bytes(uid_t uid)
+/* -EDQUOT over the per-user limit, -ENOMEM when the pool has too little. */
+static int spillway_pool_check_locked(uid_t uid, unsigned long nr_pages)
 {
-	u64 pages;
+	u64 limit = (u64)spillway_user_limit_mb << (20 - PAGE_SHIFT);
+	struct spillway_user *user = spillway_user_find_locked(uid);
+	u64 charged = user ? user->pages : 0;
+
+	lockdep_assert_held(&pool->lock);
+	if (limit && charged + nr_pages > limit)
+		return -EDQUOT;
+	if (nr_pages > pool->nr_pages - pool->used_pages)
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * The checks of spillway_pool_take() before a buffer's page arrays are
+ * allocated, so that a request that must fail allocates nothing.
+ */
+int spillway_pool_precheck(uid_t uid, unsigned long nr_pages)
+{
+	int ret;
 
 	spillway_pool_lock();
-	pages = spillway_pool_user_pages_locked(uid);
+	ret = spillway_pool_check_locked(uid, nr_pages);
 	spillway_pool_unlock();
-	return pages << PAGE_SHIFT;
+	return ret;
 }
 
 /*
@@ -297,11 +354,25 @@ static void spillway_pool_put_locked(struct spillway_buffer *buf,
 			/* Stays busy: the page is the kernel's now. */
 			chunk->gone++;
 			pool->nr_pages--;
+			pool->lost_pages++;
 		} else {
 			__clear_bit(buf->pages[i] - chunk->first, chunk->busy);
 		}
 	}
 	pool->used_pages -= end - start;
+}
+
+/* Uncharges @buf's user; returns the entry to free when it is the last. */
+static struct spillway_user *spillway_user_uncharge_locked(struct spillway_buffer *buf)
+{
+	struct spillway_user *user = buf->user;
+
+	lockdep_assert_held(&pool->lock);
+	user->pages -= buf->nr_pages;
+	if (user->pages)
+		return NULL;
+	hash_del(&user->node);
+	return user;
 }
 
 /*
@@ -318,7 +389,7 @@ static unsigned long spillway_pool_fill_locked(struct spillway_buffer *buf,
 	for (pass = 0; pass < 2 && n < max; pass++) {
 		list_for_each_entry(chunk, &pool->chunks, node) {
 			/* Pass 0: chunks in use; pass 1: empty chunks. */
-			if ((chunk->used > 0) != (pass == 0))
+			if (!chunk->used == !pass)
 				continue;
 			n = spillway_chunk_take(chunk, buf, n, max);
 			if (n == max)
@@ -339,25 +410,37 @@ static unsigned long spillway_pool_fill_locked(struct spillway_buffer *buf,
  */
 int spillway_pool_take(struct spillway_buffer *buf)
 {
-	u64 limit = (u64)spillway_user_limit_mb << (20 - PAGE_SHIFT);
-	unsigned long n = 0, filled;
+	struct spillway_user *spare, *user;
+	unsigned long n = 0, end, filled;
+	int ret;
 
-	spillway_pool_lock();
-	if (limit && spillway_pool_user_pages_locked(buf->uid) + buf->nr_pages > limit) {
-		spillway_pool_unlock();
-		return -EDQUOT;
-	}
-	if (buf->nr_pages > pool->nr_pages - pool->used_pages) {
-		spillway_pool_unlock();
+	spare = kzalloc(sizeof(*spare), GFP_KERNEL_ACCOUNT);
+	if (!spare)
 		return -ENOMEM;
+	spillway_pool_lock();
+	ret = spillway_pool_check_locked(buf->uid, buf->nr_pages);
+	if (ret) {
+		spillway_pool_unlock();
+		kfree(spare);
+		return ret;
 	}
+	user = spillway_user_find_locked(buf->uid);
+	if (!user) {
+		user = spare;
+		spare = NULL;
+		user->uid = buf->uid;
+		hash_add(pool->users, &user->node, user->uid);
+	}
+	user->pages += buf->nr_pages;
+	buf->user = user;
 	pool->used_pages += buf->nr_pages;
 	spillway_pool_unlock();
+	kfree(spare);
 
 	while (n < buf->nr_pages) {
+		end = min(n + SPILLWAY_TAKE_BATCH, buf->nr_pages);
 		spillway_pool_lock();
-		filled = spillway_pool_fill_locked(buf, n,
-				min(n + SPILLWAY_TAKE_BATCH, buf->nr_pages));
+		filled = spillway_pool_fill_locked(buf, n, end);
 		spillway_pool_unlock();
 		/* The reservation guarantees enough free pages. */
 		if (WARN_ON_ONCE(filled == n))
@@ -370,7 +453,9 @@ int spillway_pool_take(struct spillway_buffer *buf)
 	if (n != buf->nr_pages) {
 		spillway_pool_put_locked(buf, 0, n);
 		pool->used_pages -= buf->nr_pages - n;
+		user = spillway_user_uncharge_locked(buf);
 		spillway_pool_unlock();
+		kfree(user);
 		return -ENOMEM;
 	}
 	pool->nr_buffers++;
@@ -415,11 +500,14 @@ void spillway_pool_put(struct spillway_buffer *buf)
 {
 	unsigned long start, end, lost;
 	u64 t0 = spillway_timing_start();
+	struct spillway_user *user;
 
 	spillway_pool_lock();
 	list_del(&buf->node);
 	pool->nr_buffers--;
+	user = spillway_user_uncharge_locked(buf);
 	spillway_pool_unlock();
+	kfree(user);
 
 	lost = spillway_buffer_scrub(buf);
 	for (start = 0; start < buf->nr_pages; start = end) {
@@ -429,9 +517,12 @@ void spillway_pool_put(struct spillway_buffer *buf)
 		spillway_pool_unlock();
 		cond_resched();
 	}
-	if (lost)
+	if (lost) {
+		spillway_watchdog_report(SPILLWAY_EVENT_LOST, 0,
+					 (u64)lost << PAGE_SHIFT);
 		pr_warn_ratelimited("pool: %lu pages still referenced at release, not reused\n",
 				    lost);
+	}
 	spillway_timing_end(&spillway.timing.release_max_ns, t0);
 }
 
@@ -441,6 +532,7 @@ void spillway_pool_init(unsigned long pages)
 	mutex_init(&pool->lock);
 	INIT_LIST_HEAD(&pool->chunks);
 	INIT_LIST_HEAD(&pool->buffers);
+	hash_init(pool->users);
 	if (pages)
 		spillway_pool_resize(pages);
 	pr_info("pool: %lu MiB reserved\n", pool->nr_pages >> (20 - PAGE_SHIFT));
@@ -460,6 +552,12 @@ u64 spillway_pool_bytes(void)
 	return (u64)READ_ONCE(pool->nr_pages) << PAGE_SHIFT;
 }
 
+/* The size last asked for, lockless: used to judge a request. */
+u64 spillway_pool_requested_bytes(void)
+{
+	return (u64)READ_ONCE(pool->requested_pages) << PAGE_SHIFT;
+}
+
 void spillway_pool_set_floor(unsigned long pages)
 {
 	spillway_pool_lock();
@@ -476,18 +574,25 @@ void spillway_pool_fill_info(struct spillway_info *info)
 	info->free_bytes = (u64)(pool->nr_pages - pool->used_pages) << PAGE_SHIFT;
 	info->floor_bytes = (u64)pool->floor_pages << PAGE_SHIFT;
 	info->released_bytes = (u64)pool->released_pages << PAGE_SHIFT;
+	info->lost_bytes = (u64)pool->lost_pages << PAGE_SHIFT;
 	info->buffers = pool->nr_buffers;
 	spillway_pool_unlock();
 }
 
-/* Writes up to @capacity entries; returns the number of live buffers. */
-u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity)
+/*
+ * Writes up to @capacity entries and returns the number of live buffers;
+ * with @only_uid, only the buffers charged to that uid.
+ */
+u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity,
+		       bool filter, uid_t only_uid)
 {
 	struct spillway_buffer *buf;
 	u32 n = 0;
 
 	spillway_pool_lock();
 	list_for_each_entry(buf, &pool->buffers, node) {
+		if (filter && buf->uid != only_uid)
+			continue;
 		if (n < capacity) {
 			out[n].id = buf->id;
 			out[n].size = (u64)buf->nr_pages << PAGE_SHIFT;

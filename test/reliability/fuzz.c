@@ -349,7 +349,7 @@ static void op_alloc(struct ctx *c)
 	}
 	if (bad_args || a.size == 0 || a.size > g.pool_max)
 		want = E(EINVAL);
-	else if (c->exact && a.size > info.pool_bytes)
+	else if (c->exact && a.size > info.pool_bytes && a.size > info.requested_bytes)
 		want = E(EINVAL);
 	else if (c->exact)
 		want = round_page(a.size) <= info.free_bytes ? E_OK : E(ENOMEM);

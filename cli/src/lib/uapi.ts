@@ -6,7 +6,7 @@ export const DEVICE_PATH = `/dev/${DEVICE_NAME}`
 export const SYSFS_DIR = `/sys/class/misc/${DEVICE_NAME}`
 
 export const ABI_MAJOR = 1
-export const ABI_MINOR = 0
+export const ABI_MINOR = 1
 
 export const LEVEL = { ok: 0, warn: 1, critical: 2 } as const
 export type LevelName = keyof typeof LEVEL
@@ -20,7 +20,7 @@ export const REASON = {
 } as const
 export type ReasonName = keyof typeof REASON
 
-export const EVENT_TYPE = { level: 1, overflow: 2, release: 3 } as const
+export const EVENT_TYPE = { level: 1, overflow: 2, release: 3, lost: 4 } as const
 export type EventTypeName = keyof typeof EVENT_TYPE
 
 export const EVENT_SIZE = 72
