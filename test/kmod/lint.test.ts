@@ -60,6 +60,11 @@ t.test('sparse (make C=2) finds nothing in kmod/ against the 6.1 headers', async
     const findings = out.split('\n').filter((l) => /(warning|error):/.test(l))
     t.same(findings, [], 'no sparse or compiler warning or error')
     t.equal(r.status, 0, 'the build succeeded', r.status === 0 ? {} : { output: out.slice(-3000) })
+    // The control: sparse reports a dereference of a __user pointer, what C=2 is there to catch.
+    const control = path.join(build, 'control.c')
+    fs.writeFileSync(control, '#define __user __attribute__((noderef, address_space(__user)))\nint f(int __user *p);\nint f(int __user *p)\n{\n\treturn *p;\n}\n')
+    const c = spawnSync('sparse', [control], { encoding: 'utf8' })
+    t.match(c.stdout + c.stderr, /warning: dereference of noderef expression/, 'control: sparse reports a __user dereference')
   } finally {
     fs.rmSync(build, { recursive: true, force: true })
   }
