@@ -11,14 +11,14 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <linux/cred.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-mapping.h>
 #include <linux/highmem.h>
 #include <linux/mm.h>
+#include <linux/minmax.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
-#include <linux/uidgid.h>
 #include <linux/vmalloc.h>
 
 #include "compat.h"
@@ -34,11 +34,12 @@ struct spillway_mapping {
 
 static atomic64_t spillway_next_id = ATOMIC64_INIT(0);
 
-static struct sg_table *map_spillway(struct dma_buf_attachment *at,
-				     enum dma_data_direction dir)
+static struct sg_table *spillway_buf_map(struct dma_buf_attachment *at,
+					 enum dma_data_direction dir)
 {
 	struct spillway_buffer *buf = at->dmabuf->priv;
 	struct spillway_mapping *map;
+	unsigned int max_seg;
 	int ret;
 
 	map = kzalloc(sizeof(*map), GFP_KERNEL);
@@ -49,8 +50,13 @@ static struct sg_table *map_spillway(struct dma_buf_attachment *at,
 		ret = -ENOMEM;
 		goto err_map;
 	}
-	ret = sg_alloc_table_from_pages(map->sgt, buf->pages, buf->nr_pages, 0,
-					buf->nr_pages << PAGE_SHIFT, GFP_KERNEL);
+	/* No segment may exceed what the importer's DMA engine takes. */
+	max_seg = round_down(dma_get_max_seg_size(at->dev), PAGE_SIZE);
+	ret = sg_alloc_table_from_pages_segment(map->sgt, buf->pages,
+						buf->nr_pages, 0,
+						buf->nr_pages << PAGE_SHIFT,
+						max(max_seg, (unsigned int)PAGE_SIZE),
+						GFP_KERNEL);
 	if (ret)
 		goto err_sgt;
 	ret = dma_map_sgtable(at->dev, map->sgt, dir, 0);
@@ -72,8 +78,8 @@ err_map:
 	return ERR_PTR(ret);
 }
 
-static void unmap_spillway(struct dma_buf_attachment *at, struct sg_table *sgt,
-			   enum dma_data_direction dir)
+static void spillway_buf_unmap(struct dma_buf_attachment *at, struct sg_table *sgt,
+			       enum dma_data_direction dir)
 {
 	struct spillway_buffer *buf = at->dmabuf->priv;
 	struct spillway_mapping *map, *found = NULL;
@@ -94,34 +100,40 @@ static void unmap_spillway(struct dma_buf_attachment *at, struct sg_table *sgt,
 	kfree(found);
 }
 
-static int spillway_buffer_sync(struct spillway_buffer *buf, bool for_cpu)
+/*
+ * Syncs every importer's mapping for the CPU or for the device, in the
+ * direction the caller of DMA_BUF_IOCTL_SYNC asked for (as udmabuf does):
+ * a CPU that only reads needs no write-back, and the reverse.
+ */
+static int spillway_buffer_sync(struct spillway_buffer *buf,
+				enum dma_data_direction dir, bool for_cpu)
 {
 	struct spillway_mapping *map;
 
 	mutex_lock(&buf->lock);
 	list_for_each_entry(map, &buf->mappings, node) {
 		if (for_cpu)
-			dma_sync_sgtable_for_cpu(map->dev, map->sgt, map->dir);
+			dma_sync_sgtable_for_cpu(map->dev, map->sgt, dir);
 		else
-			dma_sync_sgtable_for_device(map->dev, map->sgt, map->dir);
+			dma_sync_sgtable_for_device(map->dev, map->sgt, dir);
 	}
 	mutex_unlock(&buf->lock);
 	return 0;
 }
 
-static int begin_cpu_spillway(struct dma_buf *dmabuf,
-			      enum dma_data_direction dir)
+static int spillway_buf_begin_cpu_access(struct dma_buf *dmabuf,
+					 enum dma_data_direction dir)
 {
-	return spillway_buffer_sync(dmabuf->priv, true);
+	return spillway_buffer_sync(dmabuf->priv, dir, true);
 }
 
-static int end_cpu_spillway(struct dma_buf *dmabuf,
-			    enum dma_data_direction dir)
+static int spillway_buf_end_cpu_access(struct dma_buf *dmabuf,
+				       enum dma_data_direction dir)
 {
-	return spillway_buffer_sync(dmabuf->priv, false);
+	return spillway_buffer_sync(dmabuf->priv, dir, false);
 }
 
-static int vmap_spillway(struct dma_buf *dmabuf, struct iosys_map *map)
+static int spillway_buf_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
 	struct spillway_buffer *buf = dmabuf->priv;
 	void *vaddr;
@@ -133,14 +145,14 @@ static int vmap_spillway(struct dma_buf *dmabuf, struct iosys_map *map)
 	return 0;
 }
 
-static void vunmap_spillway(struct dma_buf *dmabuf, struct iosys_map *map)
+static void spillway_buf_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
 	vunmap(map->vaddr);
 	iosys_map_clear(map);
 }
 
 /* Refills a page after MADV_DONTNEED or a partial unmap and remap. */
-static vm_fault_t fault_spillway(struct vm_fault *vmf)
+static vm_fault_t spillway_buf_fault(struct vm_fault *vmf)
 {
 	struct spillway_buffer *buf = vmf->vma->vm_private_data;
 
@@ -150,13 +162,40 @@ static vm_fault_t fault_spillway(struct vm_fault *vmf)
 }
 
 static const struct vm_operations_struct spillway_vm_ops = {
-	.fault = fault_spillway,
+	.fault = spillway_buf_fault,
 };
 
-static int mmap_spillway(struct dma_buf *dmabuf, struct vm_area_struct *vma)
+/*
+ * Pages inserted between rescheduling points by mmap: a mapping of many GiB
+ * is filled under the mmap lock, which must not keep a CPU for long.
+ */
+#define SPILLWAY_MMAP_BATCH	512UL
+
+static int spillway_buffer_insert(struct spillway_buffer *buf,
+				  struct vm_area_struct *vma)
+{
+	unsigned long done = 0, total = vma_pages(vma), num;
+	int ret;
+
+	while (done < total) {
+		num = min(total - done, SPILLWAY_MMAP_BATCH);
+		ret = vm_insert_pages(vma, vma->vm_start + (done << PAGE_SHIFT),
+				      buf->pages + vma->vm_pgoff + done, &num);
+		if (ret)
+			return ret;
+		done += min(total - done, SPILLWAY_MMAP_BATCH);
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
+	return 0;
+}
+
+static int spillway_buf_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 {
 	struct spillway_buffer *buf = dmabuf->priv;
-	unsigned long num = vma_pages(vma);
+	u64 t0;
+	int ret;
 
 	/* A private mapping would copy on write: the GPU would not see it. */
 	if (!(vma->vm_flags & VM_SHARED))
@@ -165,8 +204,10 @@ static int mmap_spillway(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 	spillway_vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &spillway_vm_ops;
 	vma->vm_private_data = buf;
-	return vm_insert_pages(vma, vma->vm_start, buf->pages + vma->vm_pgoff,
-			       &num);
+	t0 = spillway_timing_start();
+	ret = spillway_buffer_insert(buf, vma);
+	spillway_timing_end(&spillway.timing.mmap_max_ns, t0);
+	return ret;
 }
 
 static void spillway_buffer_free(struct spillway_buffer *buf)
@@ -177,7 +218,7 @@ static void spillway_buffer_free(struct spillway_buffer *buf)
 }
 
 /* The last fd, mapping and importer are gone. */
-static void release_spillway_buf(struct dma_buf *dmabuf)
+static void spillway_buf_release(struct dma_buf *dmabuf)
 {
 	struct spillway_buffer *buf = dmabuf->priv;
 
@@ -187,56 +228,68 @@ static void release_spillway_buf(struct dma_buf *dmabuf)
 }
 
 static const struct dma_buf_ops spillway_dmabuf_ops = {
-	.map_dma_buf = map_spillway,
-	.unmap_dma_buf = unmap_spillway,
-	.release = release_spillway_buf,
-	.begin_cpu_access = begin_cpu_spillway,
-	.end_cpu_access = end_cpu_spillway,
-	.vmap = vmap_spillway,
-	.vunmap = vunmap_spillway,
-	.mmap = mmap_spillway,
+	.map_dma_buf = spillway_buf_map,
+	.unmap_dma_buf = spillway_buf_unmap,
+	.release = spillway_buf_release,
+	.begin_cpu_access = spillway_buf_begin_cpu_access,
+	.end_cpu_access = spillway_buf_end_cpu_access,
+	.vmap = spillway_buf_vmap,
+	.vunmap = spillway_buf_vunmap,
+	.mmap = spillway_buf_mmap,
 };
 
-static struct spillway_buffer *spillway_buffer_alloc(unsigned long nr_pages)
+/*
+ * The buffer and its page arrays, charged to the caller's memory cgroup
+ * (GFP_KERNEL_ACCOUNT): they grow with the buffer, 16 bytes a page.
+ */
+static struct spillway_buffer *spillway_buffer_alloc(unsigned long nr_pages,
+						     uid_t uid)
 {
 	struct spillway_buffer *buf;
 
-	buf = kzalloc(sizeof(*buf), GFP_KERNEL);
+	buf = kzalloc(sizeof(*buf), GFP_KERNEL_ACCOUNT);
 	if (!buf)
 		return NULL;
-	buf->pages = kvmalloc_array(nr_pages, sizeof(*buf->pages), GFP_KERNEL);
-	buf->chunks = kvmalloc_array(nr_pages, sizeof(*buf->chunks), GFP_KERNEL);
+	buf->pages = kvmalloc_array(nr_pages, sizeof(*buf->pages),
+				    GFP_KERNEL_ACCOUNT);
+	buf->chunks = kvmalloc_array(nr_pages, sizeof(*buf->chunks),
+				     GFP_KERNEL_ACCOUNT);
 	if (!buf->pages || !buf->chunks) {
 		spillway_buffer_free(buf);
 		return NULL;
 	}
 	buf->nr_pages = nr_pages;
+	/* Set before the pool lists the buffer: no listing shows id 0. */
+	buf->id = atomic64_inc_return(&spillway_next_id);
 	buf->pid = task_tgid_nr(current);
-	buf->uid = from_kuid(&init_user_ns, current_uid());
+	buf->uid = uid;
 	mutex_init(&buf->lock);
 	INIT_LIST_HEAD(&buf->mappings);
 	return buf;
 }
 
 /*
- * Takes @size bytes (a page multiple) from the pool and wraps them in a
- * dma-buf.  No fd exists yet: the caller installs one when nothing else
- * can fail.
+ * Takes @size bytes (a page multiple) from the pool, charged to @uid, and
+ * wraps them in a dma-buf.  No fd exists yet: the caller installs one when
+ * nothing else can fail.
  */
-struct dma_buf *spillway_buffer_export(u64 size, u64 *id)
+struct dma_buf *spillway_buffer_export(u64 size, uid_t uid, u64 *id)
 {
 	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
 	struct spillway_buffer *buf;
 	struct dma_buf *dmabuf;
 	int ret;
 
-	buf = spillway_buffer_alloc(size >> PAGE_SHIFT);
+	/* A request that must fail allocates nothing. */
+	ret = spillway_pool_precheck(uid, size >> PAGE_SHIFT);
+	if (ret)
+		return ERR_PTR(ret);
+	buf = spillway_buffer_alloc(size >> PAGE_SHIFT, uid);
 	if (!buf)
 		return ERR_PTR(-ENOMEM);
 	ret = spillway_pool_take(buf);
 	if (ret)
 		goto err_free;
-	buf->id = atomic64_inc_return(&spillway_next_id);
 
 	exp_info.ops = &spillway_dmabuf_ops;
 	exp_info.size = size;
@@ -247,7 +300,7 @@ struct dma_buf *spillway_buffer_export(u64 size, u64 *id)
 		ret = PTR_ERR(dmabuf);
 		goto err_put;
 	}
-	/* From here on release_spillway_buf() owns @buf. */
+	/* From here on spillway_buf_release() owns @buf. */
 	*id = buf->id;
 	return dmabuf;
 

@@ -35,7 +35,8 @@ void spillway_event_queue(struct spillway_event *ev)
 	ev->seq = events->next_seq++;
 	events->ring[(ev->seq - 1) % SPILLWAY_EVENT_QUEUE_LEN] = *ev;
 	spin_unlock_irqrestore(&events->lock, flags);
-	wake_up_interruptible_poll(&events->wait, EPOLLIN | EPOLLPRI);
+	/* Every bit poll() reports, so that a poller of any one of them wakes. */
+	wake_up_interruptible_poll(&events->wait, EPOLLIN | EPOLLRDNORM | EPOLLPRI);
 }
 
 u64 spillway_events_produced(void)

@@ -64,6 +64,11 @@ module_param_named(swap_rate_critical, spillway_swap_rate_critical, uint, 0444);
 MODULE_PARM_DESC(swap_rate_critical,
 		 "Swap-in + swap-out pages/s above this is CRITICAL; 0 = off (default 25600)");
 
+unsigned int spillway_regrow_ms = 30000;
+module_param_named(regrow_ms, spillway_regrow_ms, uint, 0444);
+MODULE_PARM_DESC(regrow_ms,
+		 "Level ok this long: grow the pool back toward its size, ms; 0 = never (default 30000)");
+
 bool spillway_test_ioctls;
 module_param_named(test_ioctls, spillway_test_ioctls, bool, 0444);
 MODULE_PARM_DESC(test_ioctls, "Enable SPILLWAY_IOC_TEST_PIN, for tests (default 0)");
@@ -115,21 +120,24 @@ static int __init spillway_init(void)
 	ret = spillway_watchdog_start();
 	if (ret)
 		goto err_misc;
+	spillway_timing_init();
 	return 0;
 
 err_misc:
 	misc_deregister(&spillway.misc);
 err_pool:
 	spillway_pool_exit();
-	spillway_watchdog_stop(false);
+	spillway_watchdog_exit();
 	return ret;
 }
 
 static void __exit spillway_exit(void)
 {
-	spillway_watchdog_stop(true);
+	spillway_timing_exit();
+	spillway_watchdog_stop();
 	misc_deregister(&spillway.misc);
 	spillway_pool_exit();
+	spillway_watchdog_exit();
 }
 
 module_init(spillway_init);

@@ -11,6 +11,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/gfp.h>
+#include <linux/hashtable.h>
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
@@ -22,6 +23,31 @@
 #define SPILLWAY_GFP	(GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN | __GFP_NORETRY)
 
 static struct spillway_pool *const pool = &spillway.pool;
+
+/*
+ * Pages handled per hold of the pool lock when a buffer goes back: a
+ * release of many GiB takes and drops the lock many times, so the OOM
+ * notifier and allocations wait for one batch at most.
+ */
+#define SPILLWAY_PUT_BATCH	SPILLWAY_CHUNK_PAGES
+
+/*
+ * Pages taken per hold when a buffer is filled.  Each batch walks the chunk
+ * list from its head (the chunks in use first), so a batch is larger.
+ */
+#define SPILLWAY_TAKE_BATCH	(8 * SPILLWAY_CHUNK_PAGES)
+
+static void spillway_pool_lock(void)
+{
+	mutex_lock(&pool->lock);
+	pool->locked_at = spillway_timing_start();
+}
+
+static void spillway_pool_unlock(void)
+{
+	spillway_timing_end(&spillway.timing.pool_lock_max_ns, pool->locked_at);
+	mutex_unlock(&pool->lock);
+}
 
 static struct spillway_chunk *spillway_chunk_alloc(unsigned int order)
 {
@@ -54,6 +80,18 @@ static void spillway_chunk_free(struct spillway_chunk *chunk)
 	kfree(chunk);
 }
 
+/* Frees chunks unlinked from the pool, outside the pool lock. */
+static void spillway_chunks_free(struct list_head *list)
+{
+	struct spillway_chunk *chunk, *tmp;
+
+	list_for_each_entry_safe(chunk, tmp, list, node) {
+		list_del(&chunk->node);
+		spillway_chunk_free(chunk);
+		cond_resched();
+	}
+}
+
 static unsigned long spillway_chunk_held(struct spillway_chunk *chunk)
 {
 	return (1UL << chunk->order) - chunk->gone;
@@ -64,9 +102,9 @@ static unsigned long spillway_pool_missing(unsigned long target)
 {
 	unsigned long have;
 
-	mutex_lock(&pool->lock);
+	spillway_pool_lock();
 	have = pool->nr_pages;
-	mutex_unlock(&pool->lock);
+	spillway_pool_unlock();
 	return target > have ? target - have : 0;
 }
 
@@ -75,14 +113,13 @@ static unsigned long spillway_pool_missing(unsigned long target)
  * @resize_lock, so no other resize runs; pressure (the watchdog at the
  * critical level, the OOM notifier) and pages lost to pins at buffer release
  * may still shrink the pool meanwhile, so the deficit is read again before
- * each chunk.  Stops short, without error, when allocations fail, when the
- * level is critical (the watchdog would give the chunk back at its next
- * sample) or when MemAvailable would fall under the warn watermark: the pool
- * must never itself push the system towards OOM.
+ * each chunk.  Stops short, without error, when allocations fail, when
+ * MemAvailable would fall under @reserve, or when the level reaches
+ * @stop_level: the pool must never itself push the system towards OOM.
  */
-static void spillway_pool_grow(unsigned long target)
+static void spillway_pool_grow(unsigned long target, unsigned long reserve,
+			       u32 stop_level)
 {
-	unsigned long reserve = READ_ONCE(spillway.wd.warn) >> PAGE_SHIFT;
 	unsigned int order = SPILLWAY_CHUNK_ORDER;
 	struct spillway_chunk *chunk;
 	unsigned long missing;
@@ -94,7 +131,7 @@ static void spillway_pool_grow(unsigned long target)
 			order--;
 		if (si_mem_available() < reserve + (1UL << order))
 			break;
-		if (READ_ONCE(spillway.wd.level) == SPILLWAY_LEVEL_CRITICAL)
+		if (spillway_watchdog_level() >= stop_level)
 			break;
 		if (fatal_signal_pending(current))
 			break;
@@ -105,19 +142,21 @@ static void spillway_pool_grow(unsigned long target)
 			order--;
 			continue;
 		}
-		mutex_lock(&pool->lock);
+		spillway_pool_lock();
 		list_add_tail(&chunk->node, &pool->chunks);
 		pool->nr_pages += 1UL << order;
-		mutex_unlock(&pool->lock);
+		spillway_pool_unlock();
 		cond_resched();
 	}
 }
 
 /*
- * Frees chunks that no buffer uses while the pool stays at or above
- * @target pages.  The newest chunks go first.  Returns the pages freed.
+ * Unlinks chunks that no buffer uses onto @out while the pool stays at or
+ * above @target pages; the caller frees them after dropping the lock.  The
+ * newest chunks go first.  Returns the pages unlinked.
  */
-static unsigned long spillway_pool_shrink_locked(unsigned long target)
+static unsigned long spillway_pool_unlink_free(unsigned long target,
+					       struct list_head *out)
 {
 	struct spillway_chunk *chunk, *tmp;
 	unsigned long held, freed = 0;
@@ -127,10 +166,11 @@ static unsigned long spillway_pool_shrink_locked(unsigned long target)
 		if (pool->nr_pages <= target)
 			break;
 		held = spillway_chunk_held(chunk);
-		if (chunk->used || pool->nr_pages - held < target)
+		/* used_pages may hold pages reserved and not yet taken. */
+		if (chunk->used || pool->nr_pages - held < target ||
+		    pool->nr_pages - held < pool->used_pages)
 			continue;
-		list_del(&chunk->node);
-		spillway_chunk_free(chunk);
+		list_move(&chunk->node, out);
 		pool->nr_pages -= held;
 		freed += held;
 	}
@@ -141,18 +181,25 @@ static unsigned long spillway_pool_shrink_locked(unsigned long target)
 unsigned long spillway_pool_resize(unsigned long pages)
 {
 	unsigned long have, freed;
+	LIST_HEAD(unlinked);
 
 	mutex_lock(&pool->resize_lock);
-	mutex_lock(&pool->lock);
-	pool->requested_pages = pages;
-	freed = spillway_pool_shrink_locked(pages);
-	mutex_unlock(&pool->lock);
+	spillway_pool_lock();
+	WRITE_ONCE(pool->requested_pages, pages);
+	freed = spillway_pool_unlink_free(pages, &unlinked);
+	spillway_pool_unlock();
+	spillway_chunks_free(&unlinked);
 
-	spillway_pool_grow(pages);
+	/*
+	 * A resize stops at the warn mark, or at the critical level: the
+	 * watchdog would give the chunk back at its next sample.
+	 */
+	spillway_pool_grow(pages, spillway_watchdog_warn_mark() >> PAGE_SHIFT,
+			   SPILLWAY_LEVEL_CRITICAL);
 
-	mutex_lock(&pool->lock);
+	spillway_pool_lock();
 	have = pool->nr_pages;
-	mutex_unlock(&pool->lock);
+	spillway_pool_unlock();
 	mutex_unlock(&pool->resize_lock);
 
 	if (freed)
@@ -166,45 +213,96 @@ unsigned long spillway_pool_resize(unsigned long pages)
 }
 
 /*
- * Gives free chunks back to the kernel down to the floor, under pressure.
- * @trylock: from the OOM notifier, which may run inside an allocation made
- * under @lock.  Returns the pages freed.
+ * Grows the pool back toward the size last asked for, after pressure or
+ * pages lost at release shrank it.  The watchdog calls it once the level
+ * has been ok for regrow_ms.  It leaves MemAvailable at least the warn mark
+ * plus its hysteresis band (so that growing does not itself change the
+ * level), stops at any level above ok, and skips its turn while a resize
+ * runs.  Returns the pages added.
  */
-unsigned long spillway_pool_release_free(bool trylock)
+unsigned long spillway_pool_regrow(void)
+{
+	unsigned long before, after;
+
+	if (!mutex_trylock(&pool->resize_lock))
+		return 0;
+	before = READ_ONCE(pool->nr_pages);
+	spillway_pool_grow(READ_ONCE(pool->requested_pages),
+			   spillway_watchdog_ok_mark() >> PAGE_SHIFT,
+			   SPILLWAY_LEVEL_WARN);
+	after = READ_ONCE(pool->nr_pages);
+	mutex_unlock(&pool->resize_lock);
+	return after > before ? after - before : 0;
+}
+
+/* Whether the pool holds less than was last asked for; lockless. */
+bool spillway_pool_short(void)
+{
+	return READ_ONCE(pool->nr_pages) < READ_ONCE(pool->requested_pages);
+}
+
+/*
+ * Gives free chunks back to the kernel down to the floor, under pressure:
+ * from the watchdog at the critical level and from the OOM notifier.  It
+ * takes the pool lock and waits for it: nothing allocates under that lock
+ * (so an allocation that ran out can not be holding it), and no hold of it
+ * lasts longer than one batch of pages.  Returns the pages freed.
+ */
+unsigned long spillway_pool_release_free(void)
 {
 	unsigned long freed;
+	LIST_HEAD(unlinked);
 
-	if (trylock) {
-		if (!mutex_trylock(&pool->lock))
-			return 0;
-	} else {
-		mutex_lock(&pool->lock);
-	}
-	freed = spillway_pool_shrink_locked(pool->floor_pages);
+	spillway_pool_lock();
+	freed = spillway_pool_unlink_free(pool->floor_pages, &unlinked);
 	pool->released_pages += freed;
-	mutex_unlock(&pool->lock);
+	spillway_pool_unlock();
+	spillway_chunks_free(&unlinked);
 	return freed;
 }
 
-static u64 spillway_pool_user_pages_locked(uid_t uid)
+/*
+ * Per-user accounting: one entry per uid with live buffers, in a hash, so
+ * that the limit check does not walk every buffer under the lock.  Entries
+ * are allocated before the lock is taken (nothing allocates under it).
+ */
+static struct spillway_user *spillway_user_find_locked(uid_t uid)
 {
-	struct spillway_buffer *buf;
-	u64 pages = 0;
+	struct spillway_user *user;
 
-	list_for_each_entry(buf, &pool->buffers, node)
-		if (buf->uid == uid)
-			pages += buf->nr_pages;
-	return pages;
+	hash_for_each_possible(pool->users, user, node, uid)
+		if (user->uid == uid)
+			return user;
+	return NULL;
 }
 
-u64 spillway_pool_user_bytes(uid_t uid)
+/* -EDQUOT over the per-user limit, -ENOMEM when the pool has too little. */
+static int spillway_pool_check_locked(uid_t uid, unsigned long nr_pages)
 {
-	u64 pages;
+	u64 limit = (u64)spillway_user_limit_mb << (20 - PAGE_SHIFT);
+	struct spillway_user *user = spillway_user_find_locked(uid);
+	u64 charged = user ? user->pages : 0;
 
-	mutex_lock(&pool->lock);
-	pages = spillway_pool_user_pages_locked(uid);
-	mutex_unlock(&pool->lock);
-	return pages << PAGE_SHIFT;
+	lockdep_assert_held(&pool->lock);
+	if (limit && charged + nr_pages > limit)
+		return -EDQUOT;
+	if (nr_pages > pool->nr_pages - pool->used_pages)
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * The checks of spillway_pool_take() before a buffer's page arrays are
+ * allocated, so that a request that must fail allocates nothing.
+ */
+int spillway_pool_precheck(uid_t uid, unsigned long nr_pages)
+{
+	int ret;
+
+	spillway_pool_lock();
+	ret = spillway_pool_check_locked(uid, nr_pages);
+	spillway_pool_unlock();
+	return ret;
 }
 
 /*
@@ -221,11 +319,11 @@ u64 spillway_pool_free_bytes(void)
 
 static unsigned long spillway_chunk_take(struct spillway_chunk *chunk,
 					 struct spillway_buffer *buf,
-					 unsigned long n)
+					 unsigned long n, unsigned long max)
 {
 	unsigned int i = 0, pages = 1U << chunk->order;
 
-	while (n < buf->nr_pages) {
+	while (n < max) {
 		i = find_next_zero_bit(chunk->busy, pages, i);
 		if (i >= pages)
 			break;
@@ -239,78 +337,193 @@ static unsigned long spillway_chunk_take(struct spillway_chunk *chunk,
 }
 
 /*
- * Fills @buf->pages with @buf->nr_pages pages, from chunks in use first.
- * Returns -EDQUOT over the per-user limit, -ENOMEM when the pool is short.
+ * Gives pages [@start, @end) of @buf back to their chunks, under the lock;
+ * a NULL entry is a page the kernel has now (see spillway_buffer_scrub()).
  */
-int spillway_pool_take(struct spillway_buffer *buf)
+static void spillway_pool_put_locked(struct spillway_buffer *buf,
+				     unsigned long start, unsigned long end)
 {
-	u64 limit = (u64)spillway_user_limit_mb << (20 - PAGE_SHIFT);
 	struct spillway_chunk *chunk;
-	unsigned long n = 0;
+	unsigned long i;
+
+	lockdep_assert_held(&pool->lock);
+	for (i = start; i < end; i++) {
+		chunk = buf->chunks[i];
+		chunk->used--;
+		if (!buf->pages[i]) {
+			/* Stays busy: the page is the kernel's now. */
+			chunk->gone++;
+			pool->nr_pages--;
+			pool->lost_pages++;
+		} else {
+			__clear_bit(buf->pages[i] - chunk->first, chunk->busy);
+		}
+	}
+	pool->used_pages -= end - start;
+}
+
+/* Uncharges @buf's user; returns the entry to free when it is the last. */
+static struct spillway_user *spillway_user_uncharge_locked(struct spillway_buffer *buf)
+{
+	struct spillway_user *user = buf->user;
+
+	lockdep_assert_held(&pool->lock);
+	user->pages -= buf->nr_pages;
+	if (user->pages)
+		return NULL;
+	hash_del(&user->node);
+	return user;
+}
+
+/*
+ * Fills @buf->pages[@n ..] from the chunks in use first, then from empty
+ * ones, at most @max pages; under the lock.  Returns the new fill count.
+ */
+static unsigned long spillway_pool_fill_locked(struct spillway_buffer *buf,
+					       unsigned long n, unsigned long max)
+{
+	struct spillway_chunk *chunk;
 	int pass;
 
-	mutex_lock(&pool->lock);
-	if (limit && spillway_pool_user_pages_locked(buf->uid) + buf->nr_pages > limit) {
-		mutex_unlock(&pool->lock);
-		return -EDQUOT;
-	}
-	if (buf->nr_pages > pool->nr_pages - pool->used_pages) {
-		mutex_unlock(&pool->lock);
-		return -ENOMEM;
-	}
-	for (pass = 0; pass < 2 && n < buf->nr_pages; pass++) {
+	lockdep_assert_held(&pool->lock);
+	for (pass = 0; pass < 2 && n < max; pass++) {
 		list_for_each_entry(chunk, &pool->chunks, node) {
 			/* Pass 0: chunks in use; pass 1: empty chunks. */
-			if ((chunk->used > 0) != (pass == 0))
+			if (!chunk->used == !pass)
 				continue;
-			n = spillway_chunk_take(chunk, buf, n);
-			if (n == buf->nr_pages)
+			n = spillway_chunk_take(chunk, buf, n, max);
+			if (n == max)
 				break;
 		}
 	}
-	/* The free count above guarantees enough free pages. */
-	WARN_ON_ONCE(n != buf->nr_pages);
+	return n;
+}
+
+/*
+ * Fills @buf->pages with @buf->nr_pages pages, from chunks in use first.
+ * Returns -EDQUOT over the per-user limit, -ENOMEM when the pool is short.
+ *
+ * The pages are reserved first (used_pages, which a shrink never goes
+ * under), then taken in batches, each under one short hold of the lock, so
+ * that a buffer of many GiB does not keep the OOM notifier waiting.  The
+ * buffer is listed once it is complete.
+ */
+int spillway_pool_take(struct spillway_buffer *buf)
+{
+	struct spillway_user *spare, *user;
+	unsigned long n = 0, end, filled;
+	int ret;
+
+	spare = kzalloc(sizeof(*spare), GFP_KERNEL_ACCOUNT);
+	if (!spare)
+		return -ENOMEM;
+	spillway_pool_lock();
+	ret = spillway_pool_check_locked(buf->uid, buf->nr_pages);
+	if (ret) {
+		spillway_pool_unlock();
+		kfree(spare);
+		return ret;
+	}
+	user = spillway_user_find_locked(buf->uid);
+	if (!user) {
+		user = spare;
+		spare = NULL;
+		user->uid = buf->uid;
+		hash_add(pool->users, &user->node, user->uid);
+	}
+	user->pages += buf->nr_pages;
+	buf->user = user;
 	pool->used_pages += buf->nr_pages;
+	spillway_pool_unlock();
+	kfree(spare);
+
+	while (n < buf->nr_pages) {
+		end = min(n + SPILLWAY_TAKE_BATCH, buf->nr_pages);
+		spillway_pool_lock();
+		filled = spillway_pool_fill_locked(buf, n, end);
+		spillway_pool_unlock();
+		/* The reservation guarantees enough free pages. */
+		if (WARN_ON_ONCE(filled == n))
+			break;
+		n = filled;
+		cond_resched();
+	}
+
+	spillway_pool_lock();
+	if (n != buf->nr_pages) {
+		spillway_pool_put_locked(buf, 0, n);
+		pool->used_pages -= buf->nr_pages - n;
+		user = spillway_user_uncharge_locked(buf);
+		spillway_pool_unlock();
+		kfree(user);
+		return -ENOMEM;
+	}
 	pool->nr_buffers++;
 	list_add_tail(&buf->node, &pool->buffers);
-	mutex_unlock(&pool->lock);
+	spillway_pool_unlock();
 	return 0;
 }
 
 /*
- * Returns @buf's pages to the pool, zeroed.  A page someone else still holds
- * (a pin that outlived every mapping) is never reused: the pool drops its
- * reference and the kernel gets the page when the last holder lets go.
+ * Zeroes @buf's pages for reuse, without the pool lock: they are still
+ * @buf's (busy in their chunks), so nothing else in the pool touches them.
+ * A page someone else still holds (a pin that outlived every mapping) is
+ * never reused: the pool drops its reference now, the kernel gets the page
+ * when the last holder lets go, and its entry becomes NULL.  Returns the
+ * number of such pages.
+ */
+static unsigned long spillway_buffer_scrub(struct spillway_buffer *buf)
+{
+	unsigned long i, lost = 0;
+
+	for (i = 0; i < buf->nr_pages; i++) {
+		if (page_count(buf->pages[i]) == 1) {
+			clear_highpage(buf->pages[i]);
+		} else {
+			put_page(buf->pages[i]);
+			buf->pages[i] = NULL;
+			lost++;
+		}
+		if (!((i + 1) % SPILLWAY_PUT_BATCH))
+			cond_resched();
+	}
+	return lost;
+}
+
+/*
+ * Returns @buf's pages to the pool, zeroed.  The buffer leaves the list
+ * first; its pages are zeroed outside the lock and go back in batches, so
+ * that the OOM notifier can give back what is free while a buffer of many
+ * GiB is being released.
  */
 void spillway_pool_put(struct spillway_buffer *buf)
 {
-	struct spillway_chunk *chunk;
-	struct page *page;
-	unsigned long i;
-	unsigned int idx;
+	unsigned long start, end, lost;
+	u64 t0 = spillway_timing_start();
+	struct spillway_user *user;
 
-	mutex_lock(&pool->lock);
-	for (i = 0; i < buf->nr_pages; i++) {
-		page = buf->pages[i];
-		chunk = buf->chunks[i];
-		chunk->used--;
-		if (page_count(page) != 1) {
-			chunk->gone++;
-			pool->nr_pages--;
-			put_page(page);
-			pr_warn_ratelimited("pool: page still referenced at release, not reused\n");
-		} else {
-			clear_highpage(page);
-			idx = page - chunk->first;
-			__clear_bit(idx, chunk->busy);
-		}
-		if (!(i % SPILLWAY_CHUNK_PAGES))
-			cond_resched();
-	}
-	pool->used_pages -= buf->nr_pages;
-	pool->nr_buffers--;
+	spillway_pool_lock();
 	list_del(&buf->node);
-	mutex_unlock(&pool->lock);
+	pool->nr_buffers--;
+	user = spillway_user_uncharge_locked(buf);
+	spillway_pool_unlock();
+	kfree(user);
+
+	lost = spillway_buffer_scrub(buf);
+	for (start = 0; start < buf->nr_pages; start = end) {
+		end = min(start + SPILLWAY_PUT_BATCH, buf->nr_pages);
+		spillway_pool_lock();
+		spillway_pool_put_locked(buf, start, end);
+		spillway_pool_unlock();
+		cond_resched();
+	}
+	if (lost) {
+		spillway_watchdog_report(SPILLWAY_EVENT_LOST, 0,
+					 (u64)lost << PAGE_SHIFT);
+		pr_warn_ratelimited("pool: %lu pages still referenced at release, not reused\n",
+				    lost);
+	}
+	spillway_timing_end(&spillway.timing.release_max_ns, t0);
 }
 
 void spillway_pool_init(unsigned long pages)
@@ -319,6 +532,7 @@ void spillway_pool_init(unsigned long pages)
 	mutex_init(&pool->lock);
 	INIT_LIST_HEAD(&pool->chunks);
 	INIT_LIST_HEAD(&pool->buffers);
+	hash_init(pool->users);
 	if (pages)
 		spillway_pool_resize(pages);
 	pr_info("pool: %lu MiB reserved\n", pool->nr_pages >> (20 - PAGE_SHIFT));
@@ -326,14 +540,9 @@ void spillway_pool_init(unsigned long pages)
 
 void spillway_pool_exit(void)
 {
-	struct spillway_chunk *chunk, *tmp;
-
 	/* Every dma-buf holds a module reference: no buffer can be live. */
 	WARN_ON(pool->used_pages || !list_empty(&pool->buffers));
-	list_for_each_entry_safe(chunk, tmp, &pool->chunks, node) {
-		list_del(&chunk->node);
-		spillway_chunk_free(chunk);
-	}
+	spillway_chunks_free(&pool->chunks);
 	pool->nr_pages = 0;
 }
 
@@ -343,34 +552,47 @@ u64 spillway_pool_bytes(void)
 	return (u64)READ_ONCE(pool->nr_pages) << PAGE_SHIFT;
 }
 
+/* The size last asked for, lockless: used to judge a request. */
+u64 spillway_pool_requested_bytes(void)
+{
+	return (u64)READ_ONCE(pool->requested_pages) << PAGE_SHIFT;
+}
+
 void spillway_pool_set_floor(unsigned long pages)
 {
-	mutex_lock(&pool->lock);
+	spillway_pool_lock();
 	pool->floor_pages = pages;
-	mutex_unlock(&pool->lock);
+	spillway_pool_unlock();
 }
 
 void spillway_pool_fill_info(struct spillway_info *info)
 {
-	mutex_lock(&pool->lock);
+	spillway_pool_lock();
 	info->pool_bytes = (u64)pool->nr_pages << PAGE_SHIFT;
 	info->requested_bytes = (u64)pool->requested_pages << PAGE_SHIFT;
 	info->used_bytes = (u64)pool->used_pages << PAGE_SHIFT;
 	info->free_bytes = (u64)(pool->nr_pages - pool->used_pages) << PAGE_SHIFT;
 	info->floor_bytes = (u64)pool->floor_pages << PAGE_SHIFT;
 	info->released_bytes = (u64)pool->released_pages << PAGE_SHIFT;
+	info->lost_bytes = (u64)pool->lost_pages << PAGE_SHIFT;
 	info->buffers = pool->nr_buffers;
-	mutex_unlock(&pool->lock);
+	spillway_pool_unlock();
 }
 
-/* Writes up to @capacity entries; returns the number of live buffers. */
-u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity)
+/*
+ * Writes up to @capacity entries and returns the number of live buffers;
+ * with @only_uid, only the buffers charged to that uid.
+ */
+u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity,
+		       bool filter, uid_t only_uid)
 {
 	struct spillway_buffer *buf;
 	u32 n = 0;
 
-	mutex_lock(&pool->lock);
+	spillway_pool_lock();
 	list_for_each_entry(buf, &pool->buffers, node) {
+		if (filter && buf->uid != only_uid)
+			continue;
 		if (n < capacity) {
 			out[n].id = buf->id;
 			out[n].size = (u64)buf->nr_pages << PAGE_SHIFT;
@@ -380,6 +602,6 @@ u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity)
 		}
 		n++;
 	}
-	mutex_unlock(&pool->lock);
+	spillway_pool_unlock();
 	return n;
 }

@@ -10,6 +10,7 @@
 #ifndef _SPILLWAY_INTERNAL_H
 #define _SPILLWAY_INTERNAL_H
 
+#include <linux/hashtable.h>
 #include <linux/list.h>
 #include <linux/miscdevice.h>
 #include <linux/mutex.h>
@@ -23,7 +24,7 @@
 
 /* Pool chunks are order-9 (2 MiB on x86) unless memory is fragmented. */
 #define SPILLWAY_CHUNK_ORDER	9
-#define SPILLWAY_CHUNK_PAGES	(1U << SPILLWAY_CHUNK_ORDER)
+#define SPILLWAY_CHUNK_PAGES	BIT(SPILLWAY_CHUNK_ORDER)
 
 /* Module parameters (main.c); read-only after load. */
 extern unsigned int spillway_pool_mb;
@@ -33,6 +34,7 @@ extern unsigned int spillway_swap_warn_mb;
 extern unsigned int spillway_swap_critical_mb;
 extern unsigned int spillway_swap_rate_warn;
 extern unsigned int spillway_swap_rate_critical;
+extern unsigned int spillway_regrow_ms;
 extern bool spillway_test_ioctls;
 
 /**
@@ -67,11 +69,18 @@ struct spillway_chunk {
  * @requested_pages:	pages last asked for (load or resize)
  * @floor_pages:	pressure never shrinks the pool below this
  * @released_pages:	pages given back under pressure, in total
+ * @lost_pages:		pages lost at buffer release (still referenced), in total
  * @nr_buffers:		live buffers
+ * @users:		struct spillway_user by uid, for the per-user limit
+ * @locked_at:		when @lock was taken (test-only timing), else 0
+ *
+ * Nothing allocates memory while holding @lock, so that the OOM notifier can
+ * always take it: pages are zeroed and chunks freed outside it, and no
+ * section under it grows with the size of a buffer.
  */
 struct spillway_pool {
-	struct mutex resize_lock;
-	struct mutex lock;
+	struct mutex resize_lock;	/* one resize at a time */
+	struct mutex lock;		/* the pool's state; nothing allocates under it */
 	struct list_head chunks;
 	struct list_head buffers;
 	unsigned long nr_pages;
@@ -79,7 +88,22 @@ struct spillway_pool {
 	unsigned long requested_pages;
 	unsigned long floor_pages;
 	unsigned long released_pages;
+	unsigned long lost_pages;
 	unsigned long nr_buffers;
+	DECLARE_HASHTABLE(users, 6);
+	u64 locked_at;
+};
+
+/**
+ * struct spillway_user - live buffer pages charged to one uid
+ * @node:	in spillway_pool.users, under spillway_pool.lock
+ * @uid:	real uid of the opener of /dev/spillway (initial user namespace)
+ * @pages:	pages in that uid's live buffers
+ */
+struct spillway_user {
+	struct hlist_node node;
+	uid_t uid;
+	unsigned long pages;
 };
 
 /**
@@ -91,7 +115,7 @@ struct spillway_pool {
  * @wait:	readers and pollers
  */
 struct spillway_events {
-	spinlock_t lock;
+	spinlock_t lock;	/* the ring and next_seq; taken from the OOM notifier */
 	u64 next_seq;
 	struct spillway_event ring[SPILLWAY_EVENT_QUEUE_LEN];
 	wait_queue_head_t wait;
@@ -101,6 +125,7 @@ struct spillway_events {
  * struct spillway_watchdog - the pressure sampler
  * @wq:		ordered, freezable, WQ_MEM_RECLAIM workqueue (see watchdog.c)
  * @work:	the sampling work; requeues itself every watchdog_ms
+ * @regrow_work: grows the pool back (system_unbound_wq)
  * @oom_nb:	OOM notifier
  * @lock:	protects the fields below; the critical release runs under it,
  *		so that it can not follow a watermark change
@@ -115,6 +140,8 @@ struct spillway_events {
  * @swap_events: PSWPIN + PSWPOUT at the last sample
  * @sample_ns:	CLOCK_MONOTONIC time of the last sample
  * @rate_ns:	CLOCK_MONOTONIC time of the last swap-rate measurement
+ * @ok_since_ns: sample time since which the level has been ok (or of the
+ *		last regrow); regrow_ms after it the pool grows back
  * @uevent_at:	jiffies of the last uevent
  * @uevent_pending: a level change whose uevent the rate limit held back
  * @vm_events:	scratch array for all_vm_events()
@@ -122,8 +149,9 @@ struct spillway_events {
 struct spillway_watchdog {
 	struct workqueue_struct *wq;
 	struct delayed_work work;
+	struct work_struct regrow_work;
 	struct notifier_block oom_nb;
-	struct mutex lock;
+	struct mutex lock;	/* the marks, the level and the critical release */
 	bool stopping;
 	u64 warn;
 	u64 critical;
@@ -135,9 +163,24 @@ struct spillway_watchdog {
 	u64 swap_events;
 	u64 sample_ns;
 	u64 rate_ns;
+	u64 ok_since_ns;
 	unsigned long uevent_at;
 	bool uevent_pending;
 	unsigned long *vm_events;
+};
+
+/**
+ * struct spillway_timing - test-only figures (timing.c), in nanoseconds
+ * @dir:		debugfs directory, when test_ioctls=1
+ * @pool_lock_max_ns:	longest hold of spillway_pool.lock
+ * @release_max_ns:	longest buffer release, zeroing included
+ * @mmap_max_ns:	longest mmap of a buffer (under the mmap lock)
+ */
+struct spillway_timing {
+	struct dentry *dir;
+	u64 pool_lock_max_ns;
+	u64 release_max_ns;
+	u64 mmap_max_ns;
 };
 
 struct spillway {
@@ -145,6 +188,7 @@ struct spillway {
 	struct spillway_pool pool;
 	struct spillway_events events;
 	struct spillway_watchdog wd;
+	struct spillway_timing timing;
 };
 
 extern struct spillway spillway;
@@ -157,7 +201,9 @@ extern struct spillway spillway;
  * @pages:	the pages, in mapping order
  * @chunks:	the chunk each page came from
  * @pid:	allocating thread group
- * @uid:	allocating real uid (initial user namespace)
+ * @uid:	the uid charged: the real uid of the opener of the /dev/spillway
+ *		file it was allocated through (initial user namespace)
+ * @user:	that uid's accounting entry
  * @lock:	protects @mappings
  * @mappings:	struct spillway_mapping of importers' DMA mappings
  */
@@ -169,7 +215,8 @@ struct spillway_buffer {
 	struct spillway_chunk **chunks;
 	pid_t pid;
 	uid_t uid;
-	struct mutex lock;
+	struct spillway_user *user;
+	struct mutex lock;	/* the importers' mappings */
 	struct list_head mappings;
 };
 
@@ -177,18 +224,22 @@ struct spillway_buffer {
 void spillway_pool_init(unsigned long pages);
 void spillway_pool_exit(void);
 unsigned long spillway_pool_resize(unsigned long pages);
-unsigned long spillway_pool_release_free(bool trylock);
+unsigned long spillway_pool_release_free(void);
+unsigned long spillway_pool_regrow(void);
+bool spillway_pool_short(void);
+int spillway_pool_precheck(uid_t uid, unsigned long nr_pages);
 int spillway_pool_take(struct spillway_buffer *buf);
 void spillway_pool_put(struct spillway_buffer *buf);
 u64 spillway_pool_free_bytes(void);
-u64 spillway_pool_user_bytes(uid_t uid);
 u64 spillway_pool_bytes(void);
+u64 spillway_pool_requested_bytes(void);
 void spillway_pool_set_floor(unsigned long pages);
 void spillway_pool_fill_info(struct spillway_info *info);
-u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity);
+u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity,
+		       bool filter, uid_t only_uid);
 
 /* buffer.c */
-struct dma_buf *spillway_buffer_export(u64 size, u64 *id);
+struct dma_buf *spillway_buffer_export(u64 size, uid_t uid, u64 *id);
 
 /* events.c */
 void spillway_events_init(void);
@@ -202,15 +253,28 @@ bool spillway_events_pending(u64 cursor);
 /* watchdog.c */
 int spillway_watchdog_init(unsigned int warn_mb, unsigned int critical_mb);
 int spillway_watchdog_start(void);
-void spillway_watchdog_stop(bool started);
+void spillway_watchdog_stop(void);
+void spillway_watchdog_exit(void);
 int spillway_watchdog_set_marks(u64 warn, u64 critical);
-int spillway_watchdog_set_mark(bool critical, u64 bytes);
+int spillway_watchdog_set_warn_mark(u64 bytes);
+int spillway_watchdog_set_critical_mark(u64 bytes);
 void spillway_watchdog_fill_event(struct spillway_event *ev, u32 type);
+void spillway_watchdog_report(u32 type, u32 reason, u64 count);
+u32 spillway_watchdog_level(void);
+u64 spillway_watchdog_warn_mark(void);
+u64 spillway_watchdog_ok_mark(void);
 void spillway_watchdog_fill_info(struct spillway_info *info);
 const char *spillway_level_name(u32 level);
 
-/* dev.c, sysfs.c */
+/* timing.c */
+u64 spillway_timing_start(void);
+void spillway_timing_end(u64 *max, u64 start);
+void spillway_timing_init(void);
+void spillway_timing_exit(void);
+
+/* dev.c, ioctl.c, sysfs.c */
 extern const struct file_operations spillway_fops;
+long spillway_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 extern const struct attribute_group *spillway_groups[];
 void spillway_info_fill(struct spillway_info *info);
 int spillway_set_pool_bytes(u64 bytes, u64 *result);

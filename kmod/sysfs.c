@@ -32,6 +32,7 @@ SPILLWAY_INFO_ATTR(free_bytes, info.free_bytes)
 SPILLWAY_INFO_ATTR(buffers, info.buffers)
 SPILLWAY_INFO_ATTR(events, info.events)
 SPILLWAY_INFO_ATTR(released_bytes, info.released_bytes)
+SPILLWAY_INFO_ATTR(lost_bytes, info.lost_bytes)
 SPILLWAY_INFO_ATTR(watermark_warn_mb, info.watermark_warn >> 20)
 SPILLWAY_INFO_ATTR(watermark_critical_mb, info.watermark_critical >> 20)
 SPILLWAY_INFO_ATTR(pool_floor_mb, info.floor_bytes >> 20)
@@ -71,15 +72,16 @@ static ssize_t pool_bytes_store(struct device *dev,
 	return ret ? ret : len;
 }
 
-/* Sets one MemAvailable mark, keeping the other. */
-static ssize_t spillway_store_mark(const char *buf, size_t len, bool critical)
+/* Sets one MemAvailable mark with @set, keeping the other. */
+static ssize_t spillway_store_mark(const char *buf, size_t len,
+				   int (*set)(u64 bytes))
 {
 	u64 mb;
 	int ret;
 
 	ret = spillway_store_u64(buf, U64_MAX >> 20, &mb);
 	if (!ret)
-		ret = spillway_watchdog_set_mark(critical, mb << 20);
+		ret = set(mb << 20);
 	return ret ? ret : len;
 }
 
@@ -87,14 +89,14 @@ static ssize_t watermark_warn_mb_store(struct device *dev,
 				       struct device_attribute *attr,
 				       const char *buf, size_t len)
 {
-	return spillway_store_mark(buf, len, false);
+	return spillway_store_mark(buf, len, spillway_watchdog_set_warn_mark);
 }
 
 static ssize_t watermark_critical_mb_store(struct device *dev,
 					   struct device_attribute *attr,
 					   const char *buf, size_t len)
 {
-	return spillway_store_mark(buf, len, true);
+	return spillway_store_mark(buf, len, spillway_watchdog_set_critical_mark);
 }
 
 static ssize_t pool_floor_mb_store(struct device *dev,
@@ -121,6 +123,7 @@ static DEVICE_ATTR_RW(watermark_warn_mb);
 static DEVICE_ATTR_RW(watermark_critical_mb);
 static DEVICE_ATTR_RO(events);
 static DEVICE_ATTR_RO(released_bytes);
+static DEVICE_ATTR_RO(lost_bytes);
 static DEVICE_ATTR_RW(pool_floor_mb);
 
 static struct attribute *spillway_attrs[] = {
@@ -134,6 +137,7 @@ static struct attribute *spillway_attrs[] = {
 	&dev_attr_watermark_critical_mb.attr,
 	&dev_attr_events.attr,
 	&dev_attr_released_bytes.attr,
+	&dev_attr_lost_bytes.attr,
 	&dev_attr_pool_floor_mb.attr,
 	NULL,
 };

@@ -19,6 +19,8 @@
  * a change held back is sent, with the level then current, at the first
  * sample after the second is over).  While CRITICAL, and from the OOM
  * notifier, free pool chunks go back to the kernel down to pool_floor_mb.
+ * Once the level has been ok for regrow_ms, the pool grows back toward the
+ * size last asked for (never past the warn mark and its band).
  *
  * The sampler is delayed work on its own workqueue rather than a kthread:
  * WQ_MEM_RECLAIM gives the queue a rescuer thread, so a sample still runs
@@ -78,6 +80,12 @@ static u32 spillway_level_high(u64 value, u64 warn, u64 critical)
 	return SPILLWAY_LEVEL_OK;
 }
 
+/* A mark moved 1/8 to the safe side of a low-is-bad signal, saturating. */
+static u64 spillway_band_above(u64 mark)
+{
+	return mark > U64_MAX - mark / 8 ? U64_MAX : mark + mark / 8;
+}
+
 /*
  * Raises at once to the level @entered; lowers only as far as @left, the
  * level against marks moved by the hysteresis margin.
@@ -93,20 +101,20 @@ static u32 spillway_watchdog_evaluate(u32 cur, u32 *reason)
 	u64 swap_crit = (u64)spillway_swap_critical_mb << 20;
 	u64 rate_warn = spillway_swap_rate_warn;
 	u64 rate_crit = spillway_swap_rate_critical;
-	u32 mem, swap, rate, level;
+	u32 entered, left, mem, swap, rate, level;
 
-	mem = spillway_hysteresis(cur,
-		spillway_level_low(wd->mem_available, wd->warn, wd->critical),
-		spillway_level_low(wd->mem_available, wd->warn + wd->warn / 8,
-				   wd->critical + wd->critical / 8));
-	swap = spillway_hysteresis(cur,
-		spillway_level_low(wd->swap_free, swap_warn, swap_crit),
-		spillway_level_low(wd->swap_free, swap_warn + swap_warn / 8,
-				   swap_crit + swap_crit / 8));
-	rate = spillway_hysteresis(cur,
-		spillway_level_high(wd->swap_rate, rate_warn, rate_crit),
-		spillway_level_high(wd->swap_rate, rate_warn - rate_warn / 8,
-				    rate_crit - rate_crit / 8));
+	entered = spillway_level_low(wd->mem_available, wd->warn, wd->critical);
+	left = spillway_level_low(wd->mem_available, spillway_band_above(wd->warn),
+				  spillway_band_above(wd->critical));
+	mem = spillway_hysteresis(cur, entered, left);
+	entered = spillway_level_low(wd->swap_free, swap_warn, swap_crit);
+	left = spillway_level_low(wd->swap_free, spillway_band_above(swap_warn),
+				  spillway_band_above(swap_crit));
+	swap = spillway_hysteresis(cur, entered, left);
+	entered = spillway_level_high(wd->swap_rate, rate_warn, rate_crit);
+	left = spillway_level_high(wd->swap_rate, rate_warn - rate_warn / 8,
+				   rate_crit - rate_crit / 8);
+	rate = spillway_hysteresis(cur, entered, left);
 
 	level = max3(mem, swap, rate);
 	*reason = 0;
@@ -139,18 +147,44 @@ void spillway_watchdog_fill_event(struct spillway_event *ev, u32 type)
 	ev->count = 0;
 }
 
-static void spillway_watchdog_release(u32 reason)
+/* Queues a record of @type with the current state, @reason bits and @count. */
+void spillway_watchdog_report(u32 type, u32 reason, u64 count)
 {
 	struct spillway_event ev = {};
+
+	spillway_watchdog_fill_event(&ev, type);
+	ev.reason |= reason;
+	ev.count = count;
+	spillway_event_queue(&ev);
+}
+
+/* The current level, lockless (the pool reads it while growing). */
+u32 spillway_watchdog_level(void)
+{
+	return READ_ONCE(wd->level);
+}
+
+/* The MemAvailable warn mark in bytes, lockless. */
+u64 spillway_watchdog_warn_mark(void)
+{
+	return READ_ONCE(wd->warn);
+}
+
+/* MemAvailable at or above which warn goes back to ok, bytes, lockless. */
+u64 spillway_watchdog_ok_mark(void)
+{
+	return spillway_band_above(READ_ONCE(wd->warn));
+}
+
+static void spillway_watchdog_release(u32 reason)
+{
 	unsigned long pages;
 
-	pages = spillway_pool_release_free(false);
+	pages = spillway_pool_release_free();
 	if (!pages)
 		return;
-	spillway_watchdog_fill_event(&ev, SPILLWAY_EVENT_RELEASE);
-	ev.reason |= reason;
-	ev.count = (u64)pages << PAGE_SHIFT;
-	spillway_event_queue(&ev);
+	spillway_watchdog_report(SPILLWAY_EVENT_RELEASE, reason,
+				 (u64)pages << PAGE_SHIFT);
 	pr_info("released %lu KiB of free pool memory under pressure\n",
 		pages << (PAGE_SHIFT - 10));
 }
@@ -170,19 +204,29 @@ static void spillway_watchdog_uevent(u32 level)
 }
 
 /*
- * Takes one sample; called with @wd->lock held.  @rate: also measure the swap
- * rate.  Only the periodic work does, so that the rate is always taken over a
- * whole period: a sample a moment after another, for a watermark change,
- * would turn a single swapped page into a high rate.
+ * What a sample measures.  Only the periodic work measures the swap rate,
+ * so that the rate is always taken over a whole period: a sample a moment
+ * after another, for a watermark change, would turn a single swapped page
+ * into a high rate.
  */
-static void spillway_watchdog_sample(bool rate)
+enum spillway_sample {
+	SPILLWAY_SAMPLE_MARKS,		/* for a watermark change: keeps the rate */
+	SPILLWAY_SAMPLE_PERIODIC,	/* the periodic work: measures the rate */
+};
+
+/* What to tell, outside @wd->lock, after a sample: SPILLWAY_TELL_* bits. */
+#define SPILLWAY_TELL_LEVEL	BIT(0)	/* the level changed: notify sysfs pollers */
+#define SPILLWAY_TELL_UEVENT	BIT(1)	/* send a uevent with the level */
+
+/* Takes one sample; called with @wd->lock held. */
+static void spillway_watchdog_sample(enum spillway_sample kind)
 {
 	u64 now = ktime_get_ns(), swap_events;
 
 	wd->sample_ns = now;
 	WRITE_ONCE(wd->mem_available, (u64)si_mem_available() << PAGE_SHIFT);
 	WRITE_ONCE(wd->swap_free, (u64)get_nr_swap_pages() << PAGE_SHIFT);
-	if (!rate)
+	if (kind != SPILLWAY_SAMPLE_PERIODIC)
 		return;
 	all_vm_events(wd->vm_events);
 	swap_events = wd->vm_events[PSWPIN] + wd->vm_events[PSWPOUT];
@@ -196,72 +240,104 @@ static void spillway_watchdog_sample(bool rate)
 
 /**
  * spillway_watchdog_update_locked - sample, set the level, release if critical
- * @rate:	measure the swap rate too (the periodic work)
- * @uevent:	set when a uevent for the returned level must go out
+ * @kind:	the periodic sample, or one for a watermark change
  *
  * Runs under @wd->lock, the critical release included: a watermark change
  * takes the same lock, so a release decided against the old marks can not
  * run after the new ones are set.  The release takes the pool lock
  * (wd.lock -> pool.lock) and frees pages without allocating any.
  *
- * Return: true when the level changed; the caller then notifies sysfs
- * pollers and sends the uevent, outside the lock (spillway_watchdog_tell()).
+ * Return: SPILLWAY_TELL_* bits; the caller tells sysfs pollers and udev,
+ * outside the lock (spillway_watchdog_tell()).
  */
-static bool spillway_watchdog_update_locked(bool rate, bool *uevent)
+static unsigned int spillway_watchdog_update_locked(enum spillway_sample kind)
 {
 	struct spillway_event ev = {};
 	u32 prev, level, reason;
-	bool changed;
+	unsigned int tell = 0;
+	bool changed, uevent;
 
 	lockdep_assert_held(&wd->lock);
-	spillway_watchdog_sample(rate);
+	spillway_watchdog_sample(kind);
 	prev = wd->level;
 	level = spillway_watchdog_evaluate(prev, &reason);
 	changed = level != prev;
 	WRITE_ONCE(wd->level, level);
 	WRITE_ONCE(wd->reason, reason);
 	/* Rate limit: one uevent a second; a held-back one goes out later. */
-	*uevent = false;
 	if (changed || wd->uevent_pending) {
-		*uevent = !wd->uevent_at ||
-			  time_after_eq(jiffies, wd->uevent_at + HZ);
-		wd->uevent_pending = !*uevent;
-		if (*uevent)
+		uevent = !wd->uevent_at ||
+			 time_after_eq(jiffies, wd->uevent_at + HZ);
+		wd->uevent_pending = !uevent;
+		if (uevent) {
 			wd->uevent_at = jiffies;
+			tell |= SPILLWAY_TELL_UEVENT;
+		}
 	}
 	if (changed) {
+		tell |= SPILLWAY_TELL_LEVEL;
 		spillway_watchdog_fill_event(&ev, SPILLWAY_EVENT_LEVEL);
 		ev.prev_level = prev;
 		ev.time_ns = wd->sample_ns;
 		spillway_event_queue(&ev);
 	}
+	if (level != SPILLWAY_LEVEL_OK || changed)
+		wd->ok_since_ns = wd->sample_ns;
 	if (level == SPILLWAY_LEVEL_CRITICAL)
 		spillway_watchdog_release(reason);
-	return changed;
+	return tell;
 }
 
 /* Tells sysfs pollers and udev about a level change, outside @wd->lock. */
-static void spillway_watchdog_tell(bool changed, bool uevent, u32 level)
+static void spillway_watchdog_tell(unsigned int tell, u32 level)
 {
-	if (changed)
+	if (tell & SPILLWAY_TELL_LEVEL)
 		sysfs_notify(&spillway.misc.this_device->kobj, NULL, "level");
-	if (uevent)
+	if (tell & SPILLWAY_TELL_UEVENT)
 		spillway_watchdog_uevent(level);
+}
+
+/*
+ * Grows the pool back once the level has been ok for regrow_ms; on its own
+ * work item, so that a long grow never delays a sample.
+ */
+static void spillway_watchdog_regrow_work(struct work_struct *work)
+{
+	unsigned long pages = spillway_pool_regrow();
+
+	if (pages)
+		pr_info("pool: grew back by %lu KiB\n", pages << (PAGE_SHIFT - 10));
+}
+
+/* Called with @wd->lock held, after a periodic sample. */
+static void spillway_watchdog_maybe_regrow(void)
+{
+	u64 wait_ns = (u64)spillway_regrow_ms * NSEC_PER_MSEC;
+
+	lockdep_assert_held(&wd->lock);
+	if (!spillway_regrow_ms || wd->level != SPILLWAY_LEVEL_OK ||
+	    wd->sample_ns - wd->ok_since_ns < wait_ns || !spillway_pool_short())
+		return;
+	/* The next try, if this one falls short, is regrow_ms from now. */
+	wd->ok_since_ns = wd->sample_ns;
+	queue_work(system_unbound_wq, &wd->regrow_work);
 }
 
 static void spillway_watchdog_work(struct work_struct *work)
 {
-	bool changed, uevent;
+	unsigned int tell;
 	u32 level;
 
 	mutex_lock(&wd->lock);
-	changed = spillway_watchdog_update_locked(true, &uevent);
+	tell = spillway_watchdog_update_locked(SPILLWAY_SAMPLE_PERIODIC);
+	if (!wd->stopping)
+		spillway_watchdog_maybe_regrow();
 	level = wd->level;
 	if (!wd->stopping)
 		queue_delayed_work(wd->wq, &wd->work,
 				   msecs_to_jiffies(spillway_watchdog_ms));
 	mutex_unlock(&wd->lock);
-	spillway_watchdog_tell(changed, uevent, level);
+	spillway_watchdog_tell(tell, level);
 }
 
 /* Runs before the OOM killer picks a victim; may sleep. */
@@ -269,36 +345,41 @@ static int spillway_oom_notify(struct notifier_block *nb, unsigned long unused,
 			       void *parm)
 {
 	unsigned long *freed = parm, pages;
-	struct spillway_event ev = {};
 
-	/* The allocation that ran out may have been made under the pool lock. */
-	pages = spillway_pool_release_free(true);
+	/*
+	 * Waits for the pool lock: nothing allocates under it, so the
+	 * allocation that ran out is not holding it, and it is held for one
+	 * short batch at a time.
+	 */
+	pages = spillway_pool_release_free();
 	if (!pages)
 		return NOTIFY_OK;
 	*freed += pages;
-	spillway_watchdog_fill_event(&ev, SPILLWAY_EVENT_RELEASE);
-	ev.reason |= SPILLWAY_REASON_OOM;
-	ev.count = (u64)pages << PAGE_SHIFT;
-	spillway_event_queue(&ev);
+	spillway_watchdog_report(SPILLWAY_EVENT_RELEASE, SPILLWAY_REASON_OOM,
+				 (u64)pages << PAGE_SHIFT);
 	return NOTIFY_OK;
 }
 
+/* Which MemAvailable marks a change sets: SPILLWAY_MARK_* bits. */
+#define SPILLWAY_MARK_WARN	BIT(0)
+#define SPILLWAY_MARK_CRITICAL	BIT(1)
+
 /*
- * Sets both MemAvailable marks (bytes), or one (@keep_warn, @keep_critical:
- * sysfs writes one; the other is read under the same lock), and samples
- * against them before returning: when it returns, the level is the one for
- * the new marks and any release they call for is done.
+ * Sets the MemAvailable marks named in @which (bytes; sysfs sets one, and
+ * the other is read under the same lock), and samples against them before
+ * returning: when it returns, the level is the one for the new marks and
+ * any release they call for is done.
  */
 static int spillway_watchdog_change_marks(u64 warn, u64 critical,
-					  bool keep_warn, bool keep_critical)
+					  unsigned int which)
 {
-	bool changed = false, uevent = false;
+	unsigned int tell = 0;
 	u32 level;
 
 	mutex_lock(&wd->lock);
-	if (keep_warn)
+	if (!(which & SPILLWAY_MARK_WARN))
 		warn = wd->warn;
-	if (keep_critical)
+	if (!(which & SPILLWAY_MARK_CRITICAL))
 		critical = wd->critical;
 	if (critical > warn) {
 		mutex_unlock(&wd->lock);
@@ -307,22 +388,29 @@ static int spillway_watchdog_change_marks(u64 warn, u64 critical,
 	WRITE_ONCE(wd->warn, warn);
 	WRITE_ONCE(wd->critical, critical);
 	if (!wd->stopping)
-		changed = spillway_watchdog_update_locked(false, &uevent);
+		tell = spillway_watchdog_update_locked(SPILLWAY_SAMPLE_MARKS);
 	level = wd->level;
 	mutex_unlock(&wd->lock);
-	spillway_watchdog_tell(changed, uevent, level);
+	spillway_watchdog_tell(tell, level);
 	return 0;
 }
 
 int spillway_watchdog_set_marks(u64 warn, u64 critical)
 {
-	return spillway_watchdog_change_marks(warn, critical, false, false);
+	return spillway_watchdog_change_marks(warn, critical,
+					      SPILLWAY_MARK_WARN | SPILLWAY_MARK_CRITICAL);
 }
 
-/* Sets one mark and keeps the other (sysfs). */
-int spillway_watchdog_set_mark(bool critical, u64 bytes)
+/* Sets the warn mark and keeps the critical one (sysfs). */
+int spillway_watchdog_set_warn_mark(u64 bytes)
 {
-	return spillway_watchdog_change_marks(bytes, bytes, critical, !critical);
+	return spillway_watchdog_change_marks(bytes, 0, SPILLWAY_MARK_WARN);
+}
+
+/* Sets the critical mark and keeps the warn one (sysfs). */
+int spillway_watchdog_set_critical_mark(u64 bytes)
+{
+	return spillway_watchdog_change_marks(0, bytes, SPILLWAY_MARK_CRITICAL);
 }
 
 /*
@@ -338,6 +426,8 @@ int spillway_watchdog_init(unsigned int warn_mb, unsigned int critical_mb)
 
 	mutex_init(&wd->lock);
 	INIT_DELAYED_WORK(&wd->work, spillway_watchdog_work);
+	INIT_WORK(&wd->regrow_work, spillway_watchdog_regrow_work);
+	wd->ok_since_ns = ktime_get_ns();
 	if (critical > warn) {
 		pr_err("watermark_critical_mb (%llu) above watermark_warn_mb (%llu)\n",
 		       critical >> 20, warn >> 20);
@@ -371,16 +461,20 @@ int spillway_watchdog_start(void)
 	return 0;
 }
 
-/* Undoes spillway_watchdog_init() and, if it ran, _start(). */
-void spillway_watchdog_stop(bool started)
+/* Undoes spillway_watchdog_start(): nothing samples or regrows afterwards. */
+void spillway_watchdog_stop(void)
 {
 	mutex_lock(&wd->lock);
 	wd->stopping = true;
 	mutex_unlock(&wd->lock);
-	if (started) {
-		unregister_oom_notifier(&wd->oom_nb);
-		cancel_delayed_work_sync(&wd->work);
-	}
+	unregister_oom_notifier(&wd->oom_nb);
+	cancel_delayed_work_sync(&wd->work);
+	cancel_work_sync(&wd->regrow_work);
+}
+
+/* Undoes spillway_watchdog_init(). */
+void spillway_watchdog_exit(void)
+{
 	destroy_workqueue(wd->wq);
 	kfree(wd->vm_events);
 }

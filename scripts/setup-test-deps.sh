@@ -5,7 +5,8 @@ set -e
 # command -> Debian package that provides it
 needs="qemu-system-x86_64:qemu-system-x86 busybox:busybox-static modinfo:kmod pahole:dwarves
 cpio:cpio zstd:zstd xz:xz-utils make:make gcc:gcc udevadm:udev dkms:dkms mmdebstrap:mmdebstrap
-perl:perl update-initramfs:initramfs-tools systemd-analyze:systemd clang-format:clang-format"
+perl:perl update-initramfs:initramfs-tools systemd-analyze:systemd clang-format:clang-format
+sparse:sparse"
 missing=""
 for pair in $needs; do
 	cmd=${pair%%:*}

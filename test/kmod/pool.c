@@ -6,6 +6,7 @@
  * Needs the module loaded with pool_mb=64 user_limit_mb=8.
  */
 #include <grp.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "kmod.h"
@@ -111,16 +112,24 @@ static void test_user_limit(int dev)
 	fd2 = alloc_buf(dev, 4096, NULL);
 	ok_errno(fd2, EDQUOT, "ALLOC one page over the per-user limit");
 
+	/* The uid charged is the opener's: nobody opens its own file. */
+	chmod("/dev/spillway", 0666);
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
+		int own;
+
 		if (setresuid(65534, 65534, 65534))
 			_exit(2);
-		fd2 = alloc_buf(dev, 8 * MiB, NULL);
-		ok(fd2 >= 0, "another user has a limit of its own");
+		ok_errno(alloc_buf(dev, 4096, NULL), EDQUOT,
+			 "uid 65534 through root's open: charged to root, over its limit");
+		own = open("/dev/spillway", O_RDWR);
+		fd2 = own >= 0 ? alloc_buf(own, 8 * MiB, NULL) : -1;
+		ok(fd2 >= 0, "another user, through its own open, has a limit of its own");
 		_exit(tap_exit());
 	}
 	waitpid(pid, &status, 0);
+	chmod("/dev/spillway", 0660);
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
 		tap_failures++;
 	close(fd);

@@ -94,7 +94,8 @@ root_reopen=$("$swctl" openmap:/proc/$pid/fd/$fd)
 expect "even root can not reopen the buffer by path (/proc/$pid/fd/$fd gives $root_reopen, not the data)" \
 	"no" "$(case $root_reopen in OK:SECRET*) echo yes ;; *) echo no ;; esac)"
 list=$(as_member2 open list | cut -d' ' -f2)
-echo "# LIST_BUFFERS as another member: $list (count:uids; ids and owners of every user's buffers are visible to members)"
+expect "LIST_BUFFERS as another member shows none of the owner's buffers (count:uids), root sees it" \
+	"0: yes" "$list $("$swctl" open list | cut -d' ' -f2 | grep -q ":.*\b$member\b" && echo yes || echo no)"
 rm -f "$tmp/hold2"
 wait
 expect "the owner's fd is O_CLOEXEC and a program it execs holds no dma-buf" \

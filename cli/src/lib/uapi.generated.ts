@@ -5,7 +5,7 @@
 export const HEADER = {
   SPILLWAY_DEVICE_NAME: 'spillway',
   SPILLWAY_ABI_MAJOR: 1,
-  SPILLWAY_ABI_MINOR: 0,
+  SPILLWAY_ABI_MINOR: 1,
   SPILLWAY_LEVEL_OK: 0,
   SPILLWAY_LEVEL_WARN: 1,
   SPILLWAY_LEVEL_CRITICAL: 2,
@@ -17,6 +17,7 @@ export const HEADER = {
   SPILLWAY_EVENT_LEVEL: 1,
   SPILLWAY_EVENT_OVERFLOW: 2,
   SPILLWAY_EVENT_RELEASE: 3,
+  SPILLWAY_EVENT_LOST: 4,
   SPILLWAY_EVENT_SIZE: 72,
   SPILLWAY_EVENT_QUEUE_LEN: 256,
   SPILLWAY_VERSION_SIZE: 32,
@@ -88,7 +89,8 @@ export const STRUCTS = {
       swap_rate: { offset: 120, size: 8, type: 'u64' },
       watchdog_ms: { offset: 128, size: 4, type: 'u32' },
       reserved0: { offset: 132, size: 4, type: 'u32' },
-      reserved: { offset: 136, size: 56, type: 'u64[7]' },
+      lost_bytes: { offset: 136, size: 8, type: 'u64' },
+      reserved: { offset: 144, size: 48, type: 'u64[6]' },
     },
   },
   spillway_alloc: {

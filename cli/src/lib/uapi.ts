@@ -32,6 +32,7 @@ export const EVENT_TYPE = {
   level: H.SPILLWAY_EVENT_LEVEL,
   overflow: H.SPILLWAY_EVENT_OVERFLOW,
   release: H.SPILLWAY_EVENT_RELEASE,
+  lost: H.SPILLWAY_EVENT_LOST,
 } as const
 export type EventTypeName = keyof typeof EVENT_TYPE
 

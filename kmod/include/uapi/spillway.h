@@ -23,7 +23,7 @@
  * changes meaning; the minor number when something is added.
  */
 #define SPILLWAY_ABI_MAJOR		1
-#define SPILLWAY_ABI_MINOR		0
+#define SPILLWAY_ABI_MINOR		1
 
 /* Pressure levels, in increasing order of danger. */
 #define SPILLWAY_LEVEL_OK		0
@@ -31,16 +31,18 @@
 #define SPILLWAY_LEVEL_CRITICAL		2
 
 /* Why the watchdog chose a level: a bitmask of the signals past a mark. */
-#define SPILLWAY_REASON_MEM_AVAILABLE	(1U << 0) /* MemAvailable below a watermark */
-#define SPILLWAY_REASON_SWAP_FREE	(1U << 1) /* free swap below its mark */
-#define SPILLWAY_REASON_SWAP_RATE	(1U << 2) /* swap-in + swap-out pages/s above its mark */
-#define SPILLWAY_REASON_OOM		(1U << 3) /* the OOM notifier ran */
-#define SPILLWAY_REASON_RECOVERED	(1U << 4) /* every signal back under its mark */
+#define SPILLWAY_REASON_MEM_AVAILABLE	0x01U /* MemAvailable below a watermark */
+#define SPILLWAY_REASON_SWAP_FREE	0x02U /* free swap below its mark */
+#define SPILLWAY_REASON_SWAP_RATE	0x04U /* swap-in + swap-out pages/s above its mark */
+#define SPILLWAY_REASON_OOM		0x08U /* the OOM notifier ran */
+#define SPILLWAY_REASON_RECOVERED	0x10U /* every signal back under its mark */
 
 /* Event record types (struct spillway_event.type). */
 #define SPILLWAY_EVENT_LEVEL		1 /* the level changed */
 #define SPILLWAY_EVENT_OVERFLOW		2 /* this reader missed @count records */
 #define SPILLWAY_EVENT_RELEASE		3 /* free pool memory went back to the kernel */
+/* pages still referenced at release were not reused (ABI 1.1) */
+#define SPILLWAY_EVENT_LOST		4
 
 /**
  * struct spillway_event - one record read() from /dev/spillway
@@ -54,7 +56,8 @@
  * @swap_free:		free swap at the sample, bytes
  * @swap_rate:		swap-in + swap-out rate at the sample, pages per second
  * @pool_free:		free bytes in the pool after the event
- * @count:		OVERFLOW: records this reader lost; RELEASE: bytes released
+ * @count:		OVERFLOW: records this reader lost; RELEASE: bytes released;
+ *			LOST: bytes the pool lost
  *
  * read() returns whole records only; a buffer smaller than one record gets
  * EINVAL.  Each open file has its own cursor.  A reader that falls more than
@@ -73,6 +76,7 @@ struct spillway_event {
 	__u64 pool_free;
 	__u64 count;
 };
+
 #define SPILLWAY_EVENT_SIZE		72
 #define SPILLWAY_EVENT_QUEUE_LEN	256
 
@@ -91,6 +95,7 @@ struct spillway_version {
 	__u32 test_ioctls;
 	__u64 reserved[2];
 };
+
 #define SPILLWAY_VERSION_SIZE		32
 
 /**
@@ -115,6 +120,8 @@ struct spillway_version {
  * @swap_rate:		swap-in + swap-out pages per second at the last sample
  * @watchdog_ms:	sampling period
  * @reserved0:		zero
+ * @lost_bytes:		bytes lost at buffer release because another holder
+ *			still referenced them (a pin, a pipe), in total (ABI 1.1)
  * @reserved:		zero
  */
 struct spillway_info {
@@ -137,8 +144,10 @@ struct spillway_info {
 	__u64 swap_rate;
 	__u32 watchdog_ms;
 	__u32 reserved0;
-	__u64 reserved[7];
+	__u64 lost_bytes;
+	__u64 reserved[6];
 };
+
 #define SPILLWAY_INFO_SIZE		192
 
 /**
@@ -149,8 +158,11 @@ struct spillway_info {
  * @id:		out: the buffer's id, as in SPILLWAY_IOC_LIST_BUFFERS
  * @reserved:	zero
  *
- * Errors: EINVAL (size 0 or above the pool, flags or reserved not zero),
- * ENOMEM (the pool has too little free), EDQUOT (per-user limit).
+ * Errors: EINVAL (size 0, or above both the pool and the size last asked
+ * for; flags or reserved not zero), ENOMEM (the pool has too little free,
+ * also when pressure shrank it under the request), EDQUOT (the per-user
+ * limit, charged to the real uid of the process that opened
+ * /dev/spillway).
  */
 struct spillway_alloc {
 	__u64 size;
@@ -159,6 +171,7 @@ struct spillway_alloc {
 	__u64 id;
 	__u64 reserved[2];
 };
+
 #define SPILLWAY_ALLOC_SIZE		40
 
 /**
@@ -181,6 +194,7 @@ struct spillway_resize {
 	__u64 result_bytes;
 	__u64 reserved[2];
 };
+
 #define SPILLWAY_RESIZE_SIZE		40
 
 /**
@@ -200,6 +214,7 @@ struct spillway_watermarks {
 	__u32 reserved0;
 	__u64 reserved[2];
 };
+
 #define SPILLWAY_WATERMARKS_SIZE	40
 
 /**
@@ -207,7 +222,9 @@ struct spillway_watermarks {
  * @id:		buffer id
  * @size:	bytes
  * @pid:	thread-group id of the process that allocated it
- * @uid:	its real uid, as seen from the initial user namespace
+ * @uid:	the uid charged for it: the real uid of the process that opened
+ *		the /dev/spillway it was allocated through, as seen from the
+ *		initial user namespace
  * @reserved:	zero
  */
 struct spillway_buffer_info {
@@ -217,6 +234,7 @@ struct spillway_buffer_info {
 	__u32 uid;
 	__u64 reserved;
 };
+
 #define SPILLWAY_BUFFER_INFO_SIZE	32
 
 /**
@@ -224,6 +242,9 @@ struct spillway_buffer_info {
  * @entries:	in: user pointer to an array of struct spillway_buffer_info
  * @capacity:	in: entries the array holds (at most 65536)
  * @count:	out: live buffers in all; only min(@count, @capacity) are written
+ *
+ * A caller without CAP_SYS_ADMIN sees only the buffers charged to the real
+ * uid that opened its /dev/spillway (ABI 1.1).
  * @reserved:	zero
  */
 struct spillway_list {
@@ -232,6 +253,7 @@ struct spillway_list {
 	__u32 count;
 	__u64 reserved[2];
 };
+
 #define SPILLWAY_LIST_SIZE		32
 #define SPILLWAY_LIST_MAX		65536
 
@@ -256,6 +278,7 @@ struct spillway_test_pin {
 	__u64 pinned;
 	__u64 reserved[2];
 };
+
 #define SPILLWAY_TEST_PIN_SIZE		48
 
 #define SPILLWAY_IOC_MAGIC		0xB7
