@@ -33,7 +33,13 @@ export function readHeader(text) {
 
 /** A C program that prints every value, size and offset as JSON. */
 function dumpProgram({ defines, structs }) {
-  const lines = ['#include <stddef.h>', '#include <stdio.h>', `#include "${header}"`, 'int main(void) {', 'printf("{\\"defines\\": {");']
+  const lines = [
+    '#include <stddef.h>',
+    '#include <stdio.h>',
+    `#include "${header}"`,
+    'int main(void) {',
+    'printf("{\\"defines\\": {");',
+  ]
   defines.forEach((d, i) => {
     const sep = i ? ',' : ''
     if (d.isString) lines.push(`printf("${sep}\\"${d.name}\\": \\"%s\\"", ${d.name});`)
@@ -43,7 +49,9 @@ function dumpProgram({ defines, structs }) {
   structs.forEach((s, i) => {
     lines.push(`printf("${i ? ',' : ''}\\"${s.name}\\": {\\"size\\": %zu, \\"fields\\": {", sizeof(struct ${s.name}));`)
     s.fields.forEach((f, j) => {
-      lines.push(`printf("${j ? ',' : ''}\\"${f.name}\\": [%zu, %zu]", offsetof(struct ${s.name}, ${f.name}), sizeof(((struct ${s.name} *)0)->${f.name}));`)
+      lines.push(
+        `printf("${j ? ',' : ''}\\"${f.name}\\": [%zu, %zu]", offsetof(struct ${s.name}, ${f.name}), sizeof(((struct ${s.name} *)0)->${f.name}));`,
+      )
     })
     lines.push('printf("}}");')
   })
@@ -76,7 +84,12 @@ export function generate() {
     const v = values.defines[d.name]
     out.push(`  ${d.name}: ${d.isString ? `'${v}'` : String(v)},`)
   }
-  out.push('} as const', '', '/** Each struct: its size, and each field\'s offset, size and type (u64, s32, u64[2], ...). */', 'export const STRUCTS = {')
+  out.push(
+    '} as const',
+    '',
+    "/** Each struct: its size, and each field's offset, size and type (u64, s32, u64[2], ...). */",
+    'export const STRUCTS = {',
+  )
   for (const s of parsed.structs) {
     const v = values.structs[s.name]
     out.push(`  ${s.name}: {`, `    size: ${v.size},`, '    fields: {')
@@ -95,7 +108,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (process.argv.includes('--check')) {
     const current = fs.existsSync(output) ? fs.readFileSync(output, 'utf8') : ''
     if (current !== text) {
-      process.stderr.write(`${path.relative(repo, output)} differs from what ${path.relative(repo, header)} gives: run \`npm run uapi\`\n`)
+      process.stderr.write(
+        `${path.relative(repo, output)} differs from what ${path.relative(repo, header)} gives: run \`npm run uapi\`\n`,
+      )
       process.exit(1)
     }
   } else {

@@ -30,15 +30,19 @@ export function buildProgram(commands: Command[] = defaultCommands()): Command {
   const override = (command: Command): void => {
     command.exitOverride().showHelpAfterError('(add --help for usage)')
     refuseNegativeArguments(command)
-    if (!command.options.some((o) => o.short === '-q')) command.option('-q, --quiet', 'print nothing but errors: for scripts that read the exit status')
+    if (!command.options.some((o) => o.short === '-q'))
+      command.option('-q, --quiet', 'print nothing but errors: for scripts that read the exit status')
     command.commands.forEach(override)
   }
   override(program)
   program.hook('preAction', (_program, actionCommand) => setQuiet(actionCommand.optsWithGlobals().quiet === true))
-  program.addHelpText('after', `
+  program.addHelpText(
+    'after',
+    `
 Exit codes: 0 ok, 1 failed, 2 bad usage, 3 module not loaded, 4 permission denied,
 5 refused as unsafe (--force overrides), 6 busy (buffers in use), 7 and 8 (status) pressure warn
-and critical, 141 stdout closed early (as SIGPIPE). \`run\` exits with the job's code.`)
+and critical, 141 stdout closed early (as SIGPIPE). \`run\` exits with the job's code.`,
+  )
   return program
 }
 
@@ -51,14 +55,29 @@ function refuseNegativeArguments(command: Command): void {
   const hooked = command as Command & { unknownOption(flag: string): void }
   const unknownOption = hooked.unknownOption.bind(command)
   hooked.unknownOption = (flag: string): void => {
-    if (/^-\d/.test(flag)) command.error(`error: "${flag}": a size or number can not be negative`, { code: 'commander.invalidArgument', exitCode: EXIT.usage })
+    if (/^-\d/.test(flag))
+      command.error(`error: "${flag}": a size or number can not be negative`, {
+        code: 'commander.invalidArgument',
+        exitCode: EXIT.usage,
+      })
     unknownOption(flag)
   }
 }
 
 export function defaultCommands(): Command[] {
   return [
-    statusCommand(), poolCommand(), upCommand(), loadCommand(), unloadCommand(), installCommand(), uninstallCommand(),
-    watchCommand(), runCommand(), psCommand(), doctorCommand(), vmCommand(), versionCommand(),
+    statusCommand(),
+    poolCommand(),
+    upCommand(),
+    loadCommand(),
+    unloadCommand(),
+    installCommand(),
+    uninstallCommand(),
+    watchCommand(),
+    runCommand(),
+    psCommand(),
+    doctorCommand(),
+    vmCommand(),
+    versionCommand(),
   ]
 }

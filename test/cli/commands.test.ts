@@ -19,14 +19,25 @@ import { GiB, MiB } from '../../cli/src/lib/sizes.js'
 
 function recorder<T>(code = 0): { calls: T[]; action: (ctx: T) => Promise<number> } {
   const calls: T[] = []
-  return { calls, action: async (ctx: T) => { calls.push(ctx); return code } }
+  return {
+    calls,
+    action: async (ctx: T) => {
+      calls.push(ctx)
+      return code
+    },
+  }
 }
 
 async function parse(commands: Command[], args: string[]): Promise<{ code: number; error?: CommanderError; stderr: string }> {
   const program = buildProgram(commands)
   let stderr = ''
   const quiet = (c: Command): void => {
-    c.configureOutput({ writeErr: (s) => { stderr += s }, writeOut: () => {} })
+    c.configureOutput({
+      writeErr: (s) => {
+        stderr += s
+      },
+      writeOut: () => {},
+    })
     c.commands.forEach(quiet)
   }
   quiet(program)
@@ -46,24 +57,40 @@ t.test('status and doctor', async (t) => {
   await parse([statusCommand(status.action)], ['status', '--watch'])
   await parse([statusCommand(status.action)], ['status', '--watch', '0.5', '--json'])
   await parse([statusCommand(status.action)], ['status', '-w', '10'])
-  t.same(status.calls, [
-    { json: true, watchSeconds: undefined }, { json: false, watchSeconds: undefined }, { json: false, watchSeconds: 2 },
-    { json: true, watchSeconds: 0.5 }, { json: false, watchSeconds: 10 },
-  ], '--watch alone: every 2 s')
+  t.same(
+    status.calls,
+    [
+      { json: true, watchSeconds: undefined },
+      { json: false, watchSeconds: undefined },
+      { json: false, watchSeconds: 2 },
+      { json: true, watchSeconds: 0.5 },
+      { json: false, watchSeconds: 10 },
+    ],
+    '--watch alone: every 2 s',
+  )
   const badWatch = await parse([statusCommand(status.action)], ['status', '--watch', 'often'])
   t.match(badWatch.stderr, /must be a number of seconds from 0\.1 to 86400/)
   const doctor = recorder<{ json: boolean }>(1)
   const r = await parse([doctorCommand(doctor.action)], ['doctor', '--json'])
   t.same(doctor.calls, [{ json: true }])
-  t.equal(r.code, 1, 'the action\'s exit code is kept for main.ts')
+  t.equal(r.code, 1, "the action's exit code is kept for main.ts")
 })
 
 t.test('pool', async (t) => {
   const calls: unknown[] = []
   const fake: PoolActions = {
-    show: async (ctx) => { calls.push(['show', ctx]); return 0 },
-    set: async (ctx) => { calls.push(['set', ctx]); return 0 },
-    watermarks: async (ctx) => { calls.push(['watermarks', ctx]); return 0 },
+    show: async (ctx) => {
+      calls.push(['show', ctx])
+      return 0
+    },
+    set: async (ctx) => {
+      calls.push(['set', ctx])
+      return 0
+    },
+    watermarks: async (ctx) => {
+      calls.push(['watermarks', ctx])
+      return 0
+    },
   }
   await parse([poolCommand(fake)], ['pool'])
   await parse([poolCommand(fake)], ['pool', 'show', '--json'])
@@ -89,11 +116,39 @@ t.test('pool', async (t) => {
 
 t.test('load and unload', async (t) => {
   const load = recorder<unknown>()
-  await parse([loadCommand(load.action as never)], ['load', '--pool', 'auto', '--warn', '4G', '--critical', '1G', '--module', 'k/spillway.ko', '--dry-run'])
-  await parse([loadCommand(load.action as never)], ['load', '--pool', '16G', '--floor', '1G', '--user-limit', '2G', '--watchdog-ms', '250', '--force'])
+  await parse(
+    [loadCommand(load.action as never)],
+    ['load', '--pool', 'auto', '--warn', '4G', '--critical', '1G', '--module', 'k/spillway.ko', '--dry-run'],
+  )
+  await parse(
+    [loadCommand(load.action as never)],
+    ['load', '--pool', '16G', '--floor', '1G', '--user-limit', '2G', '--watchdog-ms', '250', '--force'],
+  )
   t.same(load.calls, [
-    { pool: 'auto', floorBytes: undefined, warnBytes: 4 * GiB, criticalBytes: GiB, userLimitBytes: undefined, watchdogMs: undefined, testIoctls: false, modulePath: 'k/spillway.ko', force: false, dryRun: true },
-    { pool: 16 * GiB, floorBytes: GiB, warnBytes: undefined, criticalBytes: undefined, userLimitBytes: 2 * GiB, watchdogMs: 250, testIoctls: false, modulePath: undefined, force: true, dryRun: false },
+    {
+      pool: 'auto',
+      floorBytes: undefined,
+      warnBytes: 4 * GiB,
+      criticalBytes: GiB,
+      userLimitBytes: undefined,
+      watchdogMs: undefined,
+      testIoctls: false,
+      modulePath: 'k/spillway.ko',
+      force: false,
+      dryRun: true,
+    },
+    {
+      pool: 16 * GiB,
+      floorBytes: GiB,
+      warnBytes: undefined,
+      criticalBytes: undefined,
+      userLimitBytes: 2 * GiB,
+      watchdogMs: 250,
+      testIoctls: false,
+      modulePath: undefined,
+      force: true,
+      dryRun: false,
+    },
   ])
   const bad = await parse([loadCommand(load.action as never)], ['load', '--watchdog-ms', 'fast'])
   t.match(bad.stderr, /positive integer of milliseconds/)
@@ -105,9 +160,12 @@ t.test('load and unload', async (t) => {
 
 t.test('run keeps the command and its own options', async (t) => {
   const run = recorder<unknown>(42)
-  const r = await parse([runCommand(run.action as never)], ['run', '--oom-safe', '--vram-limit', '8G', '--', 'python', 'train.py', '--epochs', '3', '--json'])
+  const r = await parse(
+    [runCommand(run.action as never)],
+    ['run', '--oom-safe', '--vram-limit', '8G', '--', 'python', 'train.py', '--epochs', '3', '--json'],
+  )
   t.same(run.calls, [{ command: ['python', 'train.py', '--epochs', '3', '--json'], oomSafe: true, vramLimitBytes: 8 * GiB }])
-  t.equal(r.code, 42, 'the job\'s exit code')
+  t.equal(r.code, 42, "the job's exit code")
   await parse([runCommand(run.action as never)], ['run', 'nvidia-smi', '-L'])
   t.same(run.calls[1], { command: ['nvidia-smi', '-L'], oomSafe: false, vramLimitBytes: undefined })
   await parse([runCommand(run.action as never)], ['run', '-q', '--report', 'virtual', '--', 'x'])
@@ -127,12 +185,25 @@ t.test('install, uninstall, watch, up, vm', async (t) => {
   await parse([uninstallCommand(uninstall.action as never)], ['uninstall', '--purge'])
   t.same(uninstall.calls, [{ dryRun: false, purge: true }])
   const watch = recorder<unknown>()
-  await parse([watchCommand(watch.action as never)], ['watch', '--config', '/tmp/c.json', '--no-psi', '--kill-after-critical', '60'])
-  await parse([watchCommand(watch.action as never)], ['watch', '--log-format', 'json', '--metrics-file', '/run/s.prom', '--metrics-listen', '9464'])
+  await parse(
+    [watchCommand(watch.action as never)],
+    ['watch', '--config', '/tmp/c.json', '--no-psi', '--kill-after-critical', '60'],
+  )
+  await parse(
+    [watchCommand(watch.action as never)],
+    ['watch', '--log-format', 'json', '--metrics-file', '/run/s.prom', '--metrics-listen', '9464'],
+  )
   const none = { logFormat: undefined, metricsFile: undefined, metricsListen: undefined }
   t.same(watch.calls, [
     { configPath: '/tmp/c.json', psi: false, killAfterCriticalSeconds: 60, ...none },
-    { configPath: undefined, psi: true, killAfterCriticalSeconds: undefined, logFormat: 'json', metricsFile: '/run/s.prom', metricsListen: '9464' },
+    {
+      configPath: undefined,
+      psi: true,
+      killAfterCriticalSeconds: undefined,
+      logFormat: 'json',
+      metricsFile: '/run/s.prom',
+      metricsListen: '9464',
+    },
   ])
   const badFormat = await parse([watchCommand(watch.action as never)], ['watch', '--log-format', 'xml'])
   t.match(badFormat.stderr, /Allowed choices are text, json/)
@@ -144,7 +215,10 @@ t.test('install, uninstall, watch, up, vm', async (t) => {
   const vm = recorder<unknown>()
   await parse([vmCommand(vm.action as never)], ['vm', '--demo'])
   await parse([vmCommand(vm.action as never)], ['vm', '--kernel', '6.12', '--mem', '2048', '--', 'spillway', 'status'])
-  t.same(vm.calls, [{ kernel: '6.1', memMb: 1024, demo: true, command: [] }, { kernel: '6.12', memMb: 2048, demo: false, command: ['spillway', 'status'] }])
+  t.same(vm.calls, [
+    { kernel: '6.1', memMb: 1024, demo: true, command: [] },
+    { kernel: '6.12', memMb: 2048, demo: false, command: ['spillway', 'status'] },
+  ])
   const badKernel = await parse([vmCommand(vm.action as never)], ['vm', '--kernel', '5.10'])
   t.equal(badKernel.error?.code, 'commander.invalidArgument')
   t.match(badKernel.stderr, /Allowed choices are 6\.1, 6\.12, 7\.2/)
@@ -180,7 +254,11 @@ t.test('edge cases of sizes on the command line (issue 15)', async (t) => {
   await parse([vmCommand(vm.action as never)], ['vm', '--mem', '2G'])
   await parse([vmCommand(vm.action as never)], ['vm', '--mem', '1536MiB'])
   await parse([vmCommand(vm.action as never)], ['vm', '--mem', '768'])
-  t.same(vm.calls.map((c) => c.memMb), [2048, 1536, 768], 'vm --mem takes sizes; a bare number is MiB')
+  t.same(
+    vm.calls.map((c) => c.memMb),
+    [2048, 1536, 768],
+    'vm --mem takes sizes; a bare number is MiB',
+  )
   const huge = await parse([vmCommand(vm.action as never)], ['vm', '--mem', '1T'])
   t.match(huge.stderr, /"1T" is too large: at most 64 GiB/)
 })
@@ -188,12 +266,23 @@ t.test('edge cases of sizes on the command line (issue 15)', async (t) => {
 t.test('every command has help with examples and exit codes', async (t) => {
   const program = buildProgram()
   const leaves: Command[] = []
-  const walk = (c: Command): void => { if (c.commands.length === 0) leaves.push(c); c.commands.forEach(walk) }
+  const walk = (c: Command): void => {
+    if (c.commands.length === 0) leaves.push(c)
+    c.commands.forEach(walk)
+  }
   program.commands.forEach(walk)
-  t.equal(leaves.length, 16, 'status, pool show/set/auto/watermarks, up, load, unload, install, uninstall, watch, run, ps, doctor, vm, version')
+  t.equal(
+    leaves.length,
+    16,
+    'status, pool show/set/auto/watermarks, up, load, unload, install, uninstall, watch, run, ps, doctor, vm, version',
+  )
   for (const c of leaves) {
     let help = ''
-    c.configureOutput({ writeOut: (s) => { help += s } })
+    c.configureOutput({
+      writeOut: (s) => {
+        help += s
+      },
+    })
     c.outputHelp()
     t.match(help, /Examples:\n {2}\S/, `${c.name()} --help has examples`)
     t.match(help, /Exit codes: /, `${c.name()} --help documents exit codes`)

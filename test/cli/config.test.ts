@@ -6,14 +6,21 @@ t.test('defaults', async (t) => {
   const w = DEFAULT_CONFIG.watch
   t.equal(w.freezeAtCritical, true)
   t.equal(w.killAfterCriticalMs, null, 'never kill unless configured')
-  t.same(w.psiTriggers.map((p) => psiTriggerLine(p, w.psiWindowMs)), ['some 200000 2000000', 'full 400000 2000000', 'full 800000 2000000'])
-  t.same(w.psiTriggers.map((p) => `${p.resource}:${p.level}`), ['memory:warn', 'memory:critical', 'io:warn'])
+  t.same(
+    w.psiTriggers.map((p) => psiTriggerLine(p, w.psiWindowMs)),
+    ['some 200000 2000000', 'full 400000 2000000', 'full 800000 2000000'],
+  )
+  t.same(
+    w.psiTriggers.map((p) => `${p.resource}:${p.level}`),
+    ['memory:warn', 'memory:critical', 'io:warn'],
+  )
 })
 
 t.test('a full config', async (t) => {
   const c = parseConfig({
     watch: {
-      freezeAtCritical: false, killAfterCriticalSeconds: 120,
+      freezeAtCritical: false,
+      killAfterCriticalSeconds: 120,
       psi: { windowMs: 1000, holdMs: 0, memorySomeWarnMs: 100, memoryFullCriticalMs: 300, ioFullWarnMs: 0 },
       hooks: { warn: ['logger spillway warn'], critical: ['systemctl stop batch.slice'] },
     },
@@ -21,9 +28,17 @@ t.test('a full config', async (t) => {
   t.equal(c.watch.freezeAtCritical, false)
   t.equal(c.watch.killAfterCriticalMs, 120_000)
   t.equal(c.watch.psiHoldMs, 0)
-  t.same(c.watch.psiTriggers.map((p) => psiTriggerLine(p, c.watch.psiWindowMs)), ['some 100000 1000000', 'full 300000 1000000'], 'a 0 stall turns the io trigger off')
+  t.same(
+    c.watch.psiTriggers.map((p) => psiTriggerLine(p, c.watch.psiWindowMs)),
+    ['some 100000 1000000', 'full 300000 1000000'],
+    'a 0 stall turns the io trigger off',
+  )
   t.same(c.watch.hooks, { ok: [], warn: ['logger spillway warn'], critical: ['systemctl stop batch.slice'] })
-  t.same(parseConfig({ watch: { psi: { windowMs: 500 } } }).watch.psiTriggers.map((p) => p.stallMs), [200, 400, 499], 'defaults are clamped below a small window')
+  t.same(
+    parseConfig({ watch: { psi: { windowMs: 500 } } }).watch.psiTriggers.map((p) => p.stallMs),
+    [200, 400, 499],
+    'defaults are clamped below a small window',
+  )
 })
 
 t.test('every bad setting is named in the error', async (t) => {

@@ -14,13 +14,33 @@ function record(fields: Partial<Record<keyof typeof O, number | bigint>>): Buffe
 }
 
 t.test('a level event decodes field by field', async (t) => {
-  const e = decodeEvent(record({
-    seq: 7, type: 1, level: 2, prev_level: 1, reason: REASON.memAvailable | REASON.swapRate, time_ns: 12_345_678_901n,
-    mem_available: 300n << 20n, swap_free: 1n << 30n, swap_rate: 5000, pool_free: 64n << 20n, count: 0,
-  }))
+  const e = decodeEvent(
+    record({
+      seq: 7,
+      type: 1,
+      level: 2,
+      prev_level: 1,
+      reason: REASON.memAvailable | REASON.swapRate,
+      time_ns: 12_345_678_901n,
+      mem_available: 300n << 20n,
+      swap_free: 1n << 30n,
+      swap_rate: 5000,
+      pool_free: 64n << 20n,
+      count: 0,
+    }),
+  )
   t.same(e, {
-    seq: 7, type: 'level', level: 'critical', prevLevel: 'warn', reasons: ['memAvailable', 'swapRate'], monotonicMs: 12345.678901,
-    memAvailable: 300 * 2 ** 20, swapFree: 2 ** 30, swapRate: 5000, poolFree: 64 * 2 ** 20, count: 0,
+    seq: 7,
+    type: 'level',
+    level: 'critical',
+    prevLevel: 'warn',
+    reasons: ['memAvailable', 'swapRate'],
+    monotonicMs: 12345.678901,
+    memAvailable: 300 * 2 ** 20,
+    swapFree: 2 ** 30,
+    swapRate: 5000,
+    poolFree: 64 * 2 ** 20,
+    count: 0,
   })
 })
 
@@ -34,10 +54,19 @@ t.test('overflow and release records, unknown values', async (t) => {
 })
 
 t.test('a read of several records', async (t) => {
-  const buf = Buffer.concat([record({ seq: 1, type: 1, level: 1 }), record({ seq: 2, type: 1, level: 0, prev_level: 1, reason: REASON.recovered })])
+  const buf = Buffer.concat([
+    record({ seq: 1, type: 1, level: 1 }),
+    record({ seq: 2, type: 1, level: 0, prev_level: 1, reason: REASON.recovered }),
+  ])
   const events = decodeEvents(buf)
   t.equal(events.length, 2)
-  t.same(events.map((e) => [e.seq, e.level, e.prevLevel]), [[1, 'warn', 'ok'], [2, 'ok', 'warn']])
+  t.same(
+    events.map((e) => [e.seq, e.level, e.prevLevel]),
+    [
+      [1, 'warn', 'ok'],
+      [2, 'ok', 'warn'],
+    ],
+  )
   t.same(decodeEvents(Buffer.alloc(EVENT_SIZE * 4), 0), [], 'a read of 0 bytes')
   t.same(decodeEvents(buf, EVENT_SIZE).length, 1, 'only the bytes read count')
   t.throws(() => decodeEvents(Buffer.alloc(100)), { name: 'RangeError' }, 'a partial record is an error')

@@ -18,16 +18,27 @@ const rel = kernel.release
 
 /** The commands a run of install or uninstall reported running, in order. */
 const ran = (output: string): string[] =>
-  output.split('\n').filter((l) => l.startsWith('spillway: running ')).map((l) => l.slice('spillway: running '.length))
+  output
+    .split('\n')
+    .filter((l) => l.startsWith('spillway: running '))
+    .map((l) => l.slice('spillway: running '.length))
 
 const missing = ['update-initramfs', 'lsinitramfs', 'dkms', 'systemctl', 'systemd-analyze'].filter((tool) => !which(tool))
-const skip = !fs.existsSync(path.join(repoRoot, 'cli/native/build/Release/spillway.node')) ? 'the native binding is not built'
-  : missing.length ? `missing on this host: ${missing.join(', ')} (scripts/setup-test-deps.sh installs them)` : false
+const skip = !fs.existsSync(path.join(repoRoot, 'cli/native/build/Release/spillway.node'))
+  ? 'the native binding is not built'
+  : missing.length
+    ? `missing on this host: ${missing.join(', ')} (scripts/setup-test-deps.sh installs them)`
+    : false
 
 t.test('up, install, uninstall for real in a 6.1 VM', { skip }, async (t) => {
   const vm = await runInVm({
-    kernel: SERIES, command: ['sh', 'test/cli/vm-install.sh'], memMb: 1024, smp: 2, timeoutS: 1200,
-    env: { SPILLWAY_KERNEL_DIR: kernel.dir }, logFile: process.env.SPILLWAY_INSTALL_VM_LOG,
+    kernel: SERIES,
+    command: ['sh', 'test/cli/vm-install.sh'],
+    memMb: 1024,
+    smp: 2,
+    timeoutS: 1200,
+    env: { SPILLWAY_KERNEL_DIR: kernel.dir },
+    logFile: process.env.SPILLWAY_INSTALL_VM_LOG,
   })
   t.equal(vm.failure, null, 'the VM ran the script', { output: vm.output.slice(-4000) })
   const get = caseGetter(t, parseCases(vm.output), vm.output)
@@ -51,7 +62,11 @@ t.test('up, install, uninstall for real in a 6.1 VM', { skip }, async (t) => {
     t.ok(pid, 'watch started')
     t.match(up.output, new RegExp(`watch +running \\(pid ${pid}\\)`), 'the status up printed shows watch running')
     const status = json(get('up-status'))
-    t.match(status, { module: { loaded: true }, pool: { poolBytes: poolMb * MiB, usedBytes: 0 }, watch: { running: true, pid: Number(pid) } })
+    t.match(status, {
+      module: { loaded: true },
+      pool: { poolBytes: poolMb * MiB, usedBytes: 0 },
+      watch: { running: true, pid: Number(pid) },
+    })
     const again = get('up-again')
     t.equal(again.status, 0, again.output)
     t.match(again.output, /the module is already loaded\n.*watch: already running/)

@@ -8,26 +8,46 @@ import { GiB, MiB } from '../../cli/src/lib/sizes.js'
 const users = (uid: number) => ({ 0: 'root', 1000: 'alice' })[uid] ?? null
 
 t.test('holders: buffers summed per process, largest first', async (t) => {
-  const rows = holders([
-    { id: 1, size: 64 * MiB, pid: 300, uid: 1000, command: 'python' },
-    { id: 2, size: 512 * MiB, pid: 200, uid: 0, command: 'llama-server' },
-    { id: 3, size: 64 * MiB, pid: 300, uid: 1000, command: 'python' },
-    { id: 4, size: 128 * MiB, pid: 400, uid: 4242, command: null },
-    { id: 5, size: 128 * MiB, pid: 100, uid: 4242, command: null },
-  ], GiB, users)
-  t.same(rows.map((r) => [r.pid, r.user, r.buffers, r.bytes / MiB, r.share]), [
-    [200, 'root', 1, 512, 0.5],
-    [100, null, 1, 128, 0.125],
-    [300, 'alice', 2, 128, 0.125],
-    [400, null, 1, 128, 0.125],
-  ], 'ties: the lower pid first; unknown uids have no name')
+  const rows = holders(
+    [
+      { id: 1, size: 64 * MiB, pid: 300, uid: 1000, command: 'python' },
+      { id: 2, size: 512 * MiB, pid: 200, uid: 0, command: 'llama-server' },
+      { id: 3, size: 64 * MiB, pid: 300, uid: 1000, command: 'python' },
+      { id: 4, size: 128 * MiB, pid: 400, uid: 4242, command: null },
+      { id: 5, size: 128 * MiB, pid: 100, uid: 4242, command: null },
+    ],
+    GiB,
+    users,
+  )
+  t.same(
+    rows.map((r) => [r.pid, r.user, r.buffers, r.bytes / MiB, r.share]),
+    [
+      [200, 'root', 1, 512, 0.5],
+      [100, null, 1, 128, 0.125],
+      [300, 'alice', 2, 128, 0.125],
+      [400, null, 1, 128, 0.125],
+    ],
+    'ties: the lower pid first; unknown uids have no name',
+  )
   t.same(holders([], GiB, users), [])
   t.equal(holders([{ id: 1, size: 1, pid: 1, uid: 0, command: 'x' }], 0, users)[0]?.share, null, 'no share of an empty pool')
 })
 
 const snapshot: MetricsSnapshot = {
   version: '0.1.0',
-  module: { poolBytes: GiB, requestedBytes: 2 * GiB, usedBytes: 512 * MiB, freeBytes: 512 * MiB, floorBytes: 0, releasedBytes: 5 * MiB, buffers: 1, events: 7, level: 1, memAvailable: 3 * GiB, swapFree: 0 },
+  module: {
+    poolBytes: GiB,
+    requestedBytes: 2 * GiB,
+    usedBytes: 512 * MiB,
+    freeBytes: 512 * MiB,
+    floorBytes: 0,
+    releasedBytes: 5 * MiB,
+    buffers: 1,
+    events: 7,
+    level: 1,
+    memAvailable: 3 * GiB,
+    swapFree: 0,
+  },
   level: 'critical',
   jobs: 2,
   frozenJobs: 1,
@@ -61,8 +81,15 @@ t.test('renderMetrics: the text exposition format', async (t) => {
   t.match(text, /^spillway_pool_released_bytes_total 5242880$/m)
   t.match(text, /^spillway_jobs_frozen 1$/m)
   t.match(text, /^spillway_freezes_total 3$/m)
-  t.match(text, /^spillway_psi_fired_total\{resource="io",kind="full"\} 1\nspillway_psi_fired_total\{resource="memory",kind="full"\} 4$/m)
-  t.match(text, /^spillway_process_pool_bytes\{pid="77",user="alice",command="my \\"job\\"\\\\x"\} 536870912$/m, 'label values escaped')
+  t.match(
+    text,
+    /^spillway_psi_fired_total\{resource="io",kind="full"\} 1\nspillway_psi_fired_total\{resource="memory",kind="full"\} 4$/m,
+  )
+  t.match(
+    text,
+    /^spillway_process_pool_bytes\{pid="77",user="alice",command="my \\"job\\"\\\\x"\} 536870912$/m,
+    'label values escaped',
+  )
 })
 
 t.test('renderMetrics without the module', async (t) => {

@@ -2,7 +2,10 @@ import t from 'tap'
 import { DEFAULT_POLICY, effectiveLevel, initialState, nextDeadline, step } from '../../cli/src/lib/policy.js'
 import type { Action, PolicyConfig, PolicyState, Signal } from '../../cli/src/lib/policy.js'
 
-function run(steps: { now: number; signal?: Signal; jobs: string[] }[], config: PolicyConfig = DEFAULT_POLICY): { state: PolicyState; actions: Action[][] } {
+function run(
+  steps: { now: number; signal?: Signal; jobs: string[] }[],
+  config: PolicyConfig = DEFAULT_POLICY,
+): { state: PolicyState; actions: Action[][] } {
   let state = initialState()
   const actions: Action[][] = []
   for (const input of steps) {
@@ -20,13 +23,30 @@ t.test('warn runs hooks and freezes nothing; critical freezes; ok thaws', async 
     { now: 2, signal: { source: 'module', level: 'warn' }, jobs: ['a', 'b'] },
     { now: 3, signal: { source: 'module', level: 'ok' }, jobs: ['a', 'b'] },
   ])
-  t.same(actions[0], [{ kind: 'level', level: 'warn', prev: 'ok' }, { kind: 'hooks', level: 'warn', prev: 'ok' }])
-  t.same(actions[1], [
-    { kind: 'level', level: 'critical', prev: 'warn' }, { kind: 'hooks', level: 'critical', prev: 'warn' },
-    { kind: 'freeze', jobId: 'a' }, { kind: 'freeze', jobId: 'b' },
+  t.same(actions[0], [
+    { kind: 'level', level: 'warn', prev: 'ok' },
+    { kind: 'hooks', level: 'warn', prev: 'ok' },
   ])
-  t.same(actions[2], [{ kind: 'level', level: 'warn', prev: 'critical' }, { kind: 'hooks', level: 'warn', prev: 'critical' }], 'warn after critical keeps jobs frozen')
-  t.same(actions[3], [{ kind: 'level', level: 'ok', prev: 'warn' }, { kind: 'hooks', level: 'ok', prev: 'warn' }, { kind: 'thaw', jobId: 'a' }, { kind: 'thaw', jobId: 'b' }])
+  t.same(actions[1], [
+    { kind: 'level', level: 'critical', prev: 'warn' },
+    { kind: 'hooks', level: 'critical', prev: 'warn' },
+    { kind: 'freeze', jobId: 'a' },
+    { kind: 'freeze', jobId: 'b' },
+  ])
+  t.same(
+    actions[2],
+    [
+      { kind: 'level', level: 'warn', prev: 'critical' },
+      { kind: 'hooks', level: 'warn', prev: 'critical' },
+    ],
+    'warn after critical keeps jobs frozen',
+  )
+  t.same(actions[3], [
+    { kind: 'level', level: 'ok', prev: 'warn' },
+    { kind: 'hooks', level: 'ok', prev: 'warn' },
+    { kind: 'thaw', jobId: 'a' },
+    { kind: 'thaw', jobId: 'b' },
+  ])
   t.same(state.frozen, [])
 })
 
@@ -39,12 +59,18 @@ t.test('a job registered during critical is frozen at the next step; ended jobs 
   ])
   t.same(actions[1], [{ kind: 'freeze', jobId: 'late' }])
   t.same(actions[2], [], 'a vanished job produces no action')
-  t.same(actions[3]?.filter((a) => a.kind === 'thaw'), [{ kind: 'thaw', jobId: 'late' }])
+  t.same(
+    actions[3]?.filter((a) => a.kind === 'thaw'),
+    [{ kind: 'thaw', jobId: 'late' }],
+  )
   t.same(state.frozen, [])
 })
 
 t.test('freezing can be turned off', async (t) => {
-  const { actions } = run([{ now: 0, signal: { source: 'module', level: 'critical' }, jobs: ['a'] }], { ...DEFAULT_POLICY, freezeAtCritical: false })
+  const { actions } = run([{ now: 0, signal: { source: 'module', level: 'critical' }, jobs: ['a'] }], {
+    ...DEFAULT_POLICY,
+    freezeAtCritical: false,
+  })
   t.notOk(actions[0]?.some((a) => a.kind === 'freeze'))
 })
 
@@ -53,27 +79,43 @@ t.test('kill only when configured, after the delay', async (t) => {
     { now: 0, signal: { source: 'module', level: 'critical' }, jobs: ['a'] },
     { now: 3_600_000, jobs: ['a'] },
   ])
-  t.notOk(never.actions.flat().some((a) => a.kind === 'kill'), 'the default never kills')
+  t.notOk(
+    never.actions.flat().some((a) => a.kind === 'kill'),
+    'the default never kills',
+  )
   const config = { ...DEFAULT_POLICY, killAfterCriticalMs: 5000 }
-  const killed = run([
-    { now: 0, signal: { source: 'module', level: 'critical' }, jobs: ['a'] },
-    { now: 4999, jobs: ['a'] },
-    { now: 5000, jobs: ['a'] },
-    { now: 6000, jobs: ['a'] },
-  ], config)
+  const killed = run(
+    [
+      { now: 0, signal: { source: 'module', level: 'critical' }, jobs: ['a'] },
+      { now: 4999, jobs: ['a'] },
+      { now: 5000, jobs: ['a'] },
+      { now: 6000, jobs: ['a'] },
+    ],
+    config,
+  )
   t.same(killed.actions[1], [])
   t.same(killed.actions[2], [{ kind: 'kill', jobId: 'a' }])
   t.same(killed.actions[3], [], 'a killed job is not frozen again')
-  t.equal(nextDeadline(step(initialState(), { now: 0, signal: { source: 'module', level: 'critical' }, jobs: ['a'] }, config).state, 0, config), 5000)
+  t.equal(
+    nextDeadline(
+      step(initialState(), { now: 0, signal: { source: 'module', level: 'critical' }, jobs: ['a'] }, config).state,
+      0,
+      config,
+    ),
+    5000,
+  )
 })
 
 t.test('PSI raises the level for the hold time, then it falls back', async (t) => {
   const config = { ...DEFAULT_POLICY, psiHoldMs: 1000 }
-  const { actions, state } = run([
-    { now: 0, signal: { source: 'psi', trigger: 'memory some', level: 'warn' }, jobs: [] },
-    { now: 500, jobs: [] },
-    { now: 1000, jobs: [] },
-  ], config)
+  const { actions, state } = run(
+    [
+      { now: 0, signal: { source: 'psi', trigger: 'memory some', level: 'warn' }, jobs: [] },
+      { now: 500, jobs: [] },
+      { now: 1000, jobs: [] },
+    ],
+    config,
+  )
   t.equal(actions[0]?.[0]?.kind, 'level')
   t.same(actions[1], [], 'still held')
   t.same(actions[2]?.[0], { kind: 'level', level: 'ok', prev: 'warn' })
@@ -82,15 +124,24 @@ t.test('PSI raises the level for the hold time, then it falls back', async (t) =
 
 t.test('the module level and PSI combine to the higher one', async (t) => {
   const config = { ...DEFAULT_POLICY, psiHoldMs: 1000 }
-  const { state, actions } = run([
-    { now: 0, signal: { source: 'module', level: 'warn' }, jobs: ['j'] },
-    { now: 10, signal: { source: 'psi', trigger: 'memory full', level: 'critical' }, jobs: ['j'] },
-    { now: 20, signal: { source: 'module', level: 'ok' }, jobs: ['j'] },
-    { now: 1010, jobs: ['j'] },
-  ], config)
-  t.same(actions[1]?.map((a) => a.kind), ['level', 'hooks', 'freeze'])
+  const { state, actions } = run(
+    [
+      { now: 0, signal: { source: 'module', level: 'warn' }, jobs: ['j'] },
+      { now: 10, signal: { source: 'psi', trigger: 'memory full', level: 'critical' }, jobs: ['j'] },
+      { now: 20, signal: { source: 'module', level: 'ok' }, jobs: ['j'] },
+      { now: 1010, jobs: ['j'] },
+    ],
+    config,
+  )
+  t.same(
+    actions[1]?.map((a) => a.kind),
+    ['level', 'hooks', 'freeze'],
+  )
   t.same(actions[2], [], 'module ok does not end a held PSI critical')
-  t.same(actions[3]?.map((a) => a.kind), ['level', 'hooks', 'thaw'])
+  t.same(
+    actions[3]?.map((a) => a.kind),
+    ['level', 'hooks', 'thaw'],
+  )
   t.equal(state.level, 'ok')
   t.equal(nextDeadline(state, 1010, config), null)
 })

@@ -5,8 +5,17 @@ import { moduleParams, explainLoadFailure } from '../../cli/src/lib/module-param
 
 t.test('parseSize', async (t) => {
   const cases: [string, number][] = [
-    ['4096', 4096], ['8G', 8 * GiB], ['8g', 8 * GiB], ['512MiB', 512 * MiB], ['512M', 512 * MiB], ['1.5GiB', 1.5 * GiB],
-    ['2 GB', 2 * GiB], ['64k', 64 * 1024], ['1T', 1024 * GiB], ['100B', 100], [' 3M ', 3 * MiB],
+    ['4096', 4096],
+    ['8G', 8 * GiB],
+    ['8g', 8 * GiB],
+    ['512MiB', 512 * MiB],
+    ['512M', 512 * MiB],
+    ['1.5GiB', 1.5 * GiB],
+    ['2 GB', 2 * GiB],
+    ['64k', 64 * 1024],
+    ['1T', 1024 * GiB],
+    ['100B', 100],
+    [' 3M ', 3 * MiB],
   ]
   for (const [text, bytes] of cases) t.equal(parseSize(text), bytes, text)
   for (const bad of ['', 'G', '8X', '-1G', '8 G B', 'iB', '5iB', '1e3', '0x10', '8G8']) {
@@ -28,7 +37,7 @@ t.test('parseSize rules: negative, limits, the unit of a bare number', async (t)
   t.equal(parseSize('1', { min }), 1)
   t.equal(parseSize('0'), 0, 'without a rule 0 is a size')
   t.throws(() => parseSize('65G', { max: 64 * GiB }), { message: '"65G" is too large: at most 64 GiB' })
-  t.equal(parseSize('768', { bareUnit: MiB }), 768 * MiB, 'a bare number in the rule\'s unit')
+  t.equal(parseSize('768', { bareUnit: MiB }), 768 * MiB, "a bare number in the rule's unit")
   t.equal(parseSize('768B', { bareUnit: MiB }), 768, 'an explicit B is still bytes')
   t.equal(parseSize('2G', { bareUnit: MiB }), 2 * GiB)
 })
@@ -79,12 +88,33 @@ t.test('checkPoolSize', async (t) => {
 
 t.test('module parameters are in MiB, rounded up', async (t) => {
   t.same(moduleParams({}), [])
-  t.same(moduleParams({ poolBytes: 512 * MiB, floorBytes: 1, warnBytes: 2 * GiB, criticalBytes: GiB, userLimitBytes: 3 * MiB, watchdogMs: 100, testIoctls: true }),
-    ['pool_mb=512', 'pool_floor_mb=1', 'user_limit_mb=3', 'watermark_warn_mb=2048', 'watermark_critical_mb=1024', 'watchdog_ms=100', 'test_ioctls=1'])
+  t.same(
+    moduleParams({
+      poolBytes: 512 * MiB,
+      floorBytes: 1,
+      warnBytes: 2 * GiB,
+      criticalBytes: GiB,
+      userLimitBytes: 3 * MiB,
+      watchdogMs: 100,
+      testIoctls: true,
+    }),
+    [
+      'pool_mb=512',
+      'pool_floor_mb=1',
+      'user_limit_mb=3',
+      'watermark_warn_mb=2048',
+      'watermark_critical_mb=1024',
+      'watchdog_ms=100',
+      'test_ioctls=1',
+    ],
+  )
 })
 
 t.test('load failures are explained', async (t) => {
-  t.match(explainLoadFailure('insmod: ERROR: could not insert module spillway.ko: Key was rejected by service'), { message: /not signed/, hint: /mokutil --import/ })
+  t.match(explainLoadFailure('insmod: ERROR: could not insert module spillway.ko: Key was rejected by service'), {
+    message: /not signed/,
+    hint: /mokutil --import/,
+  })
   t.match(explainLoadFailure('insmod: ERROR: could not insert module x: Invalid module format'), { message: /another kernel/ })
   t.match(explainLoadFailure('insmod: ERROR: could not insert module x: File exists'), { message: /already loaded/ })
   t.match(explainLoadFailure('insmod: ERROR: could not insert module x: Cannot allocate memory'), { hint: /smaller pool/ })

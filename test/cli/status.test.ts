@@ -9,13 +9,28 @@ import { MiB } from '../../cli/src/lib/sizes.js'
 
 function report(over: Partial<StatusReport> = {}): StatusReport {
   return {
-    version: '0.1.0', kernel: '6.12.57+deb13-amd64',
+    version: '0.1.0',
+    kernel: '6.12.57+deb13-amd64',
     module: { loaded: true, device: '/dev/spillway', access: 'read-only', abi: { major: 1, minor: 0 }, source: 'ioctl' },
-    pool: { poolBytes: 1024 * MiB, requestedBytes: 1024 * MiB, usedBytes: 256 * MiB, freeBytes: 768 * MiB, floorBytes: 0, releasedBytes: 0, buffers: 2 },
+    pool: {
+      poolBytes: 1024 * MiB,
+      requestedBytes: 1024 * MiB,
+      usedBytes: 256 * MiB,
+      freeBytes: 768 * MiB,
+      floorBytes: 0,
+      releasedBytes: 0,
+      buffers: 2,
+    },
     pressure: { level: 'ok', reasons: [], watermarkWarnBytes: 4096 * MiB, watermarkCriticalBytes: 1024 * MiB },
-    buffers: [], holders: [{ pid: 42, uid: 1000, user: 'alice', command: 'python', buffers: 2, bytes: 256 * MiB, share: 0.25 }],
-    events: [], memory: { ramBytes: 8192 * MiB, availableBytes: 4096 * MiB, swapTotalBytes: 0, swapFreeBytes: 0 },
-    gpus: [], jobs: [], watch: { running: true, pid: 7 }, missing: [], ...over,
+    buffers: [],
+    holders: [{ pid: 42, uid: 1000, user: 'alice', command: 'python', buffers: 2, bytes: 256 * MiB, share: 0.25 }],
+    events: [],
+    memory: { ramBytes: 8192 * MiB, availableBytes: 4096 * MiB, swapTotalBytes: 0, swapFreeBytes: 0 },
+    gpus: [],
+    jobs: [],
+    watch: { running: true, pid: 7 },
+    missing: [],
+    ...over,
   }
 }
 
@@ -24,13 +39,20 @@ t.test('exit statuses scripts can use', async (t) => {
   t.equal(statusExitCode(report({ module: { ...report().module, loaded: false }, pressure: null })), 3, 'not loaded')
   t.equal(statusExitCode(report({ pressure: { ...report().pressure!, level: 'warn' } })), 7)
   t.equal(statusExitCode(report({ pressure: { ...report().pressure!, level: 'critical' } })), 8)
-  t.equal(statusExitCode(report({ pressure: { ...report().pressure!, level: 'unknown' } })), 0, 'a level sysfs did not give is not an alarm')
+  t.equal(
+    statusExitCode(report({ pressure: { ...report().pressure!, level: 'unknown' } })),
+    0,
+    'a level sysfs did not give is not an alarm',
+  )
 })
 
 t.test('renderStatus: version line, holders table, colour only when asked', async (t) => {
   const plain = renderStatus(report())
   t.match(plain, /\nversion {4}spillway 0\.1\.0, kernel 6\.12\.57\+deb13-amd64\n/)
-  t.match(plain, /pool memory by process:\n {2}PID +USER +BUFFERS +SIZE +SHARE +COMMAND\n {2}42 +alice +2 +256 MiB +25\.0% +python/)
+  t.match(
+    plain,
+    /pool memory by process:\n {2}PID +USER +BUFFERS +SIZE +SHARE +COMMAND\n {2}42 +alice +2 +256 MiB +25\.0% +python/,
+  )
   t.notMatch(plain, /\u001b/, 'no escape codes without colour')
   const painted = renderStatus(report({ pressure: { ...report().pressure!, level: 'critical' } }), style(true))
   t.match(painted, /pressure {3}\u001b\[31mcritical\u001b\[0m/, 'critical in red')
@@ -57,22 +79,42 @@ t.test('colour rules: a terminal, NO_COLOR, FORCE_COLOR, TERM=dumb', async (t) =
 t.test('watch log lines: readable by default, JSON on request', async (t) => {
   const at = new Date('2026-12-05T20:30:00.000Z')
   t.equal(formatLogLine({ event: 'freeze', job: 'job-1a2b', pid: 4242 }, 'text', at), 'freeze job=job-1a2b pid=4242')
-  t.equal(formatLogLine({ event: 'hook', level: 'warn', command: 'logger spillway warn', exitCode: 0, signal: null }, 'text', at),
-    'hook level=warn command="logger spillway warn" exitCode=0', 'quoted when it has spaces; null left out')
-  t.equal(formatLogLine({ event: 'start', psi: ['memory some 1 2', 'io full 3 4'], adoptedFrozen: [] }, 'text', at),
-    'start psi="memory some 1 2, io full 3 4" adoptedFrozen=""')
-  t.equal(formatLogLine({ event: 'reload', policy: { freezeAtCritical: true } }, 'text', at), 'reload policy={"freezeAtCritical":true}')
-  t.same(JSON.parse(formatLogLine({ event: 'stop', reason: 'SIGTERM' }, 'json', at)), { time: '2026-12-05T20:30:00.000Z', event: 'stop', reason: 'SIGTERM' })
+  t.equal(
+    formatLogLine({ event: 'hook', level: 'warn', command: 'logger spillway warn', exitCode: 0, signal: null }, 'text', at),
+    'hook level=warn command="logger spillway warn" exitCode=0',
+    'quoted when it has spaces; null left out',
+  )
+  t.equal(
+    formatLogLine({ event: 'start', psi: ['memory some 1 2', 'io full 3 4'], adoptedFrozen: [] }, 'text', at),
+    'start psi="memory some 1 2, io full 3 4" adoptedFrozen=""',
+  )
+  t.equal(
+    formatLogLine({ event: 'reload', policy: { freezeAtCritical: true } }, 'text', at),
+    'reload policy={"freezeAtCritical":true}',
+  )
+  t.same(JSON.parse(formatLogLine({ event: 'stop', reason: 'SIGTERM' }, 'json', at)), {
+    time: '2026-12-05T20:30:00.000Z',
+    event: 'stop',
+    reason: 'SIGTERM',
+  })
 })
 
 t.test('config: logFormat and metrics', async (t) => {
   t.same(DEFAULT_CONFIG.watch.metrics, { textfile: null, listen: null, intervalSeconds: 15 }, 'metrics are off by default')
   t.equal(DEFAULT_CONFIG.watch.logFormat, 'text')
-  const c = parseConfig({ watch: { logFormat: 'json', metrics: { textfile: '/var/lib/prometheus/node-exporter/spillway.prom', listen: '9464', intervalSeconds: 30 } } })
+  const c = parseConfig({
+    watch: {
+      logFormat: 'json',
+      metrics: { textfile: '/var/lib/prometheus/node-exporter/spillway.prom', listen: '9464', intervalSeconds: 30 },
+    },
+  })
   t.same(c.watch.metrics, { textfile: '/var/lib/prometheus/node-exporter/spillway.prom', listen: '9464', intervalSeconds: 30 })
   t.throws(() => parseConfig({ watch: { logFormat: 'xml' } }), /logFormat must be "text" or "json"/)
   t.throws(() => parseConfig({ watch: { metrics: { textfile: 'spillway.prom' } } }), /absolute path ending in \.prom/)
   t.throws(() => parseConfig({ watch: { metrics: { textfile: '/tmp/spillway.txt' } } }), /ending in \.prom/)
-  t.throws(() => parseConfig({ watch: { metrics: { listen: 'everywhere' } } }), /metrics\.listen: "everywhere" is not \[HOST:\]PORT/)
+  t.throws(
+    () => parseConfig({ watch: { metrics: { listen: 'everywhere' } } }),
+    /metrics\.listen: "everywhere" is not \[HOST:\]PORT/,
+  )
   t.throws(() => parseConfig({ watch: { metrics: { port: 1 } } }), /watch\.metrics\.port is not a setting/)
 })

@@ -62,7 +62,10 @@ t.test('the native binding was compiled against the same header', async (t) => {
   for (const [name, value] of Object.entries(native.constants)) {
     if (name.startsWith('SPILLWAY_')) t.equal(value, uapi.HEADER[name as keyof typeof uapi.HEADER], name)
   }
-  t.same(native.sizes, Object.fromEntries(Object.keys(native.sizes).map((name) => [name, uapi.STRUCT_SIZES[name as uapi.StructName]])))
+  t.same(
+    native.sizes,
+    Object.fromEntries(Object.keys(native.sizes).map((name) => [name, uapi.STRUCT_SIZES[name as uapi.StructName]])),
+  )
   t.same(native.eventOffsets, uapi.EVENT_OFFSETS)
 })
 

@@ -15,7 +15,10 @@ const pidFile = path.join(dir, 'watch.pid')
 
 t.test('a daemon that exits at once is reported with its exit status', async (t) => {
   const child = spawn(process.execPath, ['-e', 'process.exit(3)'], { stdio: 'ignore' })
-  await t.rejects(waitForWatch(child, '/run/spillway/watch.log', 10_000), { message: 'watch stopped at once (exit 3)', exitCode: EXIT.failed })
+  await t.rejects(waitForWatch(child, '/run/spillway/watch.log', 10_000), {
+    message: 'watch stopped at once (exit 3)',
+    exitCode: EXIT.failed,
+  })
 })
 
 t.test('a daemon that never writes its pid file times out', async (t) => {
@@ -25,7 +28,14 @@ t.test('a daemon that never writes its pid file times out', async (t) => {
 })
 
 t.test('ready once the pid file names the live daemon', async (t) => {
-  const child = spawn(process.execPath, ['-e', `setTimeout(() => require('fs').writeFileSync(${JSON.stringify(pidFile)}, process.pid + '\\n'), 200); setTimeout(() => {}, 5000)`], { stdio: 'ignore' })
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `setTimeout(() => require('fs').writeFileSync(${JSON.stringify(pidFile)}, process.pid + '\\n'), 200); setTimeout(() => {}, 5000)`,
+    ],
+    { stdio: 'ignore' },
+  )
   t.teardown(() => child.kill())
   await t.resolves(waitForWatch(child, 'log', 10_000))
   t.equal(fs.readFileSync(pidFile, 'utf8').trim(), String(child.pid))

@@ -36,7 +36,11 @@ t.test('checkpatch.pl --strict finds nothing in kmod/', async (t) => {
     const bad = path.join(dir, 'bad.c')
     fs.writeFileSync(bad, '// SPDX-License-Identifier: GPL-2.0\nint f(int a){\n  if (a) return (a);\n  return 0;\n}\n')
     const c = spawnSync('perl', [script, '--strict', '--no-tree', '--terse', '--show-types', '-f', bad], { encoding: 'utf8' })
-    t.ok(c.stdout.split('\n').filter((l) => /: (ERROR|WARNING|CHECK):/.test(l)).length >= 2, 'control: a badly styled file is reported', { out: c.stdout })
+    t.ok(
+      c.stdout.split('\n').filter((l) => /: (ERROR|WARNING|CHECK):/.test(l)).length >= 2,
+      'control: a badly styled file is reported',
+      { out: c.stdout },
+    )
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
@@ -62,7 +66,10 @@ t.test('sparse (make C=2) finds nothing in kmod/ against the 6.1 headers', async
     t.equal(r.status, 0, 'the build succeeded', r.status === 0 ? {} : { output: out.slice(-3000) })
     // The control: sparse reports a dereference of a __user pointer, what C=2 is there to catch.
     const control = path.join(build, 'control.c')
-    fs.writeFileSync(control, '#define __user __attribute__((noderef, address_space(__user)))\nint f(int __user *p);\nint f(int __user *p)\n{\n\treturn *p;\n}\n')
+    fs.writeFileSync(
+      control,
+      '#define __user __attribute__((noderef, address_space(__user)))\nint f(int __user *p);\nint f(int __user *p)\n{\n\treturn *p;\n}\n',
+    )
     const c = spawnSync('sparse', [control], { encoding: 'utf8' })
     t.match(c.stdout + c.stderr, /warning: dereference of noderef expression/, 'control: sparse reports a __user dereference')
   } finally {

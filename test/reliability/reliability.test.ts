@@ -35,7 +35,12 @@ interface Suite {
 
 const SUITES: Suite[] = [
   { label: 'fuzz, stress, security', script: 'run-in-vm.sh', timeoutS: 480, env: {} },
-  { label: 'oom-safe scenario', script: 'oom-scenario.sh', timeoutS: 480, env: { SPILLWAY_OOM_RUNS: process.env.SPILLWAY_OOM_RUNS ?? '1' } },
+  {
+    label: 'oom-safe scenario',
+    script: 'oom-scenario.sh',
+    timeoutS: 480,
+    env: { SPILLWAY_OOM_RUNS: process.env.SPILLWAY_OOM_RUNS ?? '1' },
+  },
 ]
 
 const programsBuilt = fs.existsSync(path.join(here, 'build', 'fuzz'))
@@ -48,17 +53,20 @@ if (programsBuilt) {
   const runs = new Map<string, Promise<VmResult>>()
   for (const series of kernels) {
     for (const suite of SUITES) {
-      runs.set(`${series} ${suite.script}`, limit(async () => {
-        const ko = await (modules.get(series) as Promise<string>)
-        return runInVm({
-          kernel: series,
-          command: ['sh', `test/reliability/${suite.script}`],
-          memMb: 1024,
-          smp: 2,
-          timeoutS: suite.timeoutS,
-          env: { SPILLWAY_KO: ko, ...suite.env },
-        })
-      }))
+      runs.set(
+        `${series} ${suite.script}`,
+        limit(async () => {
+          const ko = await (modules.get(series) as Promise<string>)
+          return runInVm({
+            kernel: series,
+            command: ['sh', `test/reliability/${suite.script}`],
+            memMb: 1024,
+            smp: 2,
+            timeoutS: suite.timeoutS,
+            env: { SPILLWAY_KO: ko, ...suite.env },
+          })
+        }),
+      )
     }
   }
   // Every promise gets a handler now, so one kernel's failure is reported in its own subtest.
@@ -83,7 +91,9 @@ if (programsBuilt) {
           if (/^(FUZZ_STATS|STRESS_STATS|OOM_MARGIN) /.test(line)) t.comment(`${series}: ${line}`)
         }
         const results = parseTap(vm.output)
-        t.ok(results.length > 0, `${series}: ${suite.script} reported results`, { lastLines: results.length ? undefined : tail(vm.output) })
+        t.ok(results.length > 0, `${series}: ${suite.script} reported results`, {
+          lastLines: results.length ? undefined : tail(vm.output),
+        })
         const plan = tapPlan(vm.output)
         t.equal(results.length, plan, `${series}: ${suite.script} ran all its planned tests`)
         for (const r of results) {
@@ -94,7 +104,11 @@ if (programsBuilt) {
           t.ok(ioctls >= FUZZ_MIN_IOCTLS, `${series}: the fuzzer made at least ${FUZZ_MIN_IOCTLS} ioctl calls (${ioctls})`)
         }
         t.equal(vm.code, 0, `${series}: ${suite.script} exit status`, vm.code === 0 ? {} : { lastLines: tail(vm.output) })
-        t.same(kernelProblemLines(vm.output), [], `${series}: the console shows no BUG, WARNING, Oops, kmemleak or general protection`)
+        t.same(
+          kernelProblemLines(vm.output),
+          [],
+          `${series}: the console shows no BUG, WARNING, Oops, kmemleak or general protection`,
+        )
       })
     }
   }

@@ -36,7 +36,17 @@ if (existsSync(lib)) {
   const exe = join(mkdtempSync(join(tmpdir(), 'driver-facts-')), 'driver_facts')
   const cc = spawnSync(
     'cc',
-    ['-O1', '-std=gnu11', `-I${cudaInc}`, '-o', exe, join(root, 'test', 'gpu', 'driver_facts.c'), `-L${build}`, '-lcuda', '-lpthread'],
+    [
+      '-O1',
+      '-std=gnu11',
+      `-I${cudaInc}`,
+      '-o',
+      exe,
+      join(root, 'test', 'gpu', 'driver_facts.c'),
+      `-L${build}`,
+      '-lcuda',
+      '-lpthread',
+    ],
     { encoding: 'utf8' },
   )
   t.equal(cc.status, 0, `driver_facts.c builds against the fake driver${cc.stderr ? `: ${cc.stderr.slice(-1500)}` : ''}`)
@@ -56,7 +66,8 @@ if (existsSync(lib)) {
     t.ok(facts.size > 200, `it printed ${facts.size} facts`)
     for (const [key, value, what] of measured) t.equal(facts.get(key), value, `${what} (${key})`)
     // The probe's capture cases leave a few MiB in the pool (graphs never launched): compare the cache.
-    const cached = Number(facts.get('pool.tmax.reserved_after_free_sync_mib')) - Number(facts.get('pool.tmax.used_after_free_sync_mib'))
+    const cached =
+      Number(facts.get('pool.tmax.reserved_after_free_sync_mib')) - Number(facts.get('pool.tmax.used_after_free_sync_mib'))
     t.equal(cached, 1024, 'the default pool keeps 1 GiB freed with the release threshold at its maximum')
   }
 }

@@ -17,7 +17,7 @@ const files = dirs.flatMap((d) =>
 )
 
 const version = spawnSync('clang-format', ['--version'], { encoding: 'utf8' })
-t.equal(version.status, 0, 'clang-format runs (scripts/setup-test-deps.sh installs Debian\'s clang-format)')
+t.equal(version.status, 0, "clang-format runs (scripts/setup-test-deps.sh installs Debian's clang-format)")
 t.ok(files.length >= 30, `C files to check (${files.length})`)
 if (version.status === 0) {
   t.comment(version.stdout.trim())

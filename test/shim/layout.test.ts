@@ -37,7 +37,10 @@ function objects(layer: string): Obj[] {
 
 const core = objects('core')
 const hooks = objects('hooks')
-t.ok(core.length >= 10 && hooks.length >= 5, `the shim is built in layers (${core.length} core, ${hooks.length} hooks objects; make -C shim)`)
+t.ok(
+  core.length >= 10 && hooks.length >= 5,
+  `the shim is built in layers (${core.length} core, ${hooks.length} hooks objects; make -C shim)`,
+)
 
 const hookSymbols = new Map<string, string>()
 for (const o of hooks) for (const s of o.defines) hookSymbols.set(s, o.name)

@@ -14,7 +14,9 @@ const build = join(here, 'build')
 
 t.ok(existsSync(shim), `the shim is built (${shim}; scripts/build.sh runs make -C shim)`)
 const programs = existsSync(build)
-  ? readdirSync(build).filter((f) => /^t_[a-z_]+$/.test(f)).sort()
+  ? readdirSync(build)
+      .filter((f) => /^t_[a-z_]+$/.test(f))
+      .sort()
   : []
 t.ok(programs.length >= 8, `the test programs are built (${programs.join(', ')})`)
 

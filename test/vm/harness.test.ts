@@ -32,17 +32,22 @@ t.test('parseTap reads results and their diagnostics', async (t) => {
 })
 
 t.test('kernelProblemLines finds kernel splats but not test names', async (t) => {
-  const lines = kernelProblemLines([
-    '[ 5.1] WARNING: CPU: 0 PID: 1 at mm/page_alloc.c:1 foo',
-    'ok 4 - no WARNING: in dmesg',
-    '[ 6.0] BUG: unable to handle page fault',
-    '[ 7.0] Oops: 0000 [#1] SMP',
-    '[ 8.0] general protection fault',
-    '[ 9.0] spillway: loaded',
-    'ok 5 - buffer freed[   10.5] BUG: KASAN: use-after-free',
-    '# WARNING: mentioned in a diagnostic',
-  ].join('\n'))
-  t.same(lines.map((l) => l.slice(0, 12)), ['[ 5.1] WARNI', '[ 6.0] BUG: ', '[ 7.0] Oops:', '[ 8.0] gener', 'ok 5 - buffe'])
+  const lines = kernelProblemLines(
+    [
+      '[ 5.1] WARNING: CPU: 0 PID: 1 at mm/page_alloc.c:1 foo',
+      'ok 4 - no WARNING: in dmesg',
+      '[ 6.0] BUG: unable to handle page fault',
+      '[ 7.0] Oops: 0000 [#1] SMP',
+      '[ 8.0] general protection fault',
+      '[ 9.0] spillway: loaded',
+      'ok 5 - buffer freed[   10.5] BUG: KASAN: use-after-free',
+      '# WARNING: mentioned in a diagnostic',
+    ].join('\n'),
+  )
+  t.same(
+    lines.map((l) => l.slice(0, 12)),
+    ['[ 5.1] WARNI', '[ 6.0] BUG: ', '[ 7.0] Oops:', '[ 8.0] gener', 'ok 5 - buffe'],
+  )
 })
 
 t.test('kernelsUnderTest follows SPILLWAY_KERNELS', async (t) => {
@@ -92,15 +97,19 @@ t.test(`a ${series} guest runs a command and reports its status`, async (t) => {
     swapMb: 64,
     timeoutS: 300,
     env: { SPILLWAY_HARNESS_PROBE: 'probe value' },
-    command: ['sh', '-c', [
-      'echo "cwd=$(pwd)"',
-      'echo "kernel=$SPILLWAY_KERNEL vm=$SPILLWAY_VM probe=$SPILLWAY_HARNESS_PROBE home=$HOME"',
-      'echo "spillway:x:990:" >> /etc/group && grep -c "^spillway:" /etc/group | sed "s/^/groups=/"',
-      'grep -c "^/dev/nvme0n1" /proc/swaps | sed "s/^/nvme-swap=/"',
-      `insmod ${ko} && grep -c "^hello " /proc/modules | sed "s/^/loaded=/" && rmmod hello`,
-      'node -e "console.log(\'node=\' + (1 + 1))"',
-      'exit 7',
-    ].join('; ')],
+    command: [
+      'sh',
+      '-c',
+      [
+        'echo "cwd=$(pwd)"',
+        'echo "kernel=$SPILLWAY_KERNEL vm=$SPILLWAY_VM probe=$SPILLWAY_HARNESS_PROBE home=$HOME"',
+        'echo "spillway:x:990:" >> /etc/group && grep -c "^spillway:" /etc/group | sed "s/^/groups=/"',
+        'grep -c "^/dev/nvme0n1" /proc/swaps | sed "s/^/nvme-swap=/"',
+        `insmod ${ko} && grep -c "^hello " /proc/modules | sed "s/^/loaded=/" && rmmod hello`,
+        'node -e "console.log(\'node=\' + (1 + 1))"',
+        'exit 7',
+      ].join('; '),
+    ],
   })
   t.equal(vm.failure, null, 'the VM ran to the end', { output: vm.output.slice(-3000) })
   t.equal(vm.code, 7, "the command's exit status comes out")

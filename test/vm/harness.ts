@@ -58,7 +58,10 @@ export interface TapResult {
 export function kernelsUnderTest(): string[] {
   const env = process.env.SPILLWAY_KERNELS?.trim()
   if (!env) return [...DEFAULT_KERNELS]
-  const list = env.split(',').map((k) => k.trim()).filter(Boolean)
+  const list = env
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean)
   for (const k of list) {
     if (!(KNOWN_KERNELS as readonly string[]).includes(k)) {
       throw new Error(`SPILLWAY_KERNELS names unknown kernel '${k}'; known: ${KNOWN_KERNELS.join(', ')}`)
@@ -155,7 +158,8 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
     env[k] = v
   }
   const r = await spawnCollect(process.execPath, args, env)
-  const failure = /^run-vm: [^:]+: (.*?)\. Last \d+ console lines:$/m.exec(r.stderr)?.[1] ??
+  const failure =
+    /^run-vm: [^:]+: (.*?)\. Last \d+ console lines:$/m.exec(r.stderr)?.[1] ??
     (r.code === 124 || r.code === 125 ? r.stderr.trim() || `run-vm exited ${r.code}` : null)
   const timing = /command started at ([0-9.?]+) s, total ([0-9.]+) s/.exec(r.stderr)
   const boot = timing?.[1] && timing[1] !== '?' ? Number(timing[1]) : null

@@ -38,7 +38,9 @@ let programsBuilt = true
 if (suitePresent && fs.existsSync(path.join(repoRoot, 'test/kmod/Makefile'))) {
   const make = spawnSync('make', ['-s', '-C', 'test/kmod'], { cwd: repoRoot, encoding: 'utf8' })
   programsBuilt = make.status === 0
-  t.equal(make.status, 0, 'make -C test/kmod builds the in-guest test programs', { output: (make.stdout + make.stderr).slice(-3000) })
+  t.equal(make.status, 0, 'make -C test/kmod builds the in-guest test programs', {
+    output: (make.stdout + make.stderr).slice(-3000),
+  })
 }
 
 if (suitePresent && programsBuilt) {
@@ -76,7 +78,9 @@ if (suitePresent && programsBuilt) {
         return
       }
       const results = parseTap(vm.output)
-      t.ok(results.length > 0, `${series}: the guest suite reported results`, { lastLines: results.length ? undefined : tail(vm.output) })
+      t.ok(results.length > 0, `${series}: the guest suite reported results`, {
+        lastLines: results.length ? undefined : tail(vm.output),
+      })
       const plan = tapPlan(vm.output)
       if (plan !== null) t.equal(results.length, plan, `${series}: the guest ran all ${plan} planned tests`)
       for (const r of results) {

@@ -37,11 +37,14 @@ export function doctorCommand(action = doctorAction): Command {
   return new Command('doctor')
     .description('check kernel, headers, DKMS, Secure Boot, signing, NVIDIA driver, PCIe link, IOMMU, swap, cgroup v2')
     .option('--json', 'print the checks as JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   spillway doctor
   spillway doctor --json | jq '.checks[] | select(.verdict != "pass")'
 
-Exit codes: 0 no check failed (warnings allowed), 1 at least one check failed.`)
+Exit codes: 0 no check failed (warnings allowed), 1 at least one check failed.`,
+    )
     .action(async (o: { json?: boolean }) => finish(await action({ json: o.json === true })))
 }

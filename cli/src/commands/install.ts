@@ -60,17 +60,25 @@ export async function installAction(ctx: InstallContext): Promise<number> {
   }
   if (secureBoot) warn(SECURE_BOOT_NOTE)
   const changed = apply(steps, false)
-  print(changed === 0 ? 'spillway is already installed; nothing changed' : `spillway installed (${changed} steps); the pool is reserved at the next boot, or now with \`sudo spillway load\``)
+  print(
+    changed === 0
+      ? 'spillway is already installed; nothing changed'
+      : `spillway installed (${changed} steps); the pool is reserved at the next boot, or now with \`sudo spillway load\``,
+  )
   return 0
 }
 
 export function installCommand(action = installAction): Command {
   return new Command('install')
-    .description('install for boot: DKMS module, udev rule, modprobe.d pool size, initramfs loading, systemd unit, group (needs root)')
+    .description(
+      'install for boot: DKMS module, udev rule, modprobe.d pool size, initramfs loading, systemd unit, group (needs root)',
+    )
     .option('--pool <size|auto>', 'pool reserved at boot (written to /etc/modprobe.d/spillway.conf)', poolArg)
     .option('--force', 'allow a pool that leaves less than the safe floor of RAM')
     .option('--dry-run', 'print every file and command, change nothing')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Idempotent: finished steps are skipped, so running it again after a failure or an upgrade is safe.
 
 Examples:
@@ -78,7 +86,9 @@ Examples:
   sudo spillway install --pool 32G
 
 Exit codes: 0 installed (or already), 1 a step failed or would fail (the message names it and\nwhat to do; --dry-run too), 4 not root,
-5 unsafe pool without --force.`)
+5 unsafe pool without --force.`,
+    )
     .action(async (o: { pool?: number | 'auto'; force?: boolean; dryRun?: boolean }) =>
-      finish(await action({ pool: o.pool, force: o.force === true, dryRun: o.dryRun === true })))
+      finish(await action({ pool: o.pool, force: o.force === true, dryRun: o.dryRun === true })),
+    )
 }

@@ -33,11 +33,19 @@ export async function loadAction(ctx: LoadContext): Promise<number> {
     return 0
   }
   const options: LoadOptions = {
-    floorBytes: ctx.floorBytes, warnBytes: ctx.warnBytes, criticalBytes: ctx.criticalBytes,
-    userLimitBytes: ctx.userLimitBytes, watchdogMs: ctx.watchdogMs, testIoctls: ctx.testIoctls,
+    floorBytes: ctx.floorBytes,
+    warnBytes: ctx.warnBytes,
+    criticalBytes: ctx.criticalBytes,
+    userLimitBytes: ctx.userLimitBytes,
+    watchdogMs: ctx.watchdogMs,
+    testIoctls: ctx.testIoctls,
   }
   if (ctx.warnBytes !== undefined && ctx.criticalBytes !== undefined && ctx.criticalBytes > ctx.warnBytes) {
-    throw new CliError('--critical is above --warn', 'critical is the lower MemAvailable mark: e.g. --warn 4G --critical 1G', EXIT.usage)
+    throw new CliError(
+      '--critical is above --warn',
+      'critical is the lower MemAvailable mark: e.g. --warn 4G --critical 1G',
+      EXIT.usage,
+    )
   }
   if (!ctx.dryRun) requireRoot('loading the module')
   let note = 'the module default'
@@ -47,9 +55,10 @@ export async function loadAction(ctx: LoadContext): Promise<number> {
     note = `${formatSize(decided.bytes)}: ${decided.note}`
   }
   // A dry run of `up` names the module it would build first, so the file need not exist yet.
-  const source: ModuleSource = ctx.dryRun && ctx.modulePath && !fs.existsSync(ctx.modulePath)
-    ? { kind: 'file', path: ctx.modulePath }
-    : findModule(ctx.modulePath, repoDir())
+  const source: ModuleSource =
+    ctx.dryRun && ctx.modulePath && !fs.existsSync(ctx.modulePath)
+      ? { kind: 'file', path: ctx.modulePath }
+      : findModule(ctx.modulePath, repoDir())
   const argv = loadCommandLine(source, moduleParams(options))
   if (ctx.dryRun) {
     print(`would run: ${argv.join(' ')}   (pool: ${note})`)
@@ -58,7 +67,11 @@ export async function loadAction(ctx: LoadContext): Promise<number> {
   progress(`loading: ${argv.join(' ')} (reserving the pool can take a few seconds)`)
   runLoad(argv)
   if (!(await waitForDevice(DEVICE_PATH, 5000))) {
-    throw new CliError(`the module loaded but ${DEVICE_PATH} did not appear within 5 s`, 'check that udev runs, or install the rule: `sudo spillway install`', EXIT.failed)
+    throw new CliError(
+      `the module loaded but ${DEVICE_PATH} did not appear within 5 s`,
+      'check that udev runs, or install the rule: `sudo spillway install`',
+      EXIT.failed,
+    )
   }
   const state = readSysfs()
   const got = state ? `pool ${formatSize(state.poolBytes)} of ${formatSize(state.requestedBytes)} requested` : 'pool size unknown'
@@ -83,17 +96,43 @@ export function loadCommand(action = loadAction): Command {
     .addOption(new Option('--test-ioctls', 'enable the test-only ioctls').hideHelp())
     .option('--force', 'allow a pool that leaves less than the safe floor of RAM')
     .option('--dry-run', 'print the command, load nothing')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   sudo spillway load --pool auto
   sudo spillway load --pool 16G --warn 4G --critical 1G
   sudo spillway load --module kmod/spillway.ko --pool 512M
 
 Exit codes: 0 loaded (or already loaded), 1 the kernel refused (message says why: signing, memory),
-2 bad option, 3 no spillway.ko for this kernel, 4 not root, 5 unsafe pool without --force.`)
-    .action(async (o: { pool?: number | 'auto'; floor?: number; warn?: number; critical?: number; userLimit?: number; watchdogMs?: number; testIoctls?: boolean; module?: string; force?: boolean; dryRun?: boolean }) =>
-      finish(await action({
-        pool: o.pool, floorBytes: o.floor, warnBytes: o.warn, criticalBytes: o.critical, userLimitBytes: o.userLimit,
-        watchdogMs: o.watchdogMs, testIoctls: o.testIoctls === true, modulePath: o.module, force: o.force === true, dryRun: o.dryRun === true,
-      })))
+2 bad option, 3 no spillway.ko for this kernel, 4 not root, 5 unsafe pool without --force.`,
+    )
+    .action(
+      async (o: {
+        pool?: number | 'auto'
+        floor?: number
+        warn?: number
+        critical?: number
+        userLimit?: number
+        watchdogMs?: number
+        testIoctls?: boolean
+        module?: string
+        force?: boolean
+        dryRun?: boolean
+      }) =>
+        finish(
+          await action({
+            pool: o.pool,
+            floorBytes: o.floor,
+            warnBytes: o.warn,
+            criticalBytes: o.critical,
+            userLimitBytes: o.userLimit,
+            watchdogMs: o.watchdogMs,
+            testIoctls: o.testIoctls === true,
+            modulePath: o.module,
+            force: o.force === true,
+            dryRun: o.dryRun === true,
+          }),
+        ),
+    )
 }

@@ -36,7 +36,11 @@ export interface PoolActions {
 function requireModule(): NonNullable<ReturnType<typeof readSysfs>> {
   const state = readSysfs()
   if (!state) {
-    throw new CliError('the spillway module is not loaded', 'load it with `sudo spillway load` (the pool size is a load parameter too: --pool SIZE)', EXIT.noModule)
+    throw new CliError(
+      'the spillway module is not loaded',
+      'load it with `sudo spillway load` (the pool size is a load parameter too: --pool SIZE)',
+      EXIT.noModule,
+    )
   }
   return state
 }
@@ -46,8 +50,12 @@ export async function poolShow(ctx: PoolShowContext): Promise<number> {
   const auto = autoPoolSize(facts)
   const state = readSysfs()
   const pool = state && {
-    poolBytes: state.poolBytes, requestedBytes: state.requestedBytes, usedBytes: state.usedBytes,
-    freeBytes: state.freeBytes, buffers: state.buffers, floorBytes: state.floorBytes,
+    poolBytes: state.poolBytes,
+    requestedBytes: state.requestedBytes,
+    usedBytes: state.usedBytes,
+    freeBytes: state.freeBytes,
+    buffers: state.buffers,
+    floorBytes: state.floorBytes,
   }
   if (ctx.json) {
     printJson({ loaded: state !== undefined, pool: pool ?? null, ramBytes: facts.ramBytes, vramBytes: facts.vramBytes, auto })
@@ -55,7 +63,9 @@ export async function poolShow(ctx: PoolShowContext): Promise<number> {
   }
   if (pool) {
     const used = `${formatSize(pool.usedBytes)} used in ${pool.buffers} buffers`
-    print(`pool:   ${formatSize(pool.poolBytes)} (requested ${formatSize(pool.requestedBytes)}), ${used}, ${formatSize(pool.freeBytes)} free`)
+    print(
+      `pool:   ${formatSize(pool.poolBytes)} (requested ${formatSize(pool.requestedBytes)}), ${used}, ${formatSize(pool.freeBytes)} free`,
+    )
   } else {
     print('pool:   the spillway module is not loaded (`sudo spillway load`)')
   }
@@ -71,9 +81,16 @@ export function decidePoolSize(size: number | 'auto', force: boolean, facts: Siz
   }
   const verdict = checkPoolSize(size, facts.ramBytes)
   if (!verdict.ok && !force) {
-    throw new CliError(`refusing: ${verdict.problem}`, 'choose a smaller size (`spillway pool auto` picks one), or add --force if you are sure', EXIT.unsafe)
+    throw new CliError(
+      `refusing: ${verdict.problem}`,
+      'choose a smaller size (`spillway pool auto` picks one), or add --force if you are sure',
+      EXIT.unsafe,
+    )
   }
-  return { bytes: verdict.alignedBytes, note: verdict.ok ? 'the size asked for, rounded up to 2 MiB' : `FORCED: ${verdict.problem}` }
+  return {
+    bytes: verdict.alignedBytes,
+    note: verdict.ok ? 'the size asked for, rounded up to 2 MiB' : `FORCED: ${verdict.problem}`,
+  }
 }
 
 export async function poolSet(ctx: PoolSetContext): Promise<number> {
@@ -104,8 +121,11 @@ export async function poolSet(ctx: PoolSetContext): Promise<number> {
 
 export async function poolWatermarks(ctx: PoolWatermarksContext): Promise<number> {
   if (ctx.criticalBytes > ctx.warnBytes) {
-    throw new CliError(`the critical watermark (${formatSize(ctx.criticalBytes)}) is above the warn watermark (${formatSize(ctx.warnBytes)})`,
-      'critical must be the lower MemAvailable mark: e.g. `spillway pool watermarks 2G 1G`', EXIT.usage)
+    throw new CliError(
+      `the critical watermark (${formatSize(ctx.criticalBytes)}) is above the warn watermark (${formatSize(ctx.warnBytes)})`,
+      'critical must be the lower MemAvailable mark: e.g. `spillway pool watermarks 2G 1G`',
+      EXIT.usage,
+    )
   }
   requireModule()
   const device = Device.open({ writable: true })
@@ -122,18 +142,22 @@ const defaultActions: PoolActions = { show: poolShow, set: poolSet, watermarks: 
 
 export function poolCommand(actions: PoolActions = defaultActions): Command {
   const pool = new Command('pool').description('show or resize the reserved pool')
-  pool.command('show', { isDefault: true })
+  pool
+    .command('show', { isDefault: true })
     .description('the pool now, and the size `pool auto` would pick')
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExamples:\n  spillway pool show\n  spillway pool show --json\n\nExit codes: 0 shown, 1 failure.')
     .action(async (opts: { json?: boolean }) => finish(await actions.show({ json: opts.json === true })))
-  pool.command('set')
+  pool
+    .command('set')
     .description('resize the pool to SIZE (needs root)')
     .argument('<size>', 'e.g. 8G, 512MiB, 1.5GiB', sizeOption)
     .option('--force', 'allow a size that leaves less than the safe floor of RAM to the system')
     .option('--dry-run', 'check the size and print what would be done')
     .option('--json', 'print JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Refuses sizes that leave less than max(min(2 GiB, RAM/4), RAM/10) of RAM outside the pool.
 
 Examples:
@@ -142,14 +166,19 @@ Examples:
   spillway pool set 8G --dry-run
 
 Exit codes: 0 resized (see the message if the kernel gave less), 2 bad size, 3 module not loaded,
-4 not root, 5 unsafe size without --force.`)
+4 not root, 5 unsafe size without --force.`,
+    )
     .action(async (size: number, opts: { force?: boolean; dryRun?: boolean; json?: boolean }) =>
-      finish(await actions.set({ size, force: opts.force === true, dryRun: opts.dryRun === true, json: opts.json === true })))
-  pool.command('auto')
+      finish(await actions.set({ size, force: opts.force === true, dryRun: opts.dryRun === true, json: opts.json === true })),
+    )
+  pool
+    .command('auto')
     .description('resize the pool to the size the sizing formula picks from RAM and VRAM (needs root)')
     .option('--dry-run', 'print the size and why, change nothing')
     .option('--json', 'print JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Formula: min(RAM - reserve, 2 x VRAM), reserve = max(min(4 GiB, RAM/2), RAM/4); without a GPU
 min(RAM - reserve, RAM/4). Rounded down to 256 MiB. See docs/admin-guide.md.
 
@@ -157,14 +186,20 @@ Examples:
   spillway pool auto --dry-run
   sudo spillway pool auto
 
-Exit codes: 0 resized, 3 module not loaded, 4 not root.`)
+Exit codes: 0 resized, 3 module not loaded, 4 not root.`,
+    )
     .action(async (opts: { dryRun?: boolean; json?: boolean }) =>
-      finish(await actions.set({ size: 'auto', force: false, dryRun: opts.dryRun === true, json: opts.json === true })))
-  pool.command('watermarks')
+      finish(await actions.set({ size: 'auto', force: false, dryRun: opts.dryRun === true, json: opts.json === true })),
+    )
+  pool
+    .command('watermarks')
     .description('set the MemAvailable marks of the warn and critical levels (needs root)')
     .argument('<warn>', 'MemAvailable below this is warn, e.g. 4G', sizeOption)
     .argument('<critical>', 'MemAvailable below this is critical, e.g. 1G', sizeOption)
-    .addHelpText('after', '\nExamples:\n  sudo spillway pool watermarks 4G 1G\n\nExit codes: 0 set, 2 critical above warn, 3 module not loaded, 4 not root.')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  sudo spillway pool watermarks 4G 1G\n\nExit codes: 0 set, 2 critical above warn, 3 module not loaded, 4 not root.',
+    )
     .action(async (warnBytes: number, criticalBytes: number) => finish(await actions.watermarks({ warnBytes, criticalBytes })))
   return pool
 }

@@ -34,13 +34,16 @@ export function psCommand(action = psAction): Command {
   return new Command('ps')
     .description('who holds pool memory: buffers and bytes per process, largest first')
     .option('--json', 'print JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Needs read access to /dev/spillway (root or the spillway group).
 
 Examples:
   spillway ps
   spillway ps --json | jq '.processes[] | select(.bytes > 1073741824)'
 
-Exit codes: 0 listed, 3 module not loaded, 4 may not open /dev/spillway.`)
+Exit codes: 0 listed, 3 module not loaded, 4 may not open /dev/spillway.`,
+    )
     .action(async (o: { json?: boolean }) => finish(await action({ json: o.json === true })))
 }

@@ -64,7 +64,9 @@ export async function gatherStatus(): Promise<StatusReport> {
   report.watch = { running: pid !== null, pid }
 
   if (!loaded) {
-    missing.push('the spillway module is not loaded: `sudo spillway load` (or `sudo spillway up` to build, load and start the watch daemon)')
+    missing.push(
+      'the spillway module is not loaded: `sudo spillway load` (or `sudo spillway up` to build, load and start the watch daemon)',
+    )
   } else {
     const { device, access } = openDevice(missing)
     report.module.access = access
@@ -75,15 +77,23 @@ export async function gatherStatus(): Promise<StatusReport> {
         const info = device.info()
         report.module.source = 'ioctl'
         report.pool = {
-          poolBytes: info.poolBytes, requestedBytes: info.requestedBytes, usedBytes: info.usedBytes, freeBytes: info.freeBytes,
-          floorBytes: info.floorBytes, releasedBytes: info.releasedBytes, buffers: info.buffers,
+          poolBytes: info.poolBytes,
+          requestedBytes: info.requestedBytes,
+          usedBytes: info.usedBytes,
+          freeBytes: info.freeBytes,
+          floorBytes: info.floorBytes,
+          releasedBytes: info.releasedBytes,
+          buffers: info.buffers,
         }
         report.pressure = {
-          level: levelName(info.level), reasons: reasonNames(info.reason),
-          watermarkWarnBytes: info.watermarkWarn, watermarkCriticalBytes: info.watermarkCritical,
+          level: levelName(info.level),
+          reasons: reasonNames(info.reason),
+          watermarkWarnBytes: info.watermarkWarn,
+          watermarkCriticalBytes: info.watermarkCritical,
         }
         report.buffers = device.listBuffers().map((b) => ({
-          ...b, command: readText(`/proc/${b.pid}/comm`)?.trim() ?? null,
+          ...b,
+          command: readText(`/proc/${b.pid}/comm`)?.trim() ?? null,
         }))
         report.holders = holders(report.buffers, info.poolBytes, userName)
         report.events = device.readEvents().slice(-10)
@@ -96,15 +106,28 @@ export async function gatherStatus(): Promise<StatusReport> {
       if (s) {
         report.module.source = 'sysfs'
         report.pool = {
-          poolBytes: s.poolBytes, requestedBytes: s.requestedBytes, usedBytes: s.usedBytes, freeBytes: s.freeBytes,
-          floorBytes: s.floorBytes, releasedBytes: s.releasedBytes, buffers: s.buffers,
+          poolBytes: s.poolBytes,
+          requestedBytes: s.requestedBytes,
+          usedBytes: s.usedBytes,
+          freeBytes: s.freeBytes,
+          floorBytes: s.floorBytes,
+          releasedBytes: s.releasedBytes,
+          buffers: s.buffers,
         }
-        report.pressure = { level: s.level ?? 'unknown', reasons: [], watermarkWarnBytes: s.watermarkWarnBytes, watermarkCriticalBytes: s.watermarkCriticalBytes }
+        report.pressure = {
+          level: s.level ?? 'unknown',
+          reasons: [],
+          watermarkWarnBytes: s.watermarkWarnBytes,
+          watermarkCriticalBytes: s.watermarkCriticalBytes,
+        }
       }
     }
   }
   if (gpus.length === 0) missing.push('no NVIDIA GPU was found: jobs run, but there is no VRAM to extend (see `spillway doctor`)')
-  if (!report.watch.running) missing.push('the watch daemon is not running: `sudo systemctl start spillway-watch` (after `sudo spillway install`) or `spillway watch`')
+  if (!report.watch.running)
+    missing.push(
+      'the watch daemon is not running: `sudo systemctl start spillway-watch` (after `sudo spillway install`) or `spillway watch`',
+    )
   return report
 }
 
@@ -112,10 +135,14 @@ export async function gatherStatus(): Promise<StatusReport> {
 function sleep(ms: number, stop: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms)
-    stop.addEventListener('abort', () => {
-      clearTimeout(timer)
-      resolve()
-    }, { once: true })
+    stop.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        resolve()
+      },
+      { once: true },
+    )
   })
 }
 
@@ -154,7 +181,8 @@ export async function statusAction(ctx: StatusContext): Promise<number> {
 /** --watch [seconds]: how often to refresh; 2 s without a value, as watch(1). */
 export function watchSecondsOption(text: string): number {
   const n = Number(text)
-  if (!Number.isFinite(n) || n < 0.1 || n > 86_400) throw new InvalidArgumentError('must be a number of seconds from 0.1 to 86400')
+  if (!Number.isFinite(n) || n < 0.1 || n > 86_400)
+    throw new InvalidArgumentError('must be a number of seconds from 0.1 to 86400')
   return n
 }
 
@@ -162,8 +190,14 @@ export function statusCommand(action = statusAction): Command {
   return new Command('status')
     .description('show the module, the pool, memory pressure, who holds the pool, RAM and GPUs')
     .option('--json', 'print the report as JSON (with --watch: one line per report)')
-    .option('-w, --watch [seconds]', 'print it again every SECONDS (default 2) until Ctrl-C, like nvidia-smi -l', watchSecondsOption)
-    .addHelpText('after', `
+    .option(
+      '-w, --watch [seconds]',
+      'print it again every SECONDS (default 2) until Ctrl-C, like nvidia-smi -l',
+      watchSecondsOption,
+    )
+    .addHelpText(
+      'after',
+      `
 Works without the module: it then says what is missing and how to fix it.
 
 Examples:
@@ -173,7 +207,8 @@ Examples:
   spillway -q status; echo $?          # scripts: only the exit status
 
 Exit codes: 0 loaded and pressure ok, 3 module not loaded, 7 pressure warn, 8 pressure critical,
-1 failure. With --watch: those of the last report.`)
+1 failure. With --watch: those of the last report.`,
+    )
     .action(async (opts: { json?: boolean; watch?: number | true }) => {
       const watchSeconds = opts.watch === true ? 2 : opts.watch
       finish(await action({ json: opts.json === true, watchSeconds }))

@@ -22,7 +22,11 @@ export async function uninstallAction(ctx: UninstallContext): Promise<number> {
   }
   requireRoot('uninstall')
   const changed = apply(steps, false)
-  print(changed === 0 ? 'spillway is not installed; nothing changed' : `spillway uninstalled (${changed} steps)${ctx.purge ? '' : '; the spillway group and /etc/spillway are kept (--purge removes them)'}`)
+  print(
+    changed === 0
+      ? 'spillway is not installed; nothing changed'
+      : `spillway uninstalled (${changed} steps)${ctx.purge ? '' : '; the spillway group and /etc/spillway are kept (--purge removes them)'}`,
+  )
   return 0
 }
 
@@ -31,11 +35,16 @@ export function uninstallCommand(action = uninstallAction): Command {
     .description('undo install: stop the daemon, unload, remove the DKMS module and the files (needs root)')
     .option('--purge', 'also remove /etc/spillway/config.json and the spillway group')
     .option('--dry-run', 'print every file and command, change nothing')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   spillway uninstall --dry-run
   sudo spillway uninstall --purge
 
-Exit codes: 0 removed (or nothing installed), 1 a step failed, 4 not root, 6 buffers in use.`)
-    .action(async (o: { dryRun?: boolean; purge?: boolean }) => finish(await action({ dryRun: o.dryRun === true, purge: o.purge === true })))
+Exit codes: 0 removed (or nothing installed), 1 a step failed, 4 not root, 6 buffers in use.`,
+    )
+    .action(async (o: { dryRun?: boolean; purge?: boolean }) =>
+      finish(await action({ dryRun: o.dryRun === true, purge: o.purge === true })),
+    )
 }

@@ -35,8 +35,14 @@ export async function unloadAction(ctx: UnloadContext): Promise<number> {
   const state = readSysfs()
   const buffers = state?.buffers ?? NaN
   if (!(buffers === 0)) {
-    const detail = Number.isNaN(buffers) ? 'the number of live buffers can not be read' : `${buffers} buffer${buffers === 1 ? ' is' : 's are'} still in use by ${bufferOwners()}`
-    throw new CliError(`refusing to unload: ${detail}`, 'stop the jobs that hold them (or wait for them to finish), then unload again', EXIT.busy)
+    const detail = Number.isNaN(buffers)
+      ? 'the number of live buffers can not be read'
+      : `${buffers} buffer${buffers === 1 ? ' is' : 's are'} still in use by ${bufferOwners()}`
+    throw new CliError(
+      `refusing to unload: ${detail}`,
+      'stop the jobs that hold them (or wait for them to finish), then unload again',
+      EXIT.busy,
+    )
   }
   const argv = ['rmmod', 'spillway']
   if (ctx.dryRun) {
@@ -47,9 +53,13 @@ export async function unloadAction(ctx: UnloadContext): Promise<number> {
   const result = exec(argv)
   if (result.status !== 0) {
     const busy = /in use|Resource temporarily unavailable/i.test(result.stderr)
-    throw new CliError(`\`rmmod spillway\` failed: ${result.stderr.trim()}`,
-      busy ? 'a process still holds /dev/spillway or a buffer fd open: stop it (`spillway status` lists buffers; `fuser /dev/spillway`)' : 'check `dmesg | tail`',
-      busy ? EXIT.busy : EXIT.failed)
+    throw new CliError(
+      `\`rmmod spillway\` failed: ${result.stderr.trim()}`,
+      busy
+        ? 'a process still holds /dev/spillway or a buffer fd open: stop it (`spillway status` lists buffers; `fuser /dev/spillway`)'
+        : 'check `dmesg | tail`',
+      busy ? EXIT.busy : EXIT.failed,
+    )
   }
   print('spillway unloaded; the pool went back to the kernel')
   return 0
@@ -59,10 +69,13 @@ export function unloadCommand(action = unloadAction): Command {
   return new Command('unload')
     .description('unload the module; refused while buffers are in use (needs root)')
     .option('--dry-run', 'check and print the command, unload nothing')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   sudo spillway unload
 
-Exit codes: 0 unloaded (or not loaded), 1 rmmod failed, 4 not root, 6 buffers in use.`)
+Exit codes: 0 unloaded (or not loaded), 1 rmmod failed, 4 not root, 6 buffers in use.`,
+    )
     .action(async (o: { dryRun?: boolean }) => finish(await action({ dryRun: o.dryRun === true })))
 }

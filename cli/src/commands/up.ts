@@ -47,7 +47,11 @@ function buildModule(dryRun: boolean, problems: string[]): string {
   progress(`building spillway.ko for ${release} (about a minute)`)
   const result = exec(argv, { timeoutMs: 900_000 })
   if (result.status !== 0) {
-    throw new CliError(`building the module failed: ${result.stderr.trim().split('\n').slice(-3).join(' / ')}`, 'check that gcc and make are installed and the headers match the running kernel', EXIT.failed)
+    throw new CliError(
+      `building the module failed: ${result.stderr.trim().split('\n').slice(-3).join(' / ')}`,
+      'check that gcc and make are installed and the headers match the running kernel',
+      EXIT.failed,
+    )
   }
   return ko
 }
@@ -57,7 +61,11 @@ export async function waitForWatch(child: ChildProcess | null, logWhere: string,
   const end = Date.now() + timeoutMs
   while (watchPid() === null) {
     if (child && (child.exitCode !== null || child.signalCode !== null)) {
-      throw new CliError(`watch stopped at once (${child.exitCode !== null ? `exit ${child.exitCode}` : child.signalCode})`, `see ${logWhere}, or run \`sudo spillway watch\` to see the error`, EXIT.failed)
+      throw new CliError(
+        `watch stopped at once (${child.exitCode !== null ? `exit ${child.exitCode}` : child.signalCode})`,
+        `see ${logWhere}, or run \`sudo spillway watch\` to see the error`,
+        EXIT.failed,
+      )
     }
     if (Date.now() > end) throw new CliError(`watch did not start within ${timeoutMs / 1000} s`, `see ${logWhere}`, EXIT.failed)
     await new Promise((resolve) => setTimeout(resolve, 100))
@@ -70,7 +78,12 @@ async function startWatch(dryRun: boolean): Promise<string> {
   if (fs.existsSync(PATHS.unit) && systemdRunning()) {
     if (dryRun) return 'would run: systemctl start spillway-watch.service'
     const result = exec(['systemctl', 'start', 'spillway-watch.service'])
-    if (result.status !== 0) throw new CliError(`\`systemctl start spillway-watch\` failed: ${result.stderr.trim()}`, 'see `journalctl -u spillway-watch`', EXIT.failed)
+    if (result.status !== 0)
+      throw new CliError(
+        `\`systemctl start spillway-watch\` failed: ${result.stderr.trim()}`,
+        'see `journalctl -u spillway-watch`',
+        EXIT.failed,
+      )
     await waitForWatch(null, '`journalctl -u spillway-watch`', 30_000)
     return 'started spillway-watch.service'
   }
@@ -107,7 +120,8 @@ export async function upAction(ctx: UpContext): Promise<number> {
   const watch = await startWatch(ctx.dryRun)
   progress(`watch: ${watch}`)
   if (ctx.dryRun) {
-    if (problems.length) print(`\nthe dry run found ${problems.length} step${problems.length === 1 ? '' : 's'} that would fail (see above)`)
+    if (problems.length)
+      print(`\nthe dry run found ${problems.length} step${problems.length === 1 ? '' : 's'} that would fail (see above)`)
     return problems.length ? EXIT.failed : EXIT.ok
   }
   print(renderStatus(await gatherStatus()))
@@ -116,13 +130,18 @@ export async function upAction(ctx: UpContext): Promise<number> {
 
 export function upCommand(action = upAction): Command {
   return new Command('up')
-    .description('one command on a real host: build the module if needed, load it with an auto-sized pool, start watch, print status (needs root)')
+    .description(
+      'one command on a real host: build the module if needed, load it with an auto-sized pool, start watch, print status (needs root)',
+    )
     .option('--dry-run', 'print what would be done')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   sudo spillway up
   spillway up --dry-run
 
-Exit codes: 0 up, 1 a step failed (build, load, watch), or with --dry-run would fail, 4 not root.`)
+Exit codes: 0 up, 1 a step failed (build, load, watch), or with --dry-run would fail, 4 not root.`,
+    )
     .action(async (o: { dryRun?: boolean }) => finish(await action({ dryRun: o.dryRun === true })))
 }

@@ -53,13 +53,16 @@ export async function versionAction(ctx: { json: boolean }): Promise<number> {
 
 export function versionCommand(action = versionAction): Command {
   return new Command('version')
-    .description('print the version of spillway, of the loaded module\'s ABI, the kernel and node (-v prints only the first)')
+    .description("print the version of spillway, of the loaded module's ABI, the kernel and node (-v prints only the first)")
     .option('--json', 'print JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   spillway version
   spillway -v
 
-Exit codes: 0 printed.`)
+Exit codes: 0 printed.`,
+    )
     .action(async (o: { json?: boolean }) => finish(await action({ json: o.json === true })))
 }

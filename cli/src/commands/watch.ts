@@ -31,7 +31,8 @@ export function watchConfig(ctx: WatchContext): Config {
   return {
     watch: {
       ...w,
-      killAfterCriticalMs: ctx.killAfterCriticalSeconds !== undefined ? ctx.killAfterCriticalSeconds * 1000 : w.killAfterCriticalMs,
+      killAfterCriticalMs:
+        ctx.killAfterCriticalSeconds !== undefined ? ctx.killAfterCriticalSeconds * 1000 : w.killAfterCriticalMs,
       logFormat: ctx.logFormat ?? w.logFormat,
       metrics: { ...w.metrics, textfile: ctx.metricsFile ?? w.metrics.textfile, listen: ctx.metricsListen ?? w.metrics.listen },
     },
@@ -44,8 +45,12 @@ export async function watchAction(ctx: WatchContext): Promise<number> {
     fs.mkdirSync(jobsDir(), { recursive: true })
     fs.accessSync(runDir(), fs.constants.W_OK)
   } catch (error) {
-    throw new CliError(`watch can not write its run directory ${runDir()}: ${(error as Error).message}`,
-      'run it as root (the systemd unit does), or point SPILLWAY_RUN_DIR at a writable directory', EXIT.permission, { cause: error })
+    throw new CliError(
+      `watch can not write its run directory ${runDir()}: ${(error as Error).message}`,
+      'run it as root (the systemd unit does), or point SPILLWAY_RUN_DIR at a writable directory',
+      EXIT.permission,
+      { cause: error },
+    )
   }
   const log = (line: LogLine) => process.stdout.write(formatLogLine(line, config.watch.logFormat, new Date()) + '\n')
   const watcher = new Watcher(config, { psi: ctx.psi, log, modules: [new MetricsModule()] })
@@ -84,18 +89,35 @@ function metricsListenOption(text: string): string {
 
 export function watchCommand(action = watchAction): Command {
   return new Command('watch')
-    .description('the daemon: log pressure events, run hooks, freeze --oom-safe jobs at critical and thaw them at ok, export metrics')
+    .description(
+      'the daemon: log pressure events, run hooks, freeze --oom-safe jobs at critical and thaw them at ok, export metrics',
+    )
     .option('--config <file>', 'settings (default /etc/spillway/config.json; see docs/admin-guide.md)')
-    .option('--no-psi', 'do not create PSI triggers; use only the module\'s events')
-    .option('--kill-after-critical <seconds>', 'kill frozen jobs once critical has lasted this long (default: never kill)', (v) => {
-      const n = Number(v)
-      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number of seconds')
-      return n
-    })
-    .addOption(new Option('--log-format <format>', 'text: one readable line per event (default); json: one JSON object per line').choices(['text', 'json']))
-    .option('--metrics-file <file.prom>', 'write Prometheus metrics to this file for node_exporter\'s textfile collector')
-    .option('--metrics-listen <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (host 127.0.0.1 unless given)', metricsListenOption)
-    .addHelpText('after', `
+    .option('--no-psi', "do not create PSI triggers; use only the module's events")
+    .option(
+      '--kill-after-critical <seconds>',
+      'kill frozen jobs once critical has lasted this long (default: never kill)',
+      (v) => {
+        const n = Number(v)
+        if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number of seconds')
+        return n
+      },
+    )
+    .addOption(
+      new Option('--log-format <format>', 'text: one readable line per event (default); json: one JSON object per line').choices([
+        'text',
+        'json',
+      ]),
+    )
+    .option('--metrics-file <file.prom>', "write Prometheus metrics to this file for node_exporter's textfile collector")
+    .option(
+      '--metrics-listen <[host:]port>',
+      'serve Prometheus metrics at http://HOST:PORT/metrics (host 127.0.0.1 unless given)',
+      metricsListenOption,
+    )
+    .addHelpText(
+      'after',
+      `
 Each line on stdout is one event: start, module (an event record of /dev/spillway), psi (a PSI
 trigger fired), level (the effective level changed), hook, freeze, thaw, kill, reload, error, stop;
 as "event key=value ..." or, with --log-format json, as a JSON object with its time.
@@ -109,10 +131,26 @@ Examples:
   sudo spillway watch --metrics-listen 9464 && curl -s localhost:9464/metrics
   sudo systemctl start spillway-watch      # the installed service
 
-Exit codes: 0 stopped by a signal, 2 bad config, 4 not allowed to create the run directory.`)
-    .action(async (o: { config?: string; psi: boolean; killAfterCritical?: number; logFormat?: LogFormat; metricsFile?: string; metricsListen?: string }) =>
-      finish(await action({
-        configPath: o.config, psi: o.psi, killAfterCriticalSeconds: o.killAfterCritical,
-        logFormat: o.logFormat, metricsFile: o.metricsFile, metricsListen: o.metricsListen,
-      })))
+Exit codes: 0 stopped by a signal, 2 bad config, 4 not allowed to create the run directory.`,
+    )
+    .action(
+      async (o: {
+        config?: string
+        psi: boolean
+        killAfterCritical?: number
+        logFormat?: LogFormat
+        metricsFile?: string
+        metricsListen?: string
+      }) =>
+        finish(
+          await action({
+            configPath: o.config,
+            psi: o.psi,
+            killAfterCriticalSeconds: o.killAfterCritical,
+            logFormat: o.logFormat,
+            metricsFile: o.metricsFile,
+            metricsListen: o.metricsListen,
+          }),
+        ),
+    )
 }

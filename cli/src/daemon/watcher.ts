@@ -157,7 +157,8 @@ export class Watcher implements DaemonView {
    */
   reload(next: Config): void {
     if (!this.running) return
-    const psiLines = (c: Config) => c.watch.psiTriggers.map((t) => `${t.resource} ${psiTriggerLine(t, c.watch.psiWindowMs)}`).join('; ')
+    const psiLines = (c: Config) =>
+      c.watch.psiTriggers.map((t) => `${t.resource} ${psiTriggerLine(t, c.watch.psiWindowMs)}`).join('; ')
     const psiChanged = psiLines(next) !== psiLines(this.settings)
     this.settings = next
     this.policy = policyOf(next)
@@ -179,7 +180,13 @@ export class Watcher implements DaemonView {
         source = PsiTriggerFile.open(trigger, windowMs)
       } catch (error) {
         const file = pressureFile(trigger.resource)
-        this.log({ event: 'source-missing', source: 'psi', file, trigger: psiTriggerLine(trigger, windowMs), why: (error as Error).message })
+        this.log({
+          event: 'source-missing',
+          source: 'psi',
+          file,
+          trigger: psiTriggerLine(trigger, windowMs),
+          why: (error as Error).message,
+        })
         continue
       }
       source.onFire(
@@ -229,7 +236,12 @@ export class Watcher implements DaemonView {
           return
       }
     } catch (error) {
-      this.log({ event: 'error', action: action.kind, job: 'jobId' in action ? action.jobId : undefined, why: (error as Error).message })
+      this.log({
+        event: 'error',
+        action: action.kind,
+        job: 'jobId' in action ? action.jobId : undefined,
+        why: (error as Error).message,
+      })
     }
   }
 

@@ -28,19 +28,36 @@ export function deviceError(error: unknown, action: string, devicePath = DEVICE_
     case 'ENOENT':
     case 'ENODEV':
     case 'ENXIO':
-      return new CliError(`${devicePath} does not exist, so the spillway module is not loaded`,
-        'load it with `sudo spillway load` (or `sudo spillway up` to build, load and start everything)', EXIT.noModule, options)
+      return new CliError(
+        `${devicePath} does not exist, so the spillway module is not loaded`,
+        'load it with `sudo spillway load` (or `sudo spillway up` to build, load and start everything)',
+        EXIT.noModule,
+        options,
+      )
     case 'EACCES':
-      return new CliError(`permission denied to ${action} ${devicePath}`,
-        'add yourself to the spillway group (`sudo usermod -aG spillway $USER`, then log in again) or use sudo', EXIT.permission, options)
+      return new CliError(
+        `permission denied to ${action} ${devicePath}`,
+        'add yourself to the spillway group (`sudo usermod -aG spillway $USER`, then log in again) or use sudo',
+        EXIT.permission,
+        options,
+      )
     case 'EPERM':
       return new CliError(`${action} needs root (CAP_SYS_ADMIN)`, 'run it again with sudo', EXIT.permission, options)
     case 'ENOTTY':
-      return new CliError(`${devicePath} does not understand the ${action} ioctl`,
-        'the loaded module and this spillway command are from different versions: reinstall both (`sudo spillway install`)', EXIT.failed, options)
+      return new CliError(
+        `${devicePath} does not understand the ${action} ioctl`,
+        'the loaded module and this spillway command are from different versions: reinstall both (`sudo spillway install`)',
+        EXIT.failed,
+        options,
+      )
     default: {
       const message = error instanceof Error ? error.message : String(error)
-      return new CliError(`${action} on ${devicePath} failed: ${message}`, 'check `dmesg` for messages from spillway', EXIT.failed, options)
+      return new CliError(
+        `${action} on ${devicePath} failed: ${message}`,
+        'check `dmesg` for messages from spillway',
+        EXIT.failed,
+        options,
+      )
     }
   }
 }

@@ -12,7 +12,8 @@ import { kernelRelease, readText, systemdRunning } from './system.js'
 /** PACKAGE_VERSION from dkms.conf (the DKMS version must match it). */
 export function dkmsVersion(repoDir: string): string {
   const conf = readText(path.join(repoDir, 'dkms.conf'))
-  if (!conf) throw new CliError(`${repoDir}/dkms.conf is missing`, 'install from a complete spillway checkout or release', EXIT.failed)
+  if (!conf)
+    throw new CliError(`${repoDir}/dkms.conf is missing`, 'install from a complete spillway checkout or release', EXIT.failed)
   const match = /^PACKAGE_VERSION="?([^"\s]+)"?/m.exec(conf)
   if (!match?.[1]) throw new CliError(`${repoDir}/dkms.conf has no PACKAGE_VERSION`, 'fix dkms.conf', EXIT.failed)
   return match[1]
@@ -73,20 +74,40 @@ export function gatherInstallFacts(repoDir: string, watchCommand: string, poolMb
   const release = kernelRelease()
   const src = dkmsSourceDir(version)
   const udevRule = readText(path.join(repoDir, 'udev/60-spillway.rules'))
-  if (!udevRule) throw new CliError(`${repoDir}/udev/60-spillway.rules is missing`, 'install from a complete spillway checkout or release', EXIT.failed)
+  if (!udevRule)
+    throw new CliError(
+      `${repoDir}/udev/60-spillway.rules is missing`,
+      'install from a complete spillway checkout or release',
+      EXIT.failed,
+    )
   const unitTemplate = readText(path.join(repoDir, 'systemd/spillway-watch.service'))
-  if (!unitTemplate) throw new CliError(`${repoDir}/systemd/spillway-watch.service is missing`, 'install from a complete spillway checkout or release', EXIT.failed)
+  if (!unitTemplate)
+    throw new CliError(
+      `${repoDir}/systemd/spillway-watch.service is missing`,
+      'install from a complete spillway checkout or release',
+      EXIT.failed,
+    )
   const existing: Record<string, string | undefined> = {}
   for (const file of [...Object.values(PATHS), `${src}/dkms.conf`]) existing[file] = readText(file)
   const systemd = systemdRunning()
   const initramfs = initramfsTool()
   return {
-    repoDir, version, kernelRelease: release, watchCommand, poolMb,
+    repoDir,
+    version,
+    kernelRelease: release,
+    watchCommand,
+    poolMb,
     groupExists: groupExists('spillway'),
     dkmsState: dkmsState(version, release),
-    dkmsSourceCurrent: readText(`${src}/dkms.conf`) === readText(path.join(repoDir, 'dkms.conf')) && sameTree(path.join(repoDir, 'kmod'), path.join(src, 'kmod')),
-    initramfs, initramfsImage: initramfsImage(initramfs, release),
-    existing, udevRule, unitTemplate, systemd,
+    dkmsSourceCurrent:
+      readText(`${src}/dkms.conf`) === readText(path.join(repoDir, 'dkms.conf')) &&
+      sameTree(path.join(repoDir, 'kmod'), path.join(src, 'kmod')),
+    initramfs,
+    initramfsImage: initramfsImage(initramfs, release),
+    existing,
+    udevRule,
+    unitTemplate,
+    systemd,
     unitEnabled: systemd && exec(['systemctl', 'is-enabled', '--quiet', 'spillway-watch.service']).status === 0,
     headers: readHeadersFacts(release),
     missingPrograms: Object.keys(DEBIAN_PACKAGE).filter((program) => !which(program)),
@@ -106,13 +127,21 @@ export function performStep(step: Step): void {
     case 'command': {
       const [program] = step.argv
       if (program && !which(program)) {
-        throw new CliError(`${program} is not installed, so \`${step.argv.join(' ')}\` can not run`, `apt-get install ${DEBIAN_PACKAGE[program] ?? program}, then run the command again`, EXIT.failed)
+        throw new CliError(
+          `${program} is not installed, so \`${step.argv.join(' ')}\` can not run`,
+          `apt-get install ${DEBIAN_PACKAGE[program] ?? program}, then run the command again`,
+          EXIT.failed,
+        )
       }
       progress(`running ${step.argv.join(' ')}`)
       const result = exec(step.argv, { timeoutMs: 1_800_000 })
       if (result.status !== 0) {
         const tail = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-4).join(' / ')
-        throw new CliError(`\`${step.argv.join(' ')}\` failed (exit ${result.status}): ${tail}`, 'fix the cause above and run the command again: finished steps are skipped', EXIT.failed)
+        throw new CliError(
+          `\`${step.argv.join(' ')}\` failed (exit ${result.status}): ${tail}`,
+          'fix the cause above and run the command again: finished steps are skipped',
+          EXIT.failed,
+        )
       }
     }
   }

@@ -25,14 +25,18 @@ export function moduleRelease(file: string): string | undefined {
 /** Where to load spillway from: an explicit file, the installed module, or the repo's build. */
 export function findModule(explicit: string | undefined, repoDir: string): ModuleSource {
   if (explicit) {
-    if (!fs.existsSync(explicit)) throw new CliError(`${explicit} does not exist`, 'give the path of a built spillway.ko', EXIT.usage)
+    if (!fs.existsSync(explicit))
+      throw new CliError(`${explicit} does not exist`, 'give the path of a built spillway.ko', EXIT.usage)
     return { kind: 'file', path: path.resolve(explicit) }
   }
   if (which('modinfo') && exec(['modinfo', '-n', 'spillway']).status === 0) return { kind: 'modprobe' }
   const built = path.join(repoDir, 'kmod', 'spillway.ko')
   if (fs.existsSync(built) && moduleRelease(built) === kernelRelease()) return { kind: 'file', path: built }
-  throw new CliError(`no spillway.ko is installed for kernel ${kernelRelease()}`,
-    'install it with `sudo spillway install` (DKMS), build and load it with `sudo spillway up`, or pass --module PATH', EXIT.noModule)
+  throw new CliError(
+    `no spillway.ko is installed for kernel ${kernelRelease()}`,
+    'install it with `sudo spillway install` (DKMS), build and load it with `sudo spillway up`, or pass --module PATH',
+    EXIT.noModule,
+  )
 }
 
 export function loadCommandLine(source: ModuleSource, params: string[]): string[] {
@@ -44,7 +48,11 @@ export function runLoad(argv: string[]): void {
   if (result.status === 0) return
   const explained = explainLoadFailure(result.stderr)
   if (explained) throw new CliError(explained.message, explained.hint, EXIT.failed)
-  throw new CliError(`\`${argv.join(' ')}\` failed: ${result.stderr.trim() || `exit ${result.status}`}`, 'check `dmesg | tail` for the module\'s messages', EXIT.failed)
+  throw new CliError(
+    `\`${argv.join(' ')}\` failed: ${result.stderr.trim() || `exit ${result.status}`}`,
+    "check `dmesg | tail` for the module's messages",
+    EXIT.failed,
+  )
 }
 
 /** Waits for udev to create the device node (it appears shortly after the module loads). */

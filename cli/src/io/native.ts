@@ -56,10 +56,7 @@ export interface NativeBinding {
   eventOffsets: Record<string, number>
 }
 
-export const BINDING_PATH = path.resolve(
-  path.dirname(fileURLToPath(import.meta.url)),
-  '../../native/build/Release/spillway.node',
-)
+export const BINDING_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build/Release/spillway.node')
 
 let cached: NativeBinding | Error | undefined
 

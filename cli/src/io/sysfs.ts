@@ -66,10 +66,19 @@ export function writeAttr(name: string, value: string): void {
       throw new CliError(`writing ${file} needs root`, 'run it again with sudo', EXIT.permission, { cause: error })
     }
     if (code === 'ENOENT') {
-      throw new CliError(`${file} does not exist, so the spillway module is not loaded`,
-        'load it with `sudo spillway load`', EXIT.noModule, { cause: error })
+      throw new CliError(
+        `${file} does not exist, so the spillway module is not loaded`,
+        'load it with `sudo spillway load`',
+        EXIT.noModule,
+        { cause: error },
+      )
     }
     const message = error instanceof Error ? error.message : String(error)
-    throw new CliError(`writing "${value}" to ${file} failed: ${message}`, 'check `dmesg` for messages from spillway', EXIT.failed, { cause: error })
+    throw new CliError(
+      `writing "${value}" to ${file} failed: ${message}`,
+      'check `dmesg` for messages from spillway',
+      EXIT.failed,
+      { cause: error },
+    )
   }
 }

@@ -49,7 +49,9 @@ export async function readGpus(): Promise<GpuFacts[]> {
   if (process.env.SPILLWAY_NO_GPU_PROBE === '1') return []
   let smi: GpuFacts[] = []
   if (which('nvidia-smi')) {
-    const result = exec(['nvidia-smi', '--query-gpu=pci.bus_id,name,memory.total', '--format=csv,noheader,nounits'], { timeoutMs: 15_000 })
+    const result = exec(['nvidia-smi', '--query-gpu=pci.bus_id,name,memory.total', '--format=csv,noheader,nounits'], {
+      timeoutMs: 15_000,
+    })
     if (result.status === 0) smi = parseNvidiaSmi(result.stdout)
   }
   return mergeGpus(nvidiaPciAddresses(), smi)

@@ -89,7 +89,9 @@ export function parseConfig(raw: unknown): Config {
 
   const killSeconds = watch.killAfterCriticalSeconds
   const killAfterCriticalMs =
-    killSeconds === undefined || killSeconds === null ? null : integer(killSeconds, 'watch.killAfterCriticalSeconds', 0, 86_400, 0) * 1000
+    killSeconds === undefined || killSeconds === null
+      ? null
+      : integer(killSeconds, 'watch.killAfterCriticalSeconds', 0, 86_400, 0) * 1000
 
   const psi = watch.psi ?? {}
   if (!isObject(psi)) throw new ConfigError('watch.psi must be an object')
@@ -100,9 +102,24 @@ export function parseConfig(raw: unknown): Config {
   const stall = (key: string, fallback: number) =>
     integer(psi[key], `watch.psi.${key}`, 0, psiWindowMs - 1, Math.min(fallback, psiWindowMs - 1))
   const psiTriggers: PsiTrigger[] = [
-    { resource: 'memory' as const, kind: 'some' as const, level: 'warn' as const, stallMs: stall('memorySomeWarnMs', PSI_DEFAULTS.memorySomeWarnMs) },
-    { resource: 'memory' as const, kind: 'full' as const, level: 'critical' as const, stallMs: stall('memoryFullCriticalMs', PSI_DEFAULTS.memoryFullCriticalMs) },
-    { resource: 'io' as const, kind: 'full' as const, level: 'warn' as const, stallMs: stall('ioFullWarnMs', PSI_DEFAULTS.ioFullWarnMs) },
+    {
+      resource: 'memory' as const,
+      kind: 'some' as const,
+      level: 'warn' as const,
+      stallMs: stall('memorySomeWarnMs', PSI_DEFAULTS.memorySomeWarnMs),
+    },
+    {
+      resource: 'memory' as const,
+      kind: 'full' as const,
+      level: 'critical' as const,
+      stallMs: stall('memoryFullCriticalMs', PSI_DEFAULTS.memoryFullCriticalMs),
+    },
+    {
+      resource: 'io' as const,
+      kind: 'full' as const,
+      level: 'warn' as const,
+      stallMs: stall('ioFullWarnMs', PSI_DEFAULTS.ioFullWarnMs),
+    },
   ].filter((trigger) => trigger.stallMs > 0) // 0 turns a trigger off
 
   const hooksRaw = watch.hooks ?? {}
@@ -132,8 +149,14 @@ export function parseConfig(raw: unknown): Config {
       throw new ConfigError(`watch.metrics.listen: ${(error as Error).message}`)
     }
   }
-  const metrics = { textfile, listen, intervalSeconds: integer(metricsRaw.intervalSeconds, 'watch.metrics.intervalSeconds', 1, 3600, 15) }
-  return { watch: { freezeAtCritical: freeze, killAfterCriticalMs, psiWindowMs, psiHoldMs, psiTriggers, hooks, logFormat, metrics } }
+  const metrics = {
+    textfile,
+    listen,
+    intervalSeconds: integer(metricsRaw.intervalSeconds, 'watch.metrics.intervalSeconds', 1, 3600, 15),
+  }
+  return {
+    watch: { freezeAtCritical: freeze, killAfterCriticalMs, psiWindowMs, psiHoldMs, psiTriggers, hooks, logFormat, metrics },
+  }
 }
 
 /** The line written to /proc/pressure/<resource> to create a trigger: "some 200000 2000000" (µs). */

@@ -32,7 +32,14 @@ export function normalizeBus(bus: string): string {
 
 /** Every NVIDIA display device sysfs lists, with nvidia-smi's name and VRAM where it knows them. */
 export function mergeGpus(pciAddresses: string[], smi: GpuFacts[]): GpuFacts[] {
-  const merged = pciAddresses.map((address) => smi.find((g) => g.busAddress === address.toLowerCase()) ?? { model: 'NVIDIA GPU (no driver)', vramBytes: 0, busAddress: address })
+  const merged = pciAddresses.map(
+    (address) =>
+      smi.find((g) => g.busAddress === address.toLowerCase()) ?? {
+        model: 'NVIDIA GPU (no driver)',
+        vramBytes: 0,
+        busAddress: address,
+      },
+  )
   for (const g of smi) if (!merged.includes(g)) merged.push(g)
   return merged
 }

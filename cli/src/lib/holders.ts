@@ -20,7 +20,11 @@ export interface Holder {
 }
 
 /** One row per process, the largest holder first (ties: lower pid first). */
-export function holders(buffers: readonly BufferEntry[], poolBytes: number | null, userName: (uid: number) => string | null): Holder[] {
+export function holders(
+  buffers: readonly BufferEntry[],
+  poolBytes: number | null,
+  userName: (uid: number) => string | null,
+): Holder[] {
   const byPid = new Map<number, Holder>()
   for (const b of buffers) {
     let h = byPid.get(b.pid)

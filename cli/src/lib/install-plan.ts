@@ -41,8 +41,14 @@ export interface InstallFacts {
 
 /** The Debian package of each program a plan runs, for the error when one is missing. */
 export const DEBIAN_PACKAGE: Record<string, string> = {
-  dkms: 'dkms', udevadm: 'udev', 'update-initramfs': 'initramfs-tools', dracut: 'dracut', systemctl: 'systemd',
-  groupadd: 'passwd', groupdel: 'passwd', modprobe: 'kmod',
+  dkms: 'dkms',
+  udevadm: 'udev',
+  'update-initramfs': 'initramfs-tools',
+  dracut: 'dracut',
+  systemctl: 'systemd',
+  groupadd: 'passwd',
+  groupdel: 'passwd',
+  modprobe: 'kmod',
 }
 
 export interface Blocker {
@@ -56,9 +62,14 @@ export function planBlockers(facts: InstallFacts, steps: Step[]): Blocker[] {
   const pending = steps.filter((s): s is Extract<Step, { kind: 'command' }> => s.kind === 'command' && !s.done)
   for (const program of facts.missingPrograms) {
     const step = pending.find((s) => s.argv[0] === program)
-    if (step) blockers.push({ problem: `${program} is not installed, so \`${step.argv.join(' ')}\` can not run`, fix: `sudo apt-get install ${DEBIAN_PACKAGE[program] ?? program}` })
+    if (step)
+      blockers.push({
+        problem: `${program} is not installed, so \`${step.argv.join(' ')}\` can not run`,
+        fix: `sudo apt-get install ${DEBIAN_PACKAGE[program] ?? program}`,
+      })
   }
-  if (!facts.headers.present && pending.some((s) => s.argv[0] === 'dkms' && s.argv[1] === 'build')) blockers.push(missingHeaders(facts.headers))
+  if (!facts.headers.present && pending.some((s) => s.argv[0] === 'dkms' && s.argv[1] === 'build'))
+    blockers.push(missingHeaders(facts.headers))
   return blockers
 }
 
@@ -104,43 +115,110 @@ export function installPlan(facts: InstallFacts): Step[] {
   const module = ['-m', 'spillway', '-v', facts.version]
   const dkmsRank = { absent: 0, added: 1, built: 2, installed: 3 }[facts.dkmsState]
   const steps: Step[] = [
-    { kind: 'command', argv: ['groupadd', '--system', GROUP], why: 'the group whose members may use /dev/spillway', done: facts.groupExists },
+    {
+      kind: 'command',
+      argv: ['groupadd', '--system', GROUP],
+      why: 'the group whose members may use /dev/spillway',
+      done: facts.groupExists,
+    },
     // A changed source tree must be re-added, so a stale copy is removed from DKMS first.
-    { kind: 'command', argv: ['dkms', 'remove', ...module, '--all'], why: 'drop the older build of these sources from DKMS', done: facts.dkmsSourceCurrent || dkmsRank === 0 },
-    { kind: 'command', argv: ['rm', '-rf', src], why: 'drop the older copy of the sources', done: facts.dkmsSourceCurrent || facts.existing[`${src}/dkms.conf`] === undefined },
+    {
+      kind: 'command',
+      argv: ['dkms', 'remove', ...module, '--all'],
+      why: 'drop the older build of these sources from DKMS',
+      done: facts.dkmsSourceCurrent || dkmsRank === 0,
+    },
+    {
+      kind: 'command',
+      argv: ['rm', '-rf', src],
+      why: 'drop the older copy of the sources',
+      done: facts.dkmsSourceCurrent || facts.existing[`${src}/dkms.conf`] === undefined,
+    },
     { kind: 'command', argv: ['mkdir', '-p', src], why: 'DKMS builds from /usr/src/NAME-VERSION', done: facts.dkmsSourceCurrent },
-    { kind: 'command', argv: ['cp', '-a', `${facts.repoDir}/dkms.conf`, `${facts.repoDir}/kmod`, `${src}/`], why: 'the module sources and dkms.conf', done: facts.dkmsSourceCurrent },
+    {
+      kind: 'command',
+      argv: ['cp', '-a', `${facts.repoDir}/dkms.conf`, `${facts.repoDir}/kmod`, `${src}/`],
+      why: 'the module sources and dkms.conf',
+      done: facts.dkmsSourceCurrent,
+    },
   ]
   const fresh = !facts.dkmsSourceCurrent
   steps.push(
-    { kind: 'command', argv: ['dkms', 'add', ...module], why: 'register the sources (AUTOINSTALL rebuilds them for new kernels)', done: !fresh && dkmsRank >= 1 },
-    { kind: 'command', argv: ['dkms', 'build', ...module, '-k', facts.kernelRelease], why: `build spillway.ko for ${facts.kernelRelease}`, done: !fresh && dkmsRank >= 2 },
-    { kind: 'command', argv: ['dkms', 'install', ...module, '-k', facts.kernelRelease], why: 'install it under /lib/modules and run depmod', done: !fresh && dkmsRank >= 3 },
+    {
+      kind: 'command',
+      argv: ['dkms', 'add', ...module],
+      why: 'register the sources (AUTOINSTALL rebuilds them for new kernels)',
+      done: !fresh && dkmsRank >= 1,
+    },
+    {
+      kind: 'command',
+      argv: ['dkms', 'build', ...module, '-k', facts.kernelRelease],
+      why: `build spillway.ko for ${facts.kernelRelease}`,
+      done: !fresh && dkmsRank >= 2,
+    },
+    {
+      kind: 'command',
+      argv: ['dkms', 'install', ...module, '-k', facts.kernelRelease],
+      why: 'install it under /lib/modules and run depmod',
+      done: !fresh && dkmsRank >= 3,
+    },
     file(facts, PATHS.udevRule, facts.udevRule, '/dev/spillway owned by group spillway, mode 0660'),
-    { kind: 'command', argv: ['udevadm', 'control', '--reload'], why: 'make udev read the rule', done: facts.existing[PATHS.udevRule] === facts.udevRule },
+    {
+      kind: 'command',
+      argv: ['udevadm', 'control', '--reload'],
+      why: 'make udev read the rule',
+      done: facts.existing[PATHS.udevRule] === facts.udevRule,
+    },
     file(facts, PATHS.modprobe, modprobeOptions(facts.poolMb), 'the pool size the module reserves when it loads'),
   )
   if (facts.initramfs === 'initramfs-tools') {
     const content = withModuleLine(facts.existing[PATHS.initramfsModules], true)
     steps.push(file(facts, PATHS.initramfsModules, content, 'load spillway from the initramfs, before memory fragments'))
   } else if (facts.initramfs === 'dracut') {
-    steps.push(file(facts, PATHS.dracutConf, 'add_drivers+=" spillway "\ninstall_items+=" /etc/modprobe.d/spillway.conf "\n', 'load spillway from the initramfs, before memory fragments'))
+    steps.push(
+      file(
+        facts,
+        PATHS.dracutConf,
+        'add_drivers+=" spillway "\ninstall_items+=" /etc/modprobe.d/spillway.conf "\n',
+        'load spillway from the initramfs, before memory fragments',
+      ),
+    )
   }
   // The image is rebuilt when a file it copies changed, or when it lacks the module (a rebuild that
   // failed or was skipped before).
   const bootFilesDone = steps.filter((s) => s.kind === 'file' && s.path !== PATHS.udevRule).every((s) => s.done)
   const imageDone = bootFilesDone && dkmsRank >= 3 && facts.initramfsImage === 'with-module'
   if (facts.initramfs === 'initramfs-tools') {
-    steps.push({ kind: 'command', argv: ['update-initramfs', '-u', '-k', facts.kernelRelease], why: 'rebuild the initramfs with the module and its options', done: imageDone })
+    steps.push({
+      kind: 'command',
+      argv: ['update-initramfs', '-u', '-k', facts.kernelRelease],
+      why: 'rebuild the initramfs with the module and its options',
+      done: imageDone,
+    })
   } else if (facts.initramfs === 'dracut') {
-    steps.push({ kind: 'command', argv: ['dracut', '-f', '--kver', facts.kernelRelease], why: 'rebuild the initramfs with the module and its options', done: imageDone })
+    steps.push({
+      kind: 'command',
+      argv: ['dracut', '-f', '--kver', facts.kernelRelease],
+      why: 'rebuild the initramfs with the module and its options',
+      done: imageDone,
+    })
   }
   if (facts.systemd) {
     const unit = renderUnit(facts.unitTemplate, facts.watchCommand, facts.repoDir)
     steps.push(
       file(facts, PATHS.unit, unit, 'the watch daemon: freezes registered jobs at critical pressure'),
-      { kind: 'command', argv: ['systemctl', 'daemon-reload'], why: 'make systemd read the unit', done: facts.existing[PATHS.unit] === unit },
-      { kind: 'command', argv: ['systemctl', 'enable', 'spillway-watch.service'], why: 'start the daemon at boot', done: facts.unitEnabled },
+      {
+        kind: 'command',
+        argv: ['systemctl', 'daemon-reload'],
+        why: 'make systemd read the unit',
+        done: facts.existing[PATHS.unit] === unit,
+      },
+      {
+        kind: 'command',
+        argv: ['systemctl', 'enable', 'spillway-watch.service'],
+        why: 'start the daemon at boot',
+        done: facts.unitEnabled,
+      },
     )
   }
   return steps
@@ -152,30 +230,77 @@ export function uninstallPlan(facts: InstallFacts & { moduleLoaded: boolean; pur
   if (facts.systemd) {
     steps.push(
       // stop and disable are two steps: `disable --now` needs a running systemd even to disable.
-      { kind: 'command', argv: ['systemctl', 'stop', 'spillway-watch.service'], why: 'stop the daemon (it thaws the jobs it froze)', done: facts.existing[PATHS.unit] === undefined },
-      { kind: 'command', argv: ['systemctl', 'disable', 'spillway-watch.service'], why: 'do not start it at boot', done: !facts.unitEnabled },
+      {
+        kind: 'command',
+        argv: ['systemctl', 'stop', 'spillway-watch.service'],
+        why: 'stop the daemon (it thaws the jobs it froze)',
+        done: facts.existing[PATHS.unit] === undefined,
+      },
+      {
+        kind: 'command',
+        argv: ['systemctl', 'disable', 'spillway-watch.service'],
+        why: 'do not start it at boot',
+        done: !facts.unitEnabled,
+      },
       remove(PATHS.unit, 'the unit file'),
-      { kind: 'command', argv: ['systemctl', 'daemon-reload'], why: 'forget the unit', done: facts.existing[PATHS.unit] === undefined },
+      {
+        kind: 'command',
+        argv: ['systemctl', 'daemon-reload'],
+        why: 'forget the unit',
+        done: facts.existing[PATHS.unit] === undefined,
+      },
     )
   }
   if (facts.moduleLoaded) {
-    steps.push({ kind: 'command', argv: ['modprobe', '-r', 'spillway'], why: 'unload the module (refused while buffers are in use)', done: false })
+    steps.push({
+      kind: 'command',
+      argv: ['modprobe', '-r', 'spillway'],
+      why: 'unload the module (refused while buffers are in use)',
+      done: false,
+    })
   }
   const imageClean = facts.initramfsImage === 'missing' || facts.initramfsImage === 'without-module'
   steps.push(
-    { kind: 'command', argv: ['dkms', 'remove', '-m', 'spillway', '-v', facts.version, '--all'], why: 'remove every DKMS build', done: facts.dkmsState === 'absent' },
-    { kind: 'command', argv: ['rm', '-rf', dkmsSourceDir(facts.version)], why: 'the DKMS copy of the sources', done: facts.existing[`${dkmsSourceDir(facts.version)}/dkms.conf`] === undefined },
+    {
+      kind: 'command',
+      argv: ['dkms', 'remove', '-m', 'spillway', '-v', facts.version, '--all'],
+      why: 'remove every DKMS build',
+      done: facts.dkmsState === 'absent',
+    },
+    {
+      kind: 'command',
+      argv: ['rm', '-rf', dkmsSourceDir(facts.version)],
+      why: 'the DKMS copy of the sources',
+      done: facts.existing[`${dkmsSourceDir(facts.version)}/dkms.conf`] === undefined,
+    },
     remove(PATHS.udevRule, 'the udev rule'),
     remove(PATHS.modprobe, 'the module options'),
   )
   if (facts.initramfs === 'initramfs-tools') {
     const current = facts.existing[PATHS.initramfsModules]
     const content = withModuleLine(current, false)
-    steps.push({ kind: 'file', path: PATHS.initramfsModules, content, mode: 0o644, why: 'stop loading spillway from the initramfs', done: current === undefined || current === content })
-    steps.push({ kind: 'command', argv: ['update-initramfs', '-u', '-k', facts.kernelRelease], why: 'rebuild the initramfs without the module', done: imageClean })
+    steps.push({
+      kind: 'file',
+      path: PATHS.initramfsModules,
+      content,
+      mode: 0o644,
+      why: 'stop loading spillway from the initramfs',
+      done: current === undefined || current === content,
+    })
+    steps.push({
+      kind: 'command',
+      argv: ['update-initramfs', '-u', '-k', facts.kernelRelease],
+      why: 'rebuild the initramfs without the module',
+      done: imageClean,
+    })
   } else if (facts.initramfs === 'dracut') {
     steps.push(remove(PATHS.dracutConf, 'stop loading spillway from the initramfs'))
-    steps.push({ kind: 'command', argv: ['dracut', '-f', '--kver', facts.kernelRelease], why: 'rebuild the initramfs without the module', done: imageClean })
+    steps.push({
+      kind: 'command',
+      argv: ['dracut', '-f', '--kver', facts.kernelRelease],
+      why: 'rebuild the initramfs without the module',
+      done: imageClean,
+    })
   }
   if (facts.purge) {
     steps.push(remove(PATHS.config, 'the watch configuration'))
@@ -189,8 +314,14 @@ export function describeStep(step: Step): string {
   const state = step.done ? ' (already done)' : ''
   switch (step.kind) {
     case 'file':
-      return `write ${step.path} (mode ${step.mode.toString(8)}): ${step.why}${state}\n` +
-        step.content.split('\n').filter((l, i, all) => i < all.length - 1 || l !== '').map((l) => `    | ${l}`).join('\n')
+      return (
+        `write ${step.path} (mode ${step.mode.toString(8)}): ${step.why}${state}\n` +
+        step.content
+          .split('\n')
+          .filter((l, i, all) => i < all.length - 1 || l !== '')
+          .map((l) => `    | ${l}`)
+          .join('\n')
+      )
     case 'remove':
       return `remove ${step.path}: ${step.why}${state}`
     case 'command':

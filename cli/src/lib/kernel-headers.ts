@@ -32,5 +32,8 @@ export function headersFix(f: HeadersFacts): string {
 
 /** The sentence that says why the module can not be built, with what to do. */
 export function missingHeaders(f: HeadersFacts): { problem: string; fix: string } {
-  return { problem: `no kernel headers for ${f.release} (${headersDir(f.release)}), so spillway.ko can not be built`, fix: headersFix(f) }
+  return {
+    problem: `no kernel headers for ${f.release} (${headersDir(f.release)}), so spillway.ko can not be built`,
+    fix: headersFix(f),
+  }
 }

@@ -85,27 +85,52 @@ export function renderMetrics(s: MetricsSnapshot): string {
     out.one('spillway_pool_used_bytes', 'gauge', 'Bytes in live buffers.', m.usedBytes)
     out.one('spillway_pool_free_bytes', 'gauge', 'Bytes in the pool not in any buffer.', m.freeBytes)
     out.one('spillway_pool_floor_bytes', 'gauge', 'Pressure never shrinks the pool below this.', m.floorBytes)
-    out.one('spillway_pool_released_bytes_total', 'counter', 'Bytes given back to the kernel under pressure since load.', m.releasedBytes)
+    out.one(
+      'spillway_pool_released_bytes_total',
+      'counter',
+      'Bytes given back to the kernel under pressure since load.',
+      m.releasedBytes,
+    )
     out.one('spillway_pool_buffers', 'gauge', 'Live buffers.', m.buffers)
     out.one('spillway_module_events_total', 'counter', 'Event records the module produced since load.', m.events)
-    out.one('spillway_mem_available_bytes', 'gauge', 'MemAvailable at the watchdog\'s last sample.', m.memAvailable)
-    out.one('spillway_swap_free_bytes', 'gauge', 'Free swap at the watchdog\'s last sample.', m.swapFree)
+    out.one('spillway_mem_available_bytes', 'gauge', "MemAvailable at the watchdog's last sample.", m.memAvailable)
+    out.one('spillway_swap_free_bytes', 'gauge', "Free swap at the watchdog's last sample.", m.swapFree)
   }
   out.one('spillway_jobs', 'gauge', 'Registered --oom-safe jobs.', s.jobs)
   out.one('spillway_jobs_frozen', 'gauge', 'Jobs watch holds frozen now.', s.frozenJobs)
   out.one('spillway_freezes_total', 'counter', 'Jobs frozen since watch started.', s.counters.freezes)
   out.one('spillway_thaws_total', 'counter', 'Jobs thawed since watch started.', s.counters.thaws)
   out.one('spillway_kills_total', 'counter', 'Jobs killed since watch started.', s.counters.kills)
-  out.one('spillway_hook_failures_total', 'counter', 'Level hooks that exited non-zero or could not start.', s.counters.hookFailures)
+  out.one(
+    'spillway_hook_failures_total',
+    'counter',
+    'Level hooks that exited non-zero or could not start.',
+    s.counters.hookFailures,
+  )
   const psi = Object.entries(s.counters.psiFired).sort(([a], [b]) => a.localeCompare(b))
-  out.metric('spillway_psi_fired_total', 'counter', 'PSI trigger events since watch started.', psi.map(([trigger, n]) => {
-    const [resource = '', kind = ''] = trigger.split(' ')
-    return [{ resource, kind }, n]
-  }))
+  out.metric(
+    'spillway_psi_fired_total',
+    'counter',
+    'PSI trigger events since watch started.',
+    psi.map(([trigger, n]) => {
+      const [resource = '', kind = ''] = trigger.split(' ')
+      return [{ resource, kind }, n]
+    }),
+  )
   if (s.holders) {
     const labels = (h: Holder): Labels => ({ pid: h.pid, user: h.user ?? String(h.uid), command: h.command ?? '' })
-    out.metric('spillway_process_pool_bytes', 'gauge', 'Pool bytes each process holds in live buffers.', s.holders.map((h) => [labels(h), h.bytes]))
-    out.metric('spillway_process_pool_buffers', 'gauge', 'Live buffers each process holds.', s.holders.map((h) => [labels(h), h.buffers]))
+    out.metric(
+      'spillway_process_pool_bytes',
+      'gauge',
+      'Pool bytes each process holds in live buffers.',
+      s.holders.map((h) => [labels(h), h.bytes]),
+    )
+    out.metric(
+      'spillway_process_pool_buffers',
+      'gauge',
+      'Live buffers each process holds.',
+      s.holders.map((h) => [labels(h), h.buffers]),
+    )
   }
   return out.text()
 }

@@ -36,13 +36,22 @@ export function explainLoadFailure(stderr: string): { message: string; hint: str
     }
   }
   if (/Invalid module format|disagrees about version/i.test(stderr)) {
-    return { message: 'spillway.ko was built for another kernel', hint: 'rebuild it for this kernel: `sudo spillway install` (DKMS) or `sudo spillway up`' }
+    return {
+      message: 'spillway.ko was built for another kernel',
+      hint: 'rebuild it for this kernel: `sudo spillway install` (DKMS) or `sudo spillway up`',
+    }
   }
   if (/File exists/i.test(stderr)) {
-    return { message: 'the spillway module is already loaded', hint: 'resize with `sudo spillway pool set SIZE`, or `sudo spillway unload` first' }
+    return {
+      message: 'the spillway module is already loaded',
+      hint: 'resize with `sudo spillway pool set SIZE`, or `sudo spillway unload` first',
+    }
   }
   if (/Cannot allocate memory/i.test(stderr)) {
-    return { message: 'the module could not reserve the pool: not enough free memory', hint: 'ask for a smaller pool (--pool), or load at boot from the initramfs (`sudo spillway install`)' }
+    return {
+      message: 'the module could not reserve the pool: not enough free memory',
+      hint: 'ask for a smaller pool (--pool), or load at boot from the initramfs (`sudo spillway install`)',
+    }
   }
   return undefined
 }

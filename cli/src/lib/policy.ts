@@ -17,9 +17,7 @@ export interface PolicyConfig {
 
 export const DEFAULT_POLICY: PolicyConfig = { freezeAtCritical: true, killAfterCriticalMs: null, psiHoldMs: 10_000 }
 
-export type Signal =
-  | { source: 'module'; level: LevelName }
-  | { source: 'psi'; trigger: string; level: LevelName }
+export type Signal = { source: 'module'; level: LevelName } | { source: 'psi'; trigger: string; level: LevelName }
 
 export interface PolicyState {
   /** The level the module last reported. */

@@ -21,7 +21,15 @@ export type ReportMode = (typeof REPORT_MODES)[number]
 /** The one line `spillway run` prints: which shim, the VRAM budget and what frameworks are told. */
 export function shimBanner(shim: string, env: Record<string, string | undefined>): string {
   const limit = env.SPILLWAY_VRAM_LIMIT
-  const budget = limit && /^\d+$/.test(limit) ? `VRAM budget ${formatSize(Number(limit))}` : limit ? `VRAM budget ${limit}` : 'VRAM budget: the card'
-  const report = env.SPILLWAY_REPORT === 'virtual' ? 'report virtual (free memory includes what can spill)' : 'report physical (free memory is VRAM only)'
+  const budget =
+    limit && /^\d+$/.test(limit)
+      ? `VRAM budget ${formatSize(Number(limit))}`
+      : limit
+        ? `VRAM budget ${limit}`
+        : 'VRAM budget: the card'
+  const report =
+    env.SPILLWAY_REPORT === 'virtual'
+      ? 'report virtual (free memory includes what can spill)'
+      : 'report physical (free memory is VRAM only)'
   return `shim ${shim} active; ${budget}; ${report}`
 }

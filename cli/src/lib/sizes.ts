@@ -39,7 +39,8 @@ export function parseSize(text: string, rule: SizeRule = {}): number {
   const bytes = Math.round(Number(number) * scale)
   if (!Number.isSafeInteger(bytes)) throw new SizeError(`"${text}" is too large`)
   if (rule.min && bytes < rule.min.bytes) throw new SizeError(`"${text.trim()}" is too small: ${rule.min.why}`)
-  if (rule.max !== undefined && bytes > rule.max) throw new SizeError(`"${text.trim()}" is too large: at most ${formatSize(rule.max)}`)
+  if (rule.max !== undefined && bytes > rule.max)
+    throw new SizeError(`"${text.trim()}" is too large: at most ${formatSize(rule.max)}`)
   return bytes
 }
 

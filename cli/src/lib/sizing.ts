@@ -51,7 +51,8 @@ export function autoPoolSize(facts: SizingFacts): AutoSize {
   const reserveBytes = osReserve(facts.ramBytes)
   const room = facts.ramBytes - reserveBytes
   const want = facts.vramBytes > 0 ? 2 * facts.vramBytes : facts.ramBytes / 4
-  const wantWhy = facts.vramBytes > 0 ? `twice the VRAM (${formatSize(facts.vramBytes)})` : 'a quarter of RAM, as no GPU was found'
+  const wantWhy =
+    facts.vramBytes > 0 ? `twice the VRAM (${formatSize(facts.vramBytes)})` : 'a quarter of RAM, as no GPU was found'
   const poolBytes = alignDown(Math.min(room, want), AUTO_ALIGN) || alignDown(Math.min(room, want), POOL_ALIGN)
   const why =
     want <= room

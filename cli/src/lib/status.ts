@@ -77,7 +77,12 @@ export function renderHolders(rows: readonly Holder[]): string[] {
   const lines = ['  PID      USER        BUFFERS  SIZE        SHARE  COMMAND']
   for (const h of rows) {
     const share = h.share === null ? '-' : `${(h.share * 100).toFixed(1)}%`
-    const cells = [String(h.pid).padEnd(8), (h.user ?? String(h.uid)).padEnd(11), String(h.buffers).padEnd(8), formatSize(h.bytes).padEnd(11)]
+    const cells = [
+      String(h.pid).padEnd(8),
+      (h.user ?? String(h.uid)).padEnd(11),
+      String(h.buffers).padEnd(8),
+      formatSize(h.bytes).padEnd(11),
+    ]
     lines.push(`  ${cells.join(' ')} ${share.padEnd(6)} ${h.command ?? '?'}`)
   }
   return lines
@@ -136,5 +141,8 @@ export function renderStatus(r: StatusReport, style: Style = PLAIN): string {
 /** One screen of `status --watch`: a header like watch(1)'s, then the report. */
 export function statusFrame(r: StatusReport, at: Date, everySeconds: number, style: Style = PLAIN): string {
   const head = style.paint(`every ${everySeconds} s: spillway status`, 'dim')
-  return `${head}    ${at.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}\n\n${renderStatus(r, style)}`
+  return `${head}    ${at
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC')}\n\n${renderStatus(r, style)}`
 }

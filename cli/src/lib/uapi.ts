@@ -49,9 +49,10 @@ export const EVENT_OFFSETS = Object.fromEntries(
 
 export type StructName = keyof typeof STRUCTS
 
-export const STRUCT_SIZES = Object.fromEntries(
-  Object.entries(STRUCTS).map(([name, s]) => [name, s.size]),
-) as Record<StructName, number>
+export const STRUCT_SIZES = Object.fromEntries(Object.entries(STRUCTS).map(([name, s]) => [name, s.size])) as Record<
+  StructName,
+  number
+>
 
 export function levelName(level: number): LevelName | `unknown(${number})` {
   for (const [name, value] of Object.entries(LEVEL)) if (value === level) return name as LevelName
