@@ -304,9 +304,10 @@ static inline uint64_t now_coarse_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* @v up to a multiple of @a; 0 when that would pass UINT64_MAX, which callers refuse as a size. */
 static inline uint64_t round_up(uint64_t v, uint64_t a)
 {
-	return (v + a - 1) / a * a;
+	return v > UINT64_MAX - (a - 1) ? 0 : (v + a - 1) / a * a;
 }
 
 #endif

@@ -156,6 +156,8 @@ CUresult split_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, cons
 	spill_reclaim(0); /* completed stream-ordered frees first: their room counts */
 	open = split_reserve_open(dev);
 	p.mapped = round_up(size, g);
+	if (!p.mapped)
+		return CUDA_ERROR_NOT_SUPPORTED; /* wraps: spill_alloc refuses it */
 	vram_part = vram_room(c, dev, size, open) / g * g;
 	/* No room, or room for all of it (the driver refused VRAM our figures allowed): spill whole. */
 	if (vram_part < g || vram_part >= p.mapped)
