@@ -119,8 +119,9 @@ int cgroup_v2_dir(const char *proc_cgroup, const char *mountinfo, char *dir, siz
 		root_len = strlen(root);
 		if (root_len == 1)
 			root_len = 0; /* "/" */
-		if (rel_len < root_len || strncmp(rel, root, root_len))
-			continue; /* this mount does not show our cgroup */
+		if (rel_len < root_len || strncmp(rel, root, root_len) ||
+		    (rel_len > root_len && rel[root_len] != '/'))
+			continue; /* this mount does not show our cgroup ("/job" is not "/jobber") */
 		if (snprintf(dir, len, "%s%.*s", mnt, (int)(rel_len - root_len), rel + root_len) >=
 		    (int)len)
 			return -ENAMETOOLONG;
