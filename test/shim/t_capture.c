@@ -83,6 +83,8 @@ TEST(graph_memory_counts_in_budget_and_report)
 	CUdeviceptr later;
 	size_t free_b = 0, total = 0;
 	long long spills;
+	long queries;
+	CUresult rc;
 
 	cuStreamCreate(&s, 0);
 	cuGraphCreate(&g, 0);
@@ -111,6 +113,12 @@ TEST(graph_memory_counts_in_budget_and_report)
 	cuMemGetInfo_v2(&free_b, &total);
 	ok(stat_of("\"device\":0", "graph_bytes") == 0 && free_b == 16 * MiB,
 	   "and the budget is back: %zu MiB free", free_b >> 20);
+	queries = fake_calls("cuDeviceGetGraphMemAttribute");
+	rc = cuMemAlloc_v2(&later, 4 * MiB);
+	queries = fake_calls("cuDeviceGetGraphMemAttribute") - queries;
+	ok(rc == CUDA_SUCCESS && queries == 1,
+	   "an allocation in VRAM asks the driver for the graph memory once (%ld times)", queries);
+	cuMemFree_v2(later);
 	cuGraphExecDestroy(exec);
 	cuGraphDestroy(g);
 	cuStreamDestroy_v2(s);
