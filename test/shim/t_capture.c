@@ -73,6 +73,27 @@ TEST(captured_allocation_is_the_drivers)
 	cuStreamDestroy_v2(s);
 }
 
+/* The legacy stream can not be captured (cuStreamBeginCapture refuses it): no query needed. */
+TEST(the_legacy_stream_is_not_asked_about_capture)
+{
+	CUdeviceptr p = 0, q = 0;
+	long asked = fake_calls("cuStreamGetCaptureInfo_v3");
+	CUresult rc = cuMemAllocAsync(&p, 1 * MiB, NULL);
+
+	asked = fake_calls("cuStreamGetCaptureInfo_v3") - asked;
+	ok(rc == CUDA_SUCCESS && asked == 0,
+	   "cuMemAllocAsync on the NULL stream: no cuStreamGetCaptureInfo (%ld)", asked);
+	asked = fake_calls("cuStreamGetCaptureInfo_v3");
+	rc = cuMemAllocAsync(&q, 1 * MiB, CU_STREAM_PER_THREAD);
+	asked = fake_calls("cuStreamGetCaptureInfo_v3") - asked;
+	ok(rc == CUDA_SUCCESS && asked == 1,
+	   "on CU_STREAM_PER_THREAD, which can be captured, it is asked (%ld)", asked);
+	ok(cuMemFreeAsync(p, NULL) == CUDA_SUCCESS &&
+		   cuMemFreeAsync(q, CU_STREAM_PER_THREAD) == CUDA_SUCCESS &&
+		   cuCtxSynchronize() == CUDA_SUCCESS,
+	   "both freed");
+}
+
 TEST(graph_memory_counts_in_budget_and_report)
 {
 	CUDA_MEM_ALLOC_NODE_PARAMS np = { 0 };

@@ -37,6 +37,13 @@ CUstreamCaptureStatus stream_capture_status(CUstream stream, int per_thread)
 	real_cuStreamGetCaptureInfo_v3_t info = REAL(cuStreamGetCaptureInfo_v3);
 	CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
 
+	/*
+	 * The legacy NULL stream can not be captured (cuStreamBeginCapture refuses it); while a
+	 * blocking stream captures, the driver answers CAPTURE_IMPLICIT for it (documented), which
+	 * is NONE below too: the default-stream path saves the call.
+	 */
+	if (!per_thread && (!stream || stream == CU_STREAM_LEGACY))
+		return CU_STREAM_CAPTURE_STATUS_NONE;
 	if (!info || info(explicit_stream(stream, per_thread), &st, NULL, NULL, NULL, NULL, NULL) !=
 			     CUDA_SUCCESS)
 		return CU_STREAM_CAPTURE_STATUS_NONE;
