@@ -14,23 +14,6 @@
 
 typedef void (*stream_fn)(CUstream);
 
-static char log_path[64];
-
-/* Whether the shim's log has a line containing @text. */
-static int logged(const char *text)
-{
-	char buf[65536];
-	FILE *f = fopen(log_path, "r");
-	size_t n;
-
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, text) != NULL;
-}
-
 static CUstreamCaptureStatus status_of(CUstream s)
 {
 	CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
@@ -244,14 +227,7 @@ TEST(cuMemFree_during_a_global_capture_holds_the_piece)
 
 int main(void)
 {
-	snprintf(log_path, sizeof(log_path), "/tmp/t_capture.%d.log", (int)getpid());
-	setenv("SPILLWAY_LOG", "info", 1);
-	{
-		char v[96];
-
-		snprintf(v, sizeof(v), "info:%s", log_path);
-		setenv("SPILLWAY_LOG", v, 1);
-	}
+	shim_log_to("t_capture");
 	if (!shim_setup("FAKE_CUDA_VRAM=256M", "SPILLWAY_VRAM_LIMIT=64M", "SPILLWAY_RESERVE=0",
 			"SPILLWAY_CHUNK=32M", "SPILLWAY_BACKEND=host", "SPILLWAY_REPORT=physical",
 			"SPILLWAY_HEADROOM=0", NULL))
@@ -259,7 +235,7 @@ int main(void)
 	{
 		int rc = tap_run();
 
-		unlink(log_path);
+		shim_log_remove();
 		return rc;
 	}
 }

@@ -19,16 +19,6 @@ static int overlaps(CUdeviceptr a, size_t alen, CUdeviceptr b, size_t blen)
 	return a < b + blen && b < a + alen;
 }
 
-static int filled(CUdeviceptr p, size_t n, unsigned char v)
-{
-	const unsigned char *c = (const unsigned char *)p;
-
-	for (size_t i = 0; i < n; i += 4093)
-		if (c[i] != v)
-			return 0;
-	return c[n - 1] == v;
-}
-
 static void check_vmm(void)
 {
 	CUmemAllocationProp prop = { 0 }, got = { 0 };
