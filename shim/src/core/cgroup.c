@@ -174,6 +174,21 @@ static char cg_dir[CG_PATH_MAX];
 static size_t cg_mount_len;
 static int cg_state; /* 0: not looked up, 1: found, -errno: none */
 
+void cgroup_lock(void)
+{
+	pthread_mutex_lock(&dir_lock);
+}
+
+void cgroup_unlock(void)
+{
+	pthread_mutex_unlock(&dir_lock);
+}
+
+void cgroup_reset_lock(void)
+{
+	pthread_mutex_init(&dir_lock, NULL);
+}
+
 void cgroup_forget(void)
 {
 	pthread_mutex_lock(&dir_lock);

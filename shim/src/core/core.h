@@ -287,6 +287,10 @@ enum pool_use {
 };
 void pool_record(CUmemoryPool pool, const CUmemPoolProps *props);
 void pool_forget(CUmemoryPool pool);
+/* Fork handlers (init.c): the pool records' lock, a leaf (nothing else is taken under it). */
+void pools_lock(void);
+void pools_unlock(void);
+void pools_reset_lock(void);
 enum pool_use pool_use(CUmemoryPool pool, int dev);
 /* Bytes @pool (NULL: @dev's current pool) holds freed and can hand out again without the driver. */
 uint64_t pool_cached(CUmemoryPool pool, int dev);

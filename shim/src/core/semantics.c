@@ -98,6 +98,21 @@ void pool_record(CUmemoryPool pool, const CUmemPoolProps *props)
 	pools_created = 1;
 }
 
+void pools_lock(void)
+{
+	pthread_mutex_lock(&pools_mutex);
+}
+
+void pools_unlock(void)
+{
+	pthread_mutex_unlock(&pools_mutex);
+}
+
+void pools_reset_lock(void)
+{
+	pthread_mutex_init(&pools_mutex, NULL);
+}
+
 void pool_forget(CUmemoryPool pool)
 {
 	struct known_pool *gone = NULL;
