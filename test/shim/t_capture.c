@@ -111,6 +111,13 @@ TEST(graph_memory_counts_in_budget_and_report)
 	   "a later 4 MiB request spills: the graph's memory took the budget");
 	ok(logged("graph memory on device 0"), "the log says graph memory is over the budget");
 	cuMemFree_v2(later);
+	spills = stat_of(NULL, "splits");
+	ok(cuMemAlloc_v2(&later, 40 * MiB) == CUDA_SUCCESS && stat_of(NULL, "splits") == spills &&
+		   stat_of("\"device\":0", "vram_bytes") == (long long)(48 * MiB),
+	   "a 40 MiB request (over the chunk) is not split: the graph's memory left no VRAM "
+	   "(vram %lld MiB)",
+	   stat_of("\"device\":0", "vram_bytes") >> 20);
+	cuMemFree_v2(later);
 	ok(cuMemFreeAsync(np.dptr, s) == CUDA_SUCCESS && cuStreamSynchronize(s) == CUDA_SUCCESS &&
 		   cuDeviceGraphMemTrim(0) == CUDA_SUCCESS,
 	   "graph memory freed and trimmed");
