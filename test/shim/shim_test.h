@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../include/tap.h"
 
@@ -114,6 +115,53 @@ __attribute__((unused)) static const char *name_of(const void *p)
 	if (!p || !dladdr(p, &info) || !info.dli_sname || info.dli_saddr != p)
 		return "";
 	return info.dli_sname;
+}
+
+/*
+ * The shim's log in a file of this test's own: shim_log_to() before shim_setup (it sets
+ * SPILLWAY_LOG=info:PATH), logged() asks whether a line contains @text, shim_log_remove() at
+ * the end.
+ */
+static char shim_log_path[64];
+
+__attribute__((unused)) static void shim_log_to(const char *test)
+{
+	char setting[96];
+
+	snprintf(shim_log_path, sizeof(shim_log_path), "/tmp/spillway-%s-%d.log", test,
+		 (int)getpid());
+	snprintf(setting, sizeof(setting), "info:%s", shim_log_path);
+	setenv("SPILLWAY_LOG", setting, 1);
+}
+
+__attribute__((unused)) static int logged(const char *text)
+{
+	char buf[65536];
+	FILE *f = fopen(shim_log_path, "r");
+	size_t n;
+
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, text) != NULL;
+}
+
+__attribute__((unused)) static void shim_log_remove(void)
+{
+	unlink(shim_log_path);
+}
+
+/* Whether @n bytes at @p (a mapping the test wrote) all hold @v, sampled every 4093 bytes. */
+__attribute__((unused)) static int filled(CUdeviceptr p, size_t n, unsigned char v)
+{
+	const unsigned char *c = (const unsigned char *)p;
+
+	for (size_t i = 0; i < n; i += 4093)
+		if (c[i] != v)
+			return 0;
+	return c[n - 1] == v;
 }
 
 #define MiB (1ULL << 20)

@@ -14,23 +14,6 @@
 
 typedef void (*stream_fn)(CUstream);
 
-static char log_path[64];
-
-/* Whether the shim's log has a line containing @text. */
-static int logged(const char *text)
-{
-	char buf[65536];
-	FILE *f = fopen(log_path, "r");
-	size_t n;
-
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, text) != NULL;
-}
-
 static CUstreamCaptureStatus status_of(CUstream s)
 {
 	CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
@@ -73,6 +56,27 @@ TEST(captured_allocation_is_the_drivers)
 	cuStreamDestroy_v2(s);
 }
 
+/* The legacy stream can not be captured (cuStreamBeginCapture refuses it): no query needed. */
+TEST(the_legacy_stream_is_not_asked_about_capture)
+{
+	CUdeviceptr p = 0, q = 0;
+	long asked = fake_calls("cuStreamGetCaptureInfo_v3");
+	CUresult rc = cuMemAllocAsync(&p, 1 * MiB, NULL);
+
+	asked = fake_calls("cuStreamGetCaptureInfo_v3") - asked;
+	ok(rc == CUDA_SUCCESS && asked == 0,
+	   "cuMemAllocAsync on the NULL stream: no cuStreamGetCaptureInfo (%ld)", asked);
+	asked = fake_calls("cuStreamGetCaptureInfo_v3");
+	rc = cuMemAllocAsync(&q, 1 * MiB, CU_STREAM_PER_THREAD);
+	asked = fake_calls("cuStreamGetCaptureInfo_v3") - asked;
+	ok(rc == CUDA_SUCCESS && asked == 1,
+	   "on CU_STREAM_PER_THREAD, which can be captured, it is asked (%ld)", asked);
+	ok(cuMemFreeAsync(p, NULL) == CUDA_SUCCESS &&
+		   cuMemFreeAsync(q, CU_STREAM_PER_THREAD) == CUDA_SUCCESS &&
+		   cuCtxSynchronize() == CUDA_SUCCESS,
+	   "both freed");
+}
+
 TEST(graph_memory_counts_in_budget_and_report)
 {
 	CUDA_MEM_ALLOC_NODE_PARAMS np = { 0 };
@@ -83,6 +87,8 @@ TEST(graph_memory_counts_in_budget_and_report)
 	CUdeviceptr later;
 	size_t free_b = 0, total = 0;
 	long long spills;
+	long queries;
+	CUresult rc;
 
 	cuStreamCreate(&s, 0);
 	cuGraphCreate(&g, 0);
@@ -105,12 +111,25 @@ TEST(graph_memory_counts_in_budget_and_report)
 	   "a later 4 MiB request spills: the graph's memory took the budget");
 	ok(logged("graph memory on device 0"), "the log says graph memory is over the budget");
 	cuMemFree_v2(later);
+	spills = stat_of(NULL, "splits");
+	ok(cuMemAlloc_v2(&later, 40 * MiB) == CUDA_SUCCESS && stat_of(NULL, "splits") == spills &&
+		   stat_of("\"device\":0", "vram_bytes") == (long long)(48 * MiB),
+	   "a 40 MiB request (over the chunk) is not split: the graph's memory left no VRAM "
+	   "(vram %lld MiB)",
+	   stat_of("\"device\":0", "vram_bytes") >> 20);
+	cuMemFree_v2(later);
 	ok(cuMemFreeAsync(np.dptr, s) == CUDA_SUCCESS && cuStreamSynchronize(s) == CUDA_SUCCESS &&
 		   cuDeviceGraphMemTrim(0) == CUDA_SUCCESS,
 	   "graph memory freed and trimmed");
 	cuMemGetInfo_v2(&free_b, &total);
 	ok(stat_of("\"device\":0", "graph_bytes") == 0 && free_b == 16 * MiB,
 	   "and the budget is back: %zu MiB free", free_b >> 20);
+	queries = fake_calls("cuDeviceGetGraphMemAttribute");
+	rc = cuMemAlloc_v2(&later, 4 * MiB);
+	queries = fake_calls("cuDeviceGetGraphMemAttribute") - queries;
+	ok(rc == CUDA_SUCCESS && queries == 1,
+	   "an allocation in VRAM asks the driver for the graph memory once (%ld times)", queries);
+	cuMemFree_v2(later);
 	cuGraphExecDestroy(exec);
 	cuGraphDestroy(g);
 	cuStreamDestroy_v2(s);
@@ -215,14 +234,7 @@ TEST(cuMemFree_during_a_global_capture_holds_the_piece)
 
 int main(void)
 {
-	snprintf(log_path, sizeof(log_path), "/tmp/t_capture.%d.log", (int)getpid());
-	setenv("SPILLWAY_LOG", "info", 1);
-	{
-		char v[96];
-
-		snprintf(v, sizeof(v), "info:%s", log_path);
-		setenv("SPILLWAY_LOG", v, 1);
-	}
+	shim_log_to("t_capture");
 	if (!shim_setup("FAKE_CUDA_VRAM=256M", "SPILLWAY_VRAM_LIMIT=64M", "SPILLWAY_RESERVE=0",
 			"SPILLWAY_CHUNK=32M", "SPILLWAY_BACKEND=host", "SPILLWAY_REPORT=physical",
 			"SPILLWAY_HEADROOM=0", NULL))
@@ -230,7 +242,7 @@ int main(void)
 	{
 		int rc = tap_run();
 
-		unlink(log_path);
+		shim_log_remove();
 		return rc;
 	}
 }

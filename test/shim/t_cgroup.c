@@ -62,6 +62,18 @@ TEST(the_cgroup_directory_is_found)
 	ok(cgroup_v2_dir("0::/job/sub\n", namespaced, dir, sizeof(dir), &mount_len) == 0 &&
 		   !strcmp(dir, "/sys/fs/cgroup/sub"),
 	   "a mount of a subtree: the path below its root (%s)", dir);
+	/* mountinfo writes space, tab, newline and backslash as \ooo; /proc/self/cgroup does not. */
+	ok(cgroup_v2_dir("0::/job x/run 1\n",
+			 "25 1 0:22 /job\\040x /mnt/my\\040cgroups rw - cgroup2 cgroup2 rw\n", dir,
+			 sizeof(dir), &mount_len) == 0 &&
+		   !strcmp(dir, "/mnt/my cgroups/run 1") && mount_len == 15,
+	   "octal escapes in mountinfo's root and mount point are decoded (%s)", dir);
+	ok(cgroup_v2_dir("0::/jobber/x\n",
+			 "25 1 0:22 /job /mnt/a rw - cgroup2 cgroup2 rw\n"
+			 "26 1 0:22 /jobber /mnt/b rw - cgroup2 cgroup2 rw\n",
+			 dir, sizeof(dir), &mount_len) == 0 &&
+		   !strcmp(dir, "/mnt/b/x"),
+	   "a mount's root matches whole path components only (%s)", dir);
 	ok(cgroup_v2_dir("4:memory:/x\n", unified, dir, sizeof(dir), &mount_len) == -ENOENT,
 	   "no 0:: line (cgroup v1 only): none");
 	ok(cgroup_v2_dir("0::/\n", "34 30 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw\n",

@@ -11,22 +11,7 @@
 #include <cuda.h>
 #include <unistd.h>
 
-static char log_path[64];
 static CUdeviceptr vram, a, b; /* 60 MiB in VRAM; two pieces of one arena */
-
-static int logged(const char *text)
-{
-	char buf[65536];
-	FILE *f = fopen(log_path, "r");
-	size_t n;
-
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, text) != NULL;
-}
 
 TEST(setup)
 {
@@ -130,16 +115,13 @@ TEST(vmm_handle_types_kept_or_refused)
 
 int main(void)
 {
-	char v[96];
 	int rc;
 
-	snprintf(log_path, sizeof(log_path), "/tmp/t_export.%d.log", (int)getpid());
-	snprintf(v, sizeof(v), "info:%s", log_path);
-	setenv("SPILLWAY_LOG", v, 1);
+	shim_log_to("t_export");
 	if (!shim_setup("FAKE_CUDA_VRAM=256M", "SPILLWAY_VRAM_LIMIT=64M", "SPILLWAY_RESERVE=0",
 			"SPILLWAY_CHUNK=32M", "SPILLWAY_BACKEND=host", "SPILLWAY_HEADROOM=0", NULL))
 		return done_testing();
 	rc = tap_run();
-	unlink(log_path);
+	shim_log_remove();
 	return rc;
 }

@@ -19,16 +19,6 @@ static int overlaps(CUdeviceptr a, size_t alen, CUdeviceptr b, size_t blen)
 	return a < b + blen && b < a + alen;
 }
 
-static int filled(CUdeviceptr p, size_t n, unsigned char v)
-{
-	const unsigned char *c = (const unsigned char *)p;
-
-	for (size_t i = 0; i < n; i += 4093)
-		if (c[i] != v)
-			return 0;
-	return c[n - 1] == v;
-}
-
 static void check_vmm(void)
 {
 	CUmemAllocationProp prop = { 0 }, got = { 0 };
@@ -318,6 +308,24 @@ TEST(pin_failure_and_spill_limit)
 	   "and works again once the driver does");
 	ok(cuMemAlloc_v2(&x, 600 * MiB) == CUDA_ERROR_OUT_OF_MEMORY,
 	   "a spill past SPILLWAY_SPILL_LIMIT is refused");
+}
+
+/* Sizes whose rounding up (to a piece, a pitch, a granule) would wrap past SIZE_MAX. */
+TEST(sizes_near_the_top_of_size_t)
+{
+	long long spilled = stat_of(NULL, "spill_bytes");
+	CUdeviceptr p = 0;
+	size_t pitch = 0;
+
+	ok(cuMemAlloc_v2(&p, SIZE_MAX - 100) == CUDA_ERROR_OUT_OF_MEMORY &&
+		   stat_of(NULL, "spill_bytes") == spilled,
+	   "cuMemAlloc(SIZE_MAX - 100) is OUT_OF_MEMORY, not an empty piece (%#llx)",
+	   (unsigned long long)p);
+	ok(cuMemAllocAsync(&p, SIZE_MAX - 100, NULL) == CUDA_ERROR_OUT_OF_MEMORY &&
+		   stat_of(NULL, "spill_bytes") == spilled,
+	   "cuMemAllocAsync(SIZE_MAX - 100) is OUT_OF_MEMORY");
+	ok(cuMemAllocPitch_v2(&p, &pitch, SIZE_MAX - 100, 1, 4) != CUDA_SUCCESS,
+	   "cuMemAllocPitch with a width whose pitch wraps is refused (no division by zero)");
 }
 
 TEST(context_teardown)

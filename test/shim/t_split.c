@@ -11,7 +11,6 @@
 
 static CUcontext ctx;
 static CUdeviceptr big, extra;
-static char log_path[64];
 
 static uint64_t host_numa_used(int node)
 {
@@ -25,30 +24,6 @@ static long host_handles(void)
 	long (*fn)(void) = (long (*)(void))dlsym(RTLD_DEFAULT, "fake_host_handles");
 
 	return fn ? fn() : -1;
-}
-
-static int filled(CUdeviceptr p, size_t n, unsigned char v)
-{
-	const unsigned char *b = (const unsigned char *)p;
-
-	for (size_t i = 0; i < n; i += 4093)
-		if (b[i] != v)
-			return 0;
-	return b[n - 1] == v;
-}
-
-static int log_has(const char *text)
-{
-	char buf[16384];
-	FILE *f = fopen(log_path, "r");
-	size_t n;
-
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, text) != NULL;
 }
 
 TEST(a_buffer_larger_than_the_budget_is_split)
@@ -67,8 +42,8 @@ TEST(a_buffer_larger_than_the_budget_is_split)
 	memset((void *)big, 0x5c, 200 * MiB);
 	ok(filled(big, 200 * MiB, 0x5c) && filled(big + 55 * MiB, 2 * MiB, 0x5c),
 	   "one pointer: writes and reads run across the VRAM/host boundary");
-	ok(log_has("spill 209715200 bytes on device 0: 58720256 in VRAM, 150994944 in host memory "
-		   "(host NUMA node 1): past SPILLWAY_VRAM_LIMIT"),
+	ok(logged("spill 209715200 bytes on device 0: 58720256 in VRAM, 150994944 in host memory "
+		  "(host NUMA node 1): past SPILLWAY_VRAM_LIMIT"),
 	   "one info line: size, VRAM part, host part, backend, reason");
 }
 
@@ -204,19 +179,14 @@ int main(void)
 {
 	int rc;
 
-	snprintf(log_path, sizeof(log_path), "/tmp/spillway-t_split-%d.log", (int)getpid());
-	{
-		char log_setting[96];
-
-		snprintf(log_setting, sizeof(log_setting), "SPILLWAY_LOG=info:%s", log_path);
-		ctx = shim_setup("SPILLWAY_VRAM_LIMIT=64M", "SPILLWAY_RESERVE=8M",
-				 "SPILLWAY_LARGE=4M", "SPILLWAY_CHUNK=16M", "SPILLWAY_HEADROOM=16M",
-				 "SPILLWAY_BACKEND=host", log_setting, "FAKE_CUDA_VRAM=1G",
-				 "FAKE_CUDA_NUMA_NODES=2", "FAKE_CUDA_HOST_NUMA_ID=1", NULL);
-	}
+	shim_log_to("t_split");
+	ctx = shim_setup("SPILLWAY_VRAM_LIMIT=64M", "SPILLWAY_RESERVE=8M", "SPILLWAY_LARGE=4M",
+			 "SPILLWAY_CHUNK=16M", "SPILLWAY_HEADROOM=16M", "SPILLWAY_BACKEND=host",
+			 "FAKE_CUDA_VRAM=1G", "FAKE_CUDA_NUMA_NODES=2", "FAKE_CUDA_HOST_NUMA_ID=1",
+			 NULL);
 	if (!ctx)
 		return done_testing();
 	rc = tap_run();
-	unlink(log_path);
+	shim_log_remove();
 	return rc;
 }

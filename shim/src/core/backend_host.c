@@ -31,6 +31,8 @@ int host_map(size_t size, struct backend_map *m)
 	void *addr;
 
 	size = round_up(size, HUGE_2M);
+	if (!size)
+		return -ENOMEM;
 	/* The pages are charged to the cgroup when pinned: refuse before, not by the OOM killer after. */
 	if (!cgroup_fits(size)) {
 		spw_log(LOG_WARN, "a host arena of %zu bytes would pass the cgroup's memory.max",

@@ -51,10 +51,14 @@ int cgroup_parse_bytes(const char *text, uint64_t *out)
 	return 0;
 }
 
-/* The field @n (0-based, space-separated) of @line, copied into @out. */
+/*
+ * The field @n (0-based, space-separated) of @line, copied into @out with mountinfo's octal
+ * escapes (\040 for a space, \011, \012, \134) decoded: /proc/self/cgroup shows paths raw.
+ */
 static int field(const char *line, int n, char *out, size_t len)
 {
 	const char *p = line, *e;
+	size_t o = 0;
 
 	for (int i = 0; i < n; i++) {
 		p = strchr(p, ' ');
@@ -65,10 +69,18 @@ static int field(const char *line, int n, char *out, size_t len)
 	e = strpbrk(p, " \n");
 	if (!e)
 		e = p + strlen(p);
-	if ((size_t)(e - p) >= len)
-		return -1;
-	memcpy(out, p, (size_t)(e - p));
-	out[e - p] = '\0';
+	for (; p < e; o++) {
+		if (o + 1 >= len)
+			return -1;
+		if (*p == '\\' && e - p >= 4 && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' &&
+		    p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+			out[o] = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0'));
+			p += 4;
+		} else {
+			out[o] = *p++;
+		}
+	}
+	out[o] = '\0';
 	return 0;
 }
 
@@ -107,8 +119,9 @@ int cgroup_v2_dir(const char *proc_cgroup, const char *mountinfo, char *dir, siz
 		root_len = strlen(root);
 		if (root_len == 1)
 			root_len = 0; /* "/" */
-		if (rel_len < root_len || strncmp(rel, root, root_len))
-			continue; /* this mount does not show our cgroup */
+		if (rel_len < root_len || strncmp(rel, root, root_len) ||
+		    (rel_len > root_len && rel[root_len] != '/'))
+			continue; /* this mount does not show our cgroup ("/job" is not "/jobber") */
 		if (snprintf(dir, len, "%s%.*s", mnt, (int)(rel_len - root_len), rel + root_len) >=
 		    (int)len)
 			return -ENAMETOOLONG;
@@ -160,6 +173,21 @@ static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
 static char cg_dir[CG_PATH_MAX];
 static size_t cg_mount_len;
 static int cg_state; /* 0: not looked up, 1: found, -errno: none */
+
+void cgroup_lock(void)
+{
+	pthread_mutex_lock(&dir_lock);
+}
+
+void cgroup_unlock(void)
+{
+	pthread_mutex_unlock(&dir_lock);
+}
+
+void cgroup_reset_lock(void)
+{
+	pthread_mutex_init(&dir_lock, NULL);
+}
 
 void cgroup_forget(void)
 {

@@ -26,4 +26,9 @@ int cgroup_v2_dir(const char *proc_cgroup, const char *mountinfo, char *dir, siz
 int cgroup_room_in(const char *dir, size_t mount_len, uint64_t *room);
 void cgroup_forget(void); /* drop the cached directory (tests; after a move) */
 
+/* Fork handlers (init.c): the lookup's lock, a leaf (nothing else is taken under it). */
+void cgroup_lock(void);
+void cgroup_unlock(void);
+void cgroup_reset_lock(void);
+
 #endif

@@ -287,6 +287,10 @@ enum pool_use {
 };
 void pool_record(CUmemoryPool pool, const CUmemPoolProps *props);
 void pool_forget(CUmemoryPool pool);
+/* Fork handlers (init.c): the pool records' lock, a leaf (nothing else is taken under it). */
+void pools_lock(void);
+void pools_unlock(void);
+void pools_reset_lock(void);
 enum pool_use pool_use(CUmemoryPool pool, int dev);
 /* Bytes @pool (NULL: @dev's current pool) holds freed and can hand out again without the driver. */
 uint64_t pool_cached(CUmemoryPool pool, int dev);
@@ -304,9 +308,10 @@ static inline uint64_t now_coarse_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* @v up to a multiple of @a; 0 when that would pass UINT64_MAX, which callers refuse as a size. */
 static inline uint64_t round_up(uint64_t v, uint64_t a)
 {
-	return (v + a - 1) / a * a;
+	return v > UINT64_MAX - (a - 1) ? 0 : (v + a - 1) / a * a;
 }
 
 #endif

@@ -15,10 +15,14 @@ static void before_fork(void)
 	spill_lock();
 	vmm_lock();
 	registry_lock_all();
+	pools_lock();
+	cgroup_lock();
 }
 
 static void after_fork_parent(void)
 {
+	cgroup_unlock();
+	pools_unlock();
 	registry_unlock_all();
 	vmm_unlock();
 	spill_unlock();
@@ -26,6 +30,8 @@ static void after_fork_parent(void)
 
 static void after_fork_child(void)
 {
+	cgroup_reset_lock();
+	pools_reset_lock();
 	registry_reset_locks();
 	vmm_reset_lock();
 	spill_reset_lock();

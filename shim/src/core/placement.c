@@ -83,15 +83,15 @@ static void record_vram(CUdeviceptr p, size_t size, int dev, CUcontext ctx, enum
  * stay out of SPILLWAY_RESERVE unless @may_use_reserve (when spilling them failed).
  */
 static CUresult try_vram(const struct spw_config *c, struct vram_request *q, CUdeviceptr *dptr,
-			 int dev, CUcontext ctx, enum rec_kind kind, int may_use_reserve)
+			 int dev, CUcontext ctx, enum rec_kind kind, int may_use_reserve,
+			 uint64_t graph)
 {
 	size_t taken = 0;
 	CUresult rc;
 
 	if (policy_budgeted(c, q->size)) {
-		/* Graph memory is VRAM of this process that no record counts. */
-		uint64_t ceiling = sat_sub(policy_ceiling(c, q->size, may_use_reserve),
-					   graph_memory_reserved(dev));
+		/* @graph: graph memory is VRAM of this process that no record counts. */
+		uint64_t ceiling = sat_sub(policy_ceiling(c, q->size, may_use_reserve), graph);
 
 		if (!account_vram_take(dev, q->size, ceiling))
 			return CUDA_ERROR_OUT_OF_MEMORY;
@@ -108,15 +108,16 @@ static CUresult try_vram(const struct spw_config *c, struct vram_request *q, CUd
 /*
  * The policy's answer for @size bytes on @dev, asking the driver's free figure only when
  * needed.  @cached: bytes a stream-ordered pool holds freed, which the driver's free figure
- * does not show but the request can use.  *@why (when not NULL) says why when it is PLACE_SPILL.
+ * does not show but the request can use.  @graph: the device's graph memory (asked once per
+ * request: a driver call).  *@why (when not NULL) says why when it is PLACE_SPILL.
  */
 static enum placement decide(const struct spw_config *c, int dev, uint64_t size, uint64_t cached,
-			     const char **why)
+			     uint64_t graph, const char **why)
 {
 	struct policy_input in = { .size = size, .vram_free = UINT64_MAX };
 	enum placement where;
 
-	in.vram_used = account_vram_used(dev) + graph_memory_reserved(dev);
+	in.vram_used = account_vram_used(dev) + graph;
 	in.reserve_open = split_reserve_open(dev);
 	if (policy_needs_free(c, size, in.vram_used))
 		in.vram_free = sat_add(account_vram_free(c, dev, size, &in.vram_total), cached);
@@ -180,6 +181,7 @@ CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind kind)
 	const struct spw_config *c = spw_config();
 	const char *why = NULL;
 	enum placement where;
+	uint64_t graph;
 	CUcontext ctx;
 	CUresult rc;
 	int dev;
@@ -192,18 +194,20 @@ CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind kind)
 		/* No context: the driver will refuse; let it say so. */
 		return q->alloc(q, dptr);
 	}
-	where = decide(c, dev, q->size, 0, &why);
+	graph = graph_memory_reserved(dev);
+	where = decide(c, dev, q->size, 0, graph, &why);
 	if (where == PLACE_SPILL && kind == REC_ASYNC) {
 		/* What the pool holds freed is VRAM the driver hands out again: no spill needed. */
 		uint64_t cached = pool_cached(q->pool, dev);
 
-		if (cached >= q->size && decide(c, dev, q->size, cached, NULL) == PLACE_VRAM) {
+		if (cached >= q->size &&
+		    decide(c, dev, q->size, cached, graph, NULL) == PLACE_VRAM) {
 			counter_inc(CNT_pool_reuses);
 			where = PLACE_VRAM;
 		}
 	}
 	if (where == PLACE_VRAM) {
-		rc = try_vram(c, q, dptr, dev, ctx, kind, split_reserve_open(dev));
+		rc = try_vram(c, q, dptr, dev, ctx, kind, split_reserve_open(dev), graph);
 		if (rc != CUDA_ERROR_OUT_OF_MEMORY || c->backend == BACKEND_OFF)
 			return rc;
 		why = "the driver refused VRAM";
@@ -224,7 +228,7 @@ CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind kind)
 	if (rc == CUDA_SUCCESS || where == PLACE_VRAM)
 		return rc;
 	/* Spilling failed: VRAM is still better than an error, within the budget (reserve included). */
-	return try_vram(c, q, dptr, dev, ctx, kind, 1);
+	return try_vram(c, q, dptr, dev, ctx, kind, 1, graph);
 }
 
 void record_managed(CUdeviceptr p, size_t size)
@@ -322,12 +326,15 @@ static CUresult create_on_host(CUmemGenericAllocationHandle *handle, size_t size
 
 static CUresult create_in_vram(const struct spw_config *c, CUmemGenericAllocationHandle *handle,
 			       size_t size, const CUmemAllocationProp *prop,
-			       unsigned long long flags, int dev, int may_use_reserve)
+			       unsigned long long flags, int dev, int may_use_reserve,
+			       uint64_t graph)
 {
 	int budgeted = policy_budgeted(c, size);
 	CUresult rc;
 
-	if (budgeted && !account_vram_take(dev, size, policy_ceiling(c, size, may_use_reserve)))
+	/* @graph: as in try_vram, the graph memory no record counts takes its part of the budget. */
+	if (budgeted &&
+	    !account_vram_take(dev, size, sat_sub(policy_ceiling(c, size, may_use_reserve), graph)))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	rc = REAL(cuMemCreate)(handle, size, prop, flags);
 	if (rc == CUDA_SUCCESS)
@@ -346,12 +353,14 @@ CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
 	const char *why = NULL;
 	enum placement where;
 	CUresult rc = CUDA_ERROR_OUT_OF_MEMORY;
+	uint64_t graph = graph_memory_reserved(dev);
 
 	counter_inc(CNT_allocs);
-	where = decide(c, dev, size, 0, &why);
+	where = decide(c, dev, size, 0, graph, &why);
 
 	if (where == PLACE_VRAM) {
-		rc = create_in_vram(c, handle, size, prop, flags, dev, split_reserve_open(dev));
+		rc = create_in_vram(c, handle, size, prop, flags, dev, split_reserve_open(dev),
+				    graph);
 		why = "the driver refused VRAM";
 	}
 	if (rc != CUDA_ERROR_OUT_OF_MEMORY || c->backend == BACKEND_OFF)
@@ -393,5 +402,5 @@ CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
 	if (where == PLACE_VRAM)
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	/* Spilling failed: VRAM is still better than an error, reserve included. */
-	return create_in_vram(c, handle, size, prop, flags, dev, 1);
+	return create_in_vram(c, handle, size, prop, flags, dev, 1, graph);
 }

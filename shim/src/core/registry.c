@@ -11,7 +11,8 @@
  *    live in one balanced tree of disjoint intervals under a rwlock: readers run in parallel.
  * Per-device byte counts are atomics in stats.c and need no lock at all.
  *
- * Lock order (fork handlers take all): spill -> vmm -> ranges -> shards[0..SHARDS).
+ * Lock order (fork handlers take all): spill -> vmm -> ranges -> shards[0..SHARDS), then the
+ * leaves (nothing is taken under them): the pool records', the cgroup lookup's.
  */
 #define _GNU_SOURCE
 #include "core.h"

@@ -37,6 +37,13 @@ CUstreamCaptureStatus stream_capture_status(CUstream stream, int per_thread)
 	real_cuStreamGetCaptureInfo_v3_t info = REAL(cuStreamGetCaptureInfo_v3);
 	CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
 
+	/*
+	 * The legacy NULL stream can not be captured (cuStreamBeginCapture refuses it); while a
+	 * blocking stream captures, the driver answers CAPTURE_IMPLICIT for it (documented), which
+	 * is NONE below too: the default-stream path saves the call.
+	 */
+	if (!per_thread && (!stream || stream == CU_STREAM_LEGACY))
+		return CU_STREAM_CAPTURE_STATUS_NONE;
 	if (!info || info(explicit_stream(stream, per_thread), &st, NULL, NULL, NULL, NULL, NULL) !=
 			     CUDA_SUCCESS)
 		return CU_STREAM_CAPTURE_STATUS_NONE;
@@ -89,6 +96,21 @@ void pool_record(CUmemoryPool pool, const CUmemPoolProps *props)
 	pools = k;
 	pthread_mutex_unlock(&pools_mutex);
 	pools_created = 1;
+}
+
+void pools_lock(void)
+{
+	pthread_mutex_lock(&pools_mutex);
+}
+
+void pools_unlock(void)
+{
+	pthread_mutex_unlock(&pools_mutex);
+}
+
+void pools_reset_lock(void)
+{
+	pthread_mutex_init(&pools_mutex, NULL);
 }
 
 void pool_forget(CUmemoryPool pool)

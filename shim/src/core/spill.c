@@ -265,6 +265,11 @@ CUresult spill_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, cons
 
 	if (c->backend == BACKEND_OFF)
 		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (!len) {
+		/* Rounding wrapped past SIZE_MAX: no memory anywhere has this size. */
+		counter_inc(CNT_spill_failures);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
 	spill_reclaim(0);
 	if (c->spill_limit && sat_add(account_spill_used(), len) > c->spill_limit) {
 		spw_log(LOG_WARN, "spill of %zu bytes would pass SPILLWAY_SPILL_LIMIT", size);

@@ -43,14 +43,17 @@ static size_t granularity(int dev)
 
 /*
  * VRAM a split of @size may take on @dev: the budget less the reserve (unless an oversized split
- * opened it) less what this process uses, and the card's free VRAM less the headroom and reserve.
+ * opened it) less what this process uses (@graph: its graph memory, which no record counts),
+ * and the card's free VRAM less the headroom and reserve.
  */
-static uint64_t vram_room(const struct spw_config *c, int dev, uint64_t size, int open)
+static uint64_t vram_room(const struct spw_config *c, int dev, uint64_t size, int open,
+			  uint64_t graph)
 {
 	uint64_t room = UINT64_MAX, total = 0, free;
 
 	if (c->vram_limit)
-		room = sat_sub(policy_ceiling(c, size, open), account_vram_used(dev));
+		room = sat_sub(policy_ceiling(c, size, open),
+			       sat_add(account_vram_used(dev), graph));
 	free = account_vram_free(c, dev, size, &total);
 	if (free != UINT64_MAX) {
 		uint64_t kept = open || size < c->large ? 0 : policy_reserve(c, total);
@@ -146,6 +149,7 @@ CUresult split_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, cons
 	struct split *s;
 	size_t g, vram_part, host_part;
 	int open, node, taken = 0;
+	uint64_t graph;
 	CUresult rc;
 
 	if (dev < 0 || dev >= MAX_DEVICES || !split_applies(c, size))
@@ -155,8 +159,11 @@ CUresult split_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, cons
 		return CUDA_ERROR_NOT_SUPPORTED;
 	spill_reclaim(0); /* completed stream-ordered frees first: their room counts */
 	open = split_reserve_open(dev);
+	graph = graph_memory_reserved(dev); /* a driver call, on the spill path only */
 	p.mapped = round_up(size, g);
-	vram_part = vram_room(c, dev, size, open) / g * g;
+	if (!p.mapped)
+		return CUDA_ERROR_NOT_SUPPORTED; /* wraps: spill_alloc refuses it */
+	vram_part = vram_room(c, dev, size, open, graph) / g * g;
 	/* No room, or room for all of it (the driver refused VRAM our figures allowed): spill whole. */
 	if (vram_part < g || vram_part >= p.mapped)
 		return CUDA_ERROR_NOT_SUPPORTED;
@@ -177,7 +184,8 @@ CUresult split_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, cons
 	}
 	if (c->vram_limit) {
 		/* Another thread may have taken the room since: then spill whole. */
-		if (!account_vram_take(dev, vram_part, policy_ceiling(c, size, open)))
+		if (!account_vram_take(dev, vram_part,
+				       sat_sub(policy_ceiling(c, size, open), graph)))
 			return CUDA_ERROR_NOT_SUPPORTED;
 		taken = 1;
 	}

@@ -31,7 +31,8 @@ CUresult CUDAAPI cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t Wi
 				  .pitch = pPitch,
 				  .elem = ElementSizeBytes };
 	/* Shapes the driver refuses or that overflow are its to report. */
-	int odd = !dptr || !pPitch || !WidthInBytes || !Height || Height > SIZE_MAX / pitch ||
+	int odd = !dptr || !pPitch || !WidthInBytes || !pitch || !Height ||
+		  Height > SIZE_MAX / pitch ||
 		  (ElementSizeBytes != 4 && ElementSizeBytes != 8 && ElementSizeBytes != 16);
 	CUresult rc;
 
