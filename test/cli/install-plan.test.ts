@@ -12,7 +12,7 @@ const RULE = 'KERNEL=="spillway", GROUP="spillway", MODE="0660"\n'
 function fresh(over: Partial<InstallFacts> = {}): InstallFacts {
   return {
     repoDir: '/opt/spillway', version: '0.1.0', kernelRelease: '6.1.0-56-amd64', watchCommand: '/usr/bin/node /opt/spillway/cli/bin/spillway.js',
-    poolMb: 8192, groupExists: false, dkmsState: 'absent', dkmsSourceCurrent: false, initramfs: 'initramfs-tools',
+    poolMb: 8192, packaged: false, groupExists: false, dkmsState: 'absent', dkmsSourceCurrent: false, initramfs: 'initramfs-tools',
     initramfsImage: 'without-module', existing: {}, udevRule: RULE, unitTemplate: UNIT, systemd: true, unitEnabled: false, ...over,
   }
 }
@@ -129,4 +129,28 @@ t.test('describeStep shows file contents and done steps', async (t) => {
   t.match(describeStep(steps[0] as Step), /^run groupadd --system spillway: .*\(already done\)$/)
   const rule = steps.find((s) => s.kind === 'file' && s.path === PATHS.udevRule) as Step
   t.equal(describeStep(rule), `write ${PATHS.udevRule} (mode 644): /dev/spillway owned by group spillway, mode 0660\n    | ${RULE.trim()}`)
+})
+
+t.test('installed from the Debian package: the sources, rule and unit are the package\'s', async (t) => {
+  const packaged = fresh({ packaged: true, dkmsSourceCurrent: true, udevRule: '', unitTemplate: '' })
+  const steps = installPlan(packaged)
+  t.same(commands(steps), [
+    'groupadd --system spillway',
+    'dkms add -m spillway -v 0.1.0',
+    'dkms build -m spillway -v 0.1.0 -k 6.1.0-56-amd64',
+    'dkms install -m spillway -v 0.1.0 -k 6.1.0-56-amd64',
+    'update-initramfs -u -k 6.1.0-56-amd64',
+    'systemctl enable spillway-watch.service',
+  ])
+  t.same(files(steps), [PATHS.modprobe, PATHS.initramfsModules], 'no udev rule or unit in /etc')
+  const installed = { ...packaged, groupExists: true, dkmsState: 'installed' as const, unitEnabled: true, initramfsImage: 'with-module' as const,
+    existing: { [PATHS.modprobe]: modprobeOptions(8192), [PATHS.initramfsModules]: 'spillway\n', '/usr/src/spillway-0.1.0/dkms.conf': 'c' } }
+  t.same(installPlan(installed).filter((s) => !s.done).map((s) => describeStep(s)), [], 'a second run changes nothing')
+  const purge = uninstallPlan({ ...installed, moduleLoaded: true, purge: true })
+  t.same(commands(purge), [
+    'systemctl stop spillway-watch.service', 'systemctl disable spillway-watch.service', 'modprobe -r spillway',
+    'dkms remove -m spillway -v 0.1.0 --all', 'update-initramfs -u -k 6.1.0-56-amd64',
+  ], 'dpkg keeps its sources, unit and group')
+  const gone = { ...packaged, groupExists: true, initramfsImage: 'without-module' as const }
+  t.same(uninstallPlan({ ...gone, moduleLoaded: false, purge: true }).filter((s) => !s.done).map((s) => describeStep(s)), [], 'uninstalled: nothing to do')
 })

@@ -15,6 +15,8 @@ export interface InstallContext {
   pool: number | 'auto' | undefined
   force: boolean
   dryRun: boolean
+  /** Build and set up the initramfs for this kernel release instead of the running one. */
+  kernel?: string
 }
 
 export const SECURE_BOOT_NOTE = `Secure Boot is on: the kernel loads only modules signed by a trusted key. DKMS signs the
@@ -41,7 +43,7 @@ export function apply(steps: Step[], dryRun: boolean): number {
 export async function installAction(ctx: InstallContext): Promise<number> {
   let poolMb: number | null = null
   if (ctx.pool !== undefined) poolMb = Math.ceil(decidePoolSize(ctx.pool, ctx.force, await readSizingFacts()).bytes / MiB)
-  const facts = gatherInstallFacts(repoDir(), selfCommand().join(' '), poolMb)
+  const facts = gatherInstallFacts(repoDir(), selfCommand().join(' '), poolMb, ctx.kernel)
   const steps = installPlan(facts)
   const secureBoot = readSecureBoot() === 'enabled'
   if (ctx.dryRun) {
@@ -63,15 +65,17 @@ export function installCommand(action = installAction): Command {
     .option('--pool <size|auto>', 'pool reserved at boot (written to /etc/modprobe.d/spillway.conf)', poolArg)
     .option('--force', 'allow a pool that leaves less than the safe floor of RAM')
     .option('--dry-run', 'print every file and command, change nothing')
+    .option('--kernel <release>', 'build the module and the initramfs for this kernel instead of the running one (an image in a chroot)')
     .addHelpText('after', `
 Idempotent: finished steps are skipped, so running it again after a failure or an upgrade is safe.
 
 Examples:
   spillway install --dry-run --pool auto
   sudo spillway install --pool 32G
+  chroot /mnt spillway install --pool 8G --kernel 6.12.57+deb13-amd64   # an image being built
 
 Exit codes: 0 installed (or already), 1 a step failed (the message names it), 4 not root,
 5 unsafe pool without --force.`)
-    .action(async (o: { pool?: number | 'auto'; force?: boolean; dryRun?: boolean }) =>
-      finish(await action({ pool: o.pool, force: o.force === true, dryRun: o.dryRun === true })))
+    .action(async (o: { pool?: number | 'auto'; force?: boolean; dryRun?: boolean; kernel?: string }) =>
+      finish(await action({ pool: o.pool, force: o.force === true, dryRun: o.dryRun === true, ...(o.kernel ? { kernel: o.kernel } : {}) })))
 }

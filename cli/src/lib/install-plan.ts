@@ -16,6 +16,11 @@ export interface InstallFacts {
   watchCommand: string
   /** pool_mb for modprobe.d; null leaves the module's default. */
   poolMb: number | null
+  /**
+   * Installed from the Debian package: the module sources are at /usr/src/spillway-VERSION and the
+   * udev rule and unit in /usr/lib, all owned by dpkg; install registers them, uninstall leaves them.
+   */
+  packaged: boolean
   groupExists: boolean
   /** `dkms status` states of spillway/VERSION for the running kernel: added, built, installed. */
   dkmsState: 'absent' | 'added' | 'built' | 'installed'
@@ -75,21 +80,29 @@ export function installPlan(facts: InstallFacts): Step[] {
   const dkmsRank = { absent: 0, added: 1, built: 2, installed: 3 }[facts.dkmsState]
   const steps: Step[] = [
     { kind: 'command', argv: ['groupadd', '--system', GROUP], why: 'the group whose members may use /dev/spillway', done: facts.groupExists },
-    // A changed source tree must be re-added, so a stale copy is removed from DKMS first.
-    { kind: 'command', argv: ['dkms', 'remove', ...module, '--all'], why: 'drop the older build of these sources from DKMS', done: facts.dkmsSourceCurrent || dkmsRank === 0 },
-    { kind: 'command', argv: ['rm', '-rf', src], why: 'drop the older copy of the sources', done: facts.dkmsSourceCurrent || facts.existing[`${src}/dkms.conf`] === undefined },
-    { kind: 'command', argv: ['mkdir', '-p', src], why: 'DKMS builds from /usr/src/NAME-VERSION', done: facts.dkmsSourceCurrent },
-    { kind: 'command', argv: ['cp', '-a', `${facts.repoDir}/dkms.conf`, `${facts.repoDir}/kmod`, `${src}/`], why: 'the module sources and dkms.conf', done: facts.dkmsSourceCurrent },
   ]
+  if (!facts.packaged) {
+    steps.push(
+      // A changed source tree must be re-added, so a stale copy is removed from DKMS first.
+      { kind: 'command', argv: ['dkms', 'remove', ...module, '--all'], why: 'drop the older build of these sources from DKMS', done: facts.dkmsSourceCurrent || dkmsRank === 0 },
+      { kind: 'command', argv: ['rm', '-rf', src], why: 'drop the older copy of the sources', done: facts.dkmsSourceCurrent || facts.existing[`${src}/dkms.conf`] === undefined },
+      { kind: 'command', argv: ['mkdir', '-p', src], why: 'DKMS builds from /usr/src/NAME-VERSION', done: facts.dkmsSourceCurrent },
+      { kind: 'command', argv: ['cp', '-a', `${facts.repoDir}/dkms.conf`, `${facts.repoDir}/kmod`, `${src}/`], why: 'the module sources and dkms.conf', done: facts.dkmsSourceCurrent },
+    )
+  }
   const fresh = !facts.dkmsSourceCurrent
   steps.push(
     { kind: 'command', argv: ['dkms', 'add', ...module], why: 'register the sources (AUTOINSTALL rebuilds them for new kernels)', done: !fresh && dkmsRank >= 1 },
     { kind: 'command', argv: ['dkms', 'build', ...module, '-k', facts.kernelRelease], why: `build spillway.ko for ${facts.kernelRelease}`, done: !fresh && dkmsRank >= 2 },
     { kind: 'command', argv: ['dkms', 'install', ...module, '-k', facts.kernelRelease], why: 'install it under /lib/modules and run depmod', done: !fresh && dkmsRank >= 3 },
-    file(facts, PATHS.udevRule, facts.udevRule, '/dev/spillway owned by group spillway, mode 0660'),
-    { kind: 'command', argv: ['udevadm', 'control', '--reload'], why: 'make udev read the rule', done: facts.existing[PATHS.udevRule] === facts.udevRule },
-    file(facts, PATHS.modprobe, modprobeOptions(facts.poolMb), 'the pool size the module reserves when it loads'),
   )
+  if (!facts.packaged) {
+    steps.push(
+      file(facts, PATHS.udevRule, facts.udevRule, '/dev/spillway owned by group spillway, mode 0660'),
+      { kind: 'command', argv: ['udevadm', 'control', '--reload'], why: 'make udev read the rule', done: facts.existing[PATHS.udevRule] === facts.udevRule },
+    )
+  }
+  steps.push(file(facts, PATHS.modprobe, modprobeOptions(facts.poolMb), 'the pool size the module reserves when it loads'))
   if (facts.initramfs === 'initramfs-tools') {
     const content = withModuleLine(facts.existing[PATHS.initramfsModules], true)
     steps.push(file(facts, PATHS.initramfsModules, content, 'load spillway from the initramfs, before memory fragments'))
@@ -105,13 +118,15 @@ export function installPlan(facts: InstallFacts): Step[] {
   } else if (facts.initramfs === 'dracut') {
     steps.push({ kind: 'command', argv: ['dracut', '-f', '--kver', facts.kernelRelease], why: 'rebuild the initramfs with the module and its options', done: imageDone })
   }
-  if (facts.systemd) {
+  if (facts.systemd && !facts.packaged) {
     const unit = renderUnit(facts.unitTemplate, facts.watchCommand, facts.repoDir)
     steps.push(
       file(facts, PATHS.unit, unit, 'the watch daemon: freezes registered jobs at critical pressure'),
       { kind: 'command', argv: ['systemctl', 'daemon-reload'], why: 'make systemd read the unit', done: facts.existing[PATHS.unit] === unit },
-      { kind: 'command', argv: ['systemctl', 'enable', 'spillway-watch.service'], why: 'start the daemon at boot', done: facts.unitEnabled },
     )
+  }
+  if (facts.systemd) {
+    steps.push({ kind: 'command', argv: ['systemctl', 'enable', 'spillway-watch.service'], why: 'start the daemon at boot', done: facts.unitEnabled })
   }
   return steps
 }
@@ -122,7 +137,8 @@ export function uninstallPlan(facts: InstallFacts & { moduleLoaded: boolean; pur
   if (facts.systemd) {
     steps.push(
       // stop and disable are two steps: `disable --now` needs a running systemd even to disable.
-      { kind: 'command', argv: ['systemctl', 'stop', 'spillway-watch.service'], why: 'stop the daemon (it thaws the jobs it froze)', done: facts.existing[PATHS.unit] === undefined },
+      // The package's unit stays installed; its being enabled is what install added.
+      { kind: 'command', argv: ['systemctl', 'stop', 'spillway-watch.service'], why: 'stop the daemon (it thaws the jobs it froze)', done: facts.packaged ? !facts.unitEnabled : facts.existing[PATHS.unit] === undefined },
       { kind: 'command', argv: ['systemctl', 'disable', 'spillway-watch.service'], why: 'do not start it at boot', done: !facts.unitEnabled },
       remove(PATHS.unit, 'the unit file'),
       { kind: 'command', argv: ['systemctl', 'daemon-reload'], why: 'forget the unit', done: facts.existing[PATHS.unit] === undefined },
@@ -134,7 +150,11 @@ export function uninstallPlan(facts: InstallFacts & { moduleLoaded: boolean; pur
   const imageClean = facts.initramfsImage === 'missing' || facts.initramfsImage === 'without-module'
   steps.push(
     { kind: 'command', argv: ['dkms', 'remove', '-m', 'spillway', '-v', facts.version, '--all'], why: 'remove every DKMS build', done: facts.dkmsState === 'absent' },
-    { kind: 'command', argv: ['rm', '-rf', dkmsSourceDir(facts.version)], why: 'the DKMS copy of the sources', done: facts.existing[`${dkmsSourceDir(facts.version)}/dkms.conf`] === undefined },
+  )
+  if (!facts.packaged) {
+    steps.push({ kind: 'command', argv: ['rm', '-rf', dkmsSourceDir(facts.version)], why: 'the DKMS copy of the sources', done: facts.existing[`${dkmsSourceDir(facts.version)}/dkms.conf`] === undefined })
+  }
+  steps.push(
     remove(PATHS.udevRule, 'the udev rule'),
     remove(PATHS.modprobe, 'the module options'),
   )
@@ -149,7 +169,8 @@ export function uninstallPlan(facts: InstallFacts & { moduleLoaded: boolean; pur
   }
   if (facts.purge) {
     steps.push(remove(PATHS.config, 'the watch configuration'))
-    steps.push({ kind: 'command', argv: ['groupdel', GROUP], why: 'the spillway group', done: !facts.groupExists })
+    // The package's group goes with `apt purge spillway` (its udev rule names the group).
+    if (!facts.packaged) steps.push({ kind: 'command', argv: ['groupdel', GROUP], why: 'the spillway group', done: !facts.groupExists })
   }
   return steps
 }
