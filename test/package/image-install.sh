@@ -12,11 +12,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../cli/vm-cases.sh"
 rel=$(ls "$root/lib/modules" | head -1)
 echo "@@KERNEL $rel"
-cp "$deb" "$root/tmp/"
-mkdir -p "$root/usr/local/lib/spillway-test"
-cp "$here/guest-check.sh" "$here/../cli/vm-cases.sh" "$root/usr/local/lib/spillway-test/"
-cp "$here/spillway-boot-check.service" "$root/etc/systemd/system/"
-ln -sf ../spillway-boot-check.service "$root/etc/systemd/system/multi-user.target.wants/spillway-boot-check.service"
 # In a mount namespace of its own, so the mounts go away with it. /run/systemd/system tells
 # spillway install that systemd manages the system; SYSTEMD_OFFLINE=1 makes systemctl enable write
 # the links without asking a running systemd.
@@ -35,6 +30,11 @@ if [ "$action" = purge ]; then
 fi
 deb=$3 pool=$4
 debname=$(basename "$deb")
+cp "$deb" "$root/tmp/"
+mkdir -p "$root/usr/local/lib/spillway-test"
+cp "$here/guest-check.sh" "$here/../cli/vm-cases.sh" "$root/usr/local/lib/spillway-test/"
+cp "$here/spillway-boot-check.service" "$root/etc/systemd/system/"
+ln -sf ../spillway-boot-check.service "$root/etc/systemd/system/multi-user.target.wants/spillway-boot-check.service"
 # Every dependency from Debian's archive alone: apt resolves the package against trixie's lists as
 # if nothing were installed (the lists are in the image; nothing is downloaded).
 case_ resolve in_chroot sh -c "apt-get install --simulate -o Dir::State::status=/dev/null /tmp/$debname | grep -E '^(Inst|E:)' | sed 's/ \[.*//'"
