@@ -25,6 +25,7 @@ function fresh(over: Partial<InstallFacts> = {}): InstallFacts {
     kernelRelease: '6.1.0-56-amd64',
     watchCommand: '/usr/bin/node /opt/spillway/cli/bin/spillway.js',
     poolMb: 8192,
+    packaged: false,
     groupExists: false,
     dkmsState: 'absent',
     dkmsSourceCurrent: false,
@@ -244,5 +245,58 @@ t.test('blockers: what would make the plan fail, found before any step runs', as
       },
     ],
     'a missing program the plan does not run (dracut) is no blocker',
+  )
+})
+
+t.test("installed from the Debian package: the sources, rule and unit are the package's", async (t) => {
+  const packaged = fresh({ packaged: true, dkmsSourceCurrent: true, udevRule: '', unitTemplate: '' })
+  const steps = installPlan(packaged)
+  t.same(commands(steps), [
+    'groupadd --system spillway',
+    'dkms add -m spillway -v 0.1.0',
+    'dkms build -m spillway -v 0.1.0 -k 6.1.0-56-amd64',
+    'dkms install -m spillway -v 0.1.0 -k 6.1.0-56-amd64',
+    'update-initramfs -u -k 6.1.0-56-amd64',
+    'systemctl enable spillway-watch.service',
+  ])
+  t.same(files(steps), [PATHS.modprobe, PATHS.initramfsModules], 'no udev rule or unit in /etc')
+  const installed = {
+    ...packaged,
+    groupExists: true,
+    dkmsState: 'installed' as const,
+    unitEnabled: true,
+    initramfsImage: 'with-module' as const,
+    existing: {
+      [PATHS.modprobe]: modprobeOptions(8192),
+      [PATHS.initramfsModules]: 'spillway\n',
+      '/usr/src/spillway-0.1.0/dkms.conf': 'c',
+    },
+  }
+  t.same(
+    installPlan(installed)
+      .filter((s) => !s.done)
+      .map((s) => describeStep(s)),
+    [],
+    'a second run changes nothing',
+  )
+  const purge = uninstallPlan({ ...installed, moduleLoaded: true, purge: true })
+  t.same(
+    commands(purge),
+    [
+      'systemctl stop spillway-watch.service',
+      'systemctl disable spillway-watch.service',
+      'modprobe -r spillway',
+      'dkms remove -m spillway -v 0.1.0 --all',
+      'update-initramfs -u -k 6.1.0-56-amd64',
+    ],
+    'dpkg keeps its sources, unit and group',
+  )
+  const gone = { ...packaged, groupExists: true, initramfsImage: 'without-module' as const }
+  t.same(
+    uninstallPlan({ ...gone, moduleLoaded: false, purge: true })
+      .filter((s) => !s.done)
+      .map((s) => describeStep(s)),
+    [],
+    'uninstalled: nothing to do',
   )
 })

@@ -1,4 +1,4 @@
-# Sourced by the guest scripts (vm-guest.sh, vm-install.sh); test/cli/vm-cases.ts reads what
+# Sourced by the guest scripts (vm-guest.sh, vm-up.sh, test/package/guest-check.sh); test/cli/vm-cases.ts reads what
 # case_ prints.
 
 # case_ NAME CMD...: runs CMD and prints

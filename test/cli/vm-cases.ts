@@ -1,4 +1,4 @@
-// The @@BEGIN/@@END cases that the guest scripts (vm-guest.sh, vm-install.sh) print.
+// The @@BEGIN/@@END cases that the guest scripts (vm-guest.sh, vm-up.sh, test/package/guest-check.sh) print.
 import type { TAP } from 'tap'
 
 export interface Case {

@@ -76,6 +76,29 @@ interface Spawned {
   stderr: string
 }
 
+/**
+ * A line on stderr, which tap passes through as it comes (stdout is the test's TAP, buffered per
+ * file): so that npm test is never silent for long.
+ */
+export function progress(message: string): void {
+  process.stderr.write(`[${path.relative(repoRoot, process.argv[1] ?? '') || 'test'}] ${message}\n`)
+}
+
+/** Runs fn, saying what it does when it starts, every 60 s while it runs, and when it ends. */
+export async function withProgress<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  const start = Date.now()
+  const elapsed = (): string => `${Math.round((Date.now() - start) / 1000)} s`
+  progress(`${what}...`)
+  const beat = setInterval(() => progress(`${what}: still running, ${elapsed()}`), 60_000)
+  try {
+    const result = await fn()
+    progress(`${what}: done in ${elapsed()}`)
+    return result
+  } finally {
+    clearInterval(beat)
+  }
+}
+
 function spawnCollect(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Spawned> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: repoRoot, env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -95,7 +118,9 @@ function spawnCollect(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Pro
 
 /** Fetches (or finds cached) the newest Debian kernel of a series. */
 export async function prepareKernel(series: string): Promise<KernelDir> {
-  const r = await spawnCollect('sh', [path.join(here, 'kernels.sh'), 'fetch', series])
+  const r = await withProgress(`kernel ${series}: fetching or finding it in the cache`, () =>
+    spawnCollect('sh', [path.join(here, 'kernels.sh'), 'fetch', series]),
+  )
   if (r.code !== 0) throw new Error(`kernels.sh fetch ${series} failed (exit ${r.code}):\n${r.stderr}`)
   const dir = r.stdout.trim().split('\n').pop() ?? ''
   const release = fs.readFileSync(path.join(dir, 'release'), 'utf8').trim()
@@ -131,7 +156,9 @@ async function buildModuleOnce(series: string): Promise<string> {
       for (const s of builds.keys()) fs.rmSync(moduleBuildDir(s), { recursive: true, force: true })
     })
   }
-  const r = await spawnCollect('sh', [path.join(here, 'build-kmod.sh'), series, outdir])
+  const r = await withProgress(`building spillway.ko for ${series}`, () =>
+    spawnCollect('sh', [path.join(here, 'build-kmod.sh'), series, outdir]),
+  )
   if (r.code !== 0) {
     throw new Error(`building the module for ${series} failed (exit ${r.code}):\n${r.stderr.split('\n').slice(-40).join('\n')}`)
   }
@@ -157,7 +184,8 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
     if (!k.startsWith('SPILLWAY_')) throw new Error(`runInVm env: only SPILLWAY_* names reach the guest, not '${k}'`)
     env[k] = v
   }
-  const r = await spawnCollect(process.execPath, args, env)
+  const what = `VM with kernel ${opts.kernel}: ${opts.command.join(' ').slice(0, 80)}`
+  const r = await withProgress(what, () => spawnCollect(process.execPath, args, env))
   const failure =
     /^run-vm: [^:]+: (.*?)\. Last \d+ console lines:$/m.exec(r.stderr)?.[1] ??
     (r.code === 124 || r.code === 125 ? r.stderr.trim() || `run-vm exited ${r.code}` : null)

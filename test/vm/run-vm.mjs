@@ -279,25 +279,6 @@ export function initramfsFor(series, kernel) {
   return file
 }
 
-// sh -c SLOT_WRAPPER name SLOTS DIR CMD...: waits for one of SLOTS lock files in DIR, says which
-// on stderr, and execs CMD with the lock's fd open.
-const SLOT_WRAPPER = `
-n=$1 dir=$2
-shift 2
-while :; do
-	i=0
-	while [ "$i" -lt "$n" ]; do
-		exec 9>>"$dir/slot$i"
-		if flock -n 9; then
-			echo "run-vm-slot $i" >&2
-			exec "$@"
-		fi
-		i=$((i + 1))
-	done
-	exec 9>&-
-	sleep 1
-done`
-
 const shQuote = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`
 
 function jobScript(opts) {
@@ -379,9 +360,9 @@ export async function runVm(opts) {
   const slotDir = path.join(os.tmpdir(), 'spillway-vm-slots')
   fs.mkdirSync(slotDir, { recursive: true })
   // Every run-vm on this machine shares SPILLWAY_VM_SLOTS (default: one per CPU) so that test files
-  // running at once do not overload the host: the wrapper takes a free slot lock, then execs qemu,
+  // running at once do not overload the host: vm-slot.sh takes a free slot lock, then execs qemu,
   // which keeps the lock open until it exits.
-  const qemu = spawn('sh', ['-c', SLOT_WRAPPER, 'run-vm-slot', String(slots), slotDir, 'qemu-system-x86_64', ...args], {
+  const qemu = spawn('sh', [path.join(here, 'vm-slot.sh'), String(slots), slotDir, 'qemu-system-x86_64', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const emit = (line) => {

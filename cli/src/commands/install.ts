@@ -16,6 +16,8 @@ export interface InstallContext {
   pool: number | 'auto' | undefined
   force: boolean
   dryRun: boolean
+  /** Build and set up the initramfs for this kernel release instead of the running one. */
+  kernel?: string
 }
 
 export const SECURE_BOOT_NOTE = `Secure Boot is on: the kernel loads only modules signed by a trusted key. DKMS signs the
@@ -42,7 +44,7 @@ export function apply(steps: Step[], dryRun: boolean): number {
 export async function installAction(ctx: InstallContext): Promise<number> {
   let poolMb: number | null = null
   if (ctx.pool !== undefined) poolMb = Math.ceil(decidePoolSize(ctx.pool, ctx.force, await readSizingFacts()).bytes / MiB)
-  const facts = gatherInstallFacts(repoDir(), selfCommand().join(' '), poolMb)
+  const facts = gatherInstallFacts(repoDir(), selfCommand().join(' '), poolMb, ctx.kernel)
   const steps = installPlan(facts)
   const secureBoot = readSecureBoot() === 'enabled'
   const blockers = planBlockers(facts, steps)
@@ -76,6 +78,10 @@ export function installCommand(action = installAction): Command {
     .option('--pool <size|auto>', 'pool reserved at boot (written to /etc/modprobe.d/spillway.conf)', poolArg)
     .option('--force', 'allow a pool that leaves less than the safe floor of RAM')
     .option('--dry-run', 'print every file and command, change nothing')
+    .option(
+      '--kernel <release>',
+      'build the module and the initramfs for this kernel instead of the running one (an image in a chroot)',
+    )
     .addHelpText(
       'after',
       `
@@ -84,11 +90,19 @@ Idempotent: finished steps are skipped, so running it again after a failure or a
 Examples:
   spillway install --dry-run --pool auto
   sudo spillway install --pool 32G
+  chroot /mnt spillway install --pool 8G --kernel 6.12.57+deb13-amd64   # an image being built
 
 Exit codes: 0 installed (or already), 1 a step failed or would fail (the message names it and\nwhat to do; --dry-run too), 4 not root,
 5 unsafe pool without --force.`,
     )
-    .action(async (o: { pool?: number | 'auto'; force?: boolean; dryRun?: boolean }) =>
-      finish(await action({ pool: o.pool, force: o.force === true, dryRun: o.dryRun === true })),
+    .action(async (o: { pool?: number | 'auto'; force?: boolean; dryRun?: boolean; kernel?: string }) =>
+      finish(
+        await action({
+          pool: o.pool,
+          force: o.force === true,
+          dryRun: o.dryRun === true,
+          ...(o.kernel ? { kernel: o.kernel } : {}),
+        }),
+      ),
     )
 }

@@ -9,14 +9,35 @@ import { exec, which } from './exec.js'
 import { readHeadersFacts } from './kernel-headers.js'
 import { kernelRelease, readText, systemdRunning } from './system.js'
 
-/** PACKAGE_VERSION from dkms.conf (the DKMS version must match it). */
-export function dkmsVersion(repoDir: string): string {
-  const conf = readText(path.join(repoDir, 'dkms.conf'))
-  if (!conf)
-    throw new CliError(`${repoDir}/dkms.conf is missing`, 'install from a complete spillway checkout or release', EXIT.failed)
-  const match = /^PACKAGE_VERSION="?([^"\s]+)"?/m.exec(conf)
-  if (!match?.[1]) throw new CliError(`${repoDir}/dkms.conf has no PACKAGE_VERSION`, 'fix dkms.conf', EXIT.failed)
+function parseDkmsVersion(conf: string | undefined, file: string): string {
+  const match = conf === undefined ? null : /^PACKAGE_VERSION="?([^"\s]+)"?/m.exec(conf)
+  if (!match?.[1]) throw new CliError(`${file} has no PACKAGE_VERSION`, 'fix dkms.conf', EXIT.failed)
   return match[1]
+}
+
+/**
+ * Whether spillway runs from the Debian package: /usr/lib/spillway has no dkms.conf or kmod/, and the
+ * package put the module sources at /usr/src/spillway-VERSION (VERSION from package.json).
+ */
+export function packagedSources(repoDir: string): string | undefined {
+  if (fs.existsSync(path.join(repoDir, 'dkms.conf'))) return undefined
+  const pkg = readText(path.join(repoDir, 'package.json'))
+  const version = pkg === undefined ? undefined : (JSON.parse(pkg) as { version?: string }).version
+  return version !== undefined && fs.existsSync(`${dkmsSourceDir(version)}/dkms.conf`) ? dkmsSourceDir(version) : undefined
+}
+
+/** PACKAGE_VERSION from dkms.conf (the DKMS version must match it): the checkout's, or the package's. */
+export function dkmsVersion(repoDir: string): string {
+  const packaged = packagedSources(repoDir)
+  const file = path.join(packaged ?? repoDir, 'dkms.conf')
+  const conf = readText(file)
+  if (!conf)
+    throw new CliError(
+      `${repoDir}/dkms.conf is missing`,
+      'install from a complete spillway checkout or the Debian package',
+      EXIT.failed,
+    )
+  return parseDkmsVersion(conf, file)
 }
 
 function dkmsState(version: string, release: string): InstallFacts['dkmsState'] {
@@ -69,24 +90,40 @@ function groupExists(name: string): boolean {
   return (readText('/etc/group') ?? '').split('\n').some((line) => line.startsWith(`${name}:`))
 }
 
-export function gatherInstallFacts(repoDir: string, watchCommand: string, poolMb: number | null): InstallFacts {
+/** kernel: the release to build and boot for (default: the running one; another for an image built in a chroot). */
+export function gatherInstallFacts(repoDir: string, watchCommand: string, poolMb: number | null, kernel?: string): InstallFacts {
   const version = dkmsVersion(repoDir)
-  const release = kernelRelease()
+  const release = kernel ?? kernelRelease()
+  if (kernel !== undefined && !fs.existsSync(`/lib/modules/${kernel}`)) {
+    const installed = (() => {
+      try {
+        return fs.readdirSync('/lib/modules').join(', ')
+      } catch {
+        return 'none'
+      }
+    })()
+    throw new CliError(
+      `--kernel ${kernel}: /lib/modules/${kernel} does not exist (installed: ${installed})`,
+      'name an installed kernel release, as in /lib/modules',
+      EXIT.usage,
+    )
+  }
   const src = dkmsSourceDir(version)
-  const udevRule = readText(path.join(repoDir, 'udev/60-spillway.rules'))
-  if (!udevRule)
-    throw new CliError(
-      `${repoDir}/udev/60-spillway.rules is missing`,
-      'install from a complete spillway checkout or release',
-      EXIT.failed,
-    )
-  const unitTemplate = readText(path.join(repoDir, 'systemd/spillway-watch.service'))
-  if (!unitTemplate)
-    throw new CliError(
-      `${repoDir}/systemd/spillway-watch.service is missing`,
-      'install from a complete spillway checkout or release',
-      EXIT.failed,
-    )
+  // The Debian package ships the sources in /usr/src, the udev rule and the unit in /usr/lib: install only registers them.
+  const packaged = packagedSources(repoDir) !== undefined
+  const template = (file: string): string => {
+    if (packaged) return ''
+    const text = readText(path.join(repoDir, file))
+    if (!text)
+      throw new CliError(
+        `${repoDir}/${file} is missing`,
+        'install from a complete spillway checkout or the Debian package',
+        EXIT.failed,
+      )
+    return text
+  }
+  const udevRule = template('udev/60-spillway.rules')
+  const unitTemplate = template('systemd/spillway-watch.service')
   const existing: Record<string, string | undefined> = {}
   for (const file of [...Object.values(PATHS), `${src}/dkms.conf`]) existing[file] = readText(file)
   const systemd = systemdRunning()
@@ -97,11 +134,13 @@ export function gatherInstallFacts(repoDir: string, watchCommand: string, poolMb
     kernelRelease: release,
     watchCommand,
     poolMb,
+    packaged,
     groupExists: groupExists('spillway'),
     dkmsState: dkmsState(version, release),
     dkmsSourceCurrent:
-      readText(`${src}/dkms.conf`) === readText(path.join(repoDir, 'dkms.conf')) &&
-      sameTree(path.join(repoDir, 'kmod'), path.join(src, 'kmod')),
+      packaged ||
+      (readText(`${src}/dkms.conf`) === readText(path.join(repoDir, 'dkms.conf')) &&
+        sameTree(path.join(repoDir, 'kmod'), path.join(src, 'kmod'))),
     initramfs,
     initramfsImage: initramfsImage(initramfs, release),
     existing,

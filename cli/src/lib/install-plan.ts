@@ -19,6 +19,11 @@ export interface InstallFacts {
   watchCommand: string
   /** pool_mb for modprobe.d; null leaves the module's default. */
   poolMb: number | null
+  /**
+   * Installed from the Debian package: the module sources are at /usr/src/spillway-VERSION and the
+   * udev rule and unit in /usr/lib, all owned by dpkg; install registers them, uninstall leaves them.
+   */
+  packaged: boolean
   groupExists: boolean
   /** `dkms status` states of spillway/VERSION for the running kernel: added, built, installed. */
   dkmsState: 'absent' | 'added' | 'built' | 'installed'
@@ -121,27 +126,36 @@ export function installPlan(facts: InstallFacts): Step[] {
       why: 'the group whose members may use /dev/spillway',
       done: facts.groupExists,
     },
-    // A changed source tree must be re-added, so a stale copy is removed from DKMS first.
-    {
-      kind: 'command',
-      argv: ['dkms', 'remove', ...module, '--all'],
-      why: 'drop the older build of these sources from DKMS',
-      done: facts.dkmsSourceCurrent || dkmsRank === 0,
-    },
-    {
-      kind: 'command',
-      argv: ['rm', '-rf', src],
-      why: 'drop the older copy of the sources',
-      done: facts.dkmsSourceCurrent || facts.existing[`${src}/dkms.conf`] === undefined,
-    },
-    { kind: 'command', argv: ['mkdir', '-p', src], why: 'DKMS builds from /usr/src/NAME-VERSION', done: facts.dkmsSourceCurrent },
-    {
-      kind: 'command',
-      argv: ['cp', '-a', `${facts.repoDir}/dkms.conf`, `${facts.repoDir}/kmod`, `${src}/`],
-      why: 'the module sources and dkms.conf',
-      done: facts.dkmsSourceCurrent,
-    },
   ]
+  if (!facts.packaged) {
+    steps.push(
+      // A changed source tree must be re-added, so a stale copy is removed from DKMS first.
+      {
+        kind: 'command',
+        argv: ['dkms', 'remove', ...module, '--all'],
+        why: 'drop the older build of these sources from DKMS',
+        done: facts.dkmsSourceCurrent || dkmsRank === 0,
+      },
+      {
+        kind: 'command',
+        argv: ['rm', '-rf', src],
+        why: 'drop the older copy of the sources',
+        done: facts.dkmsSourceCurrent || facts.existing[`${src}/dkms.conf`] === undefined,
+      },
+      {
+        kind: 'command',
+        argv: ['mkdir', '-p', src],
+        why: 'DKMS builds from /usr/src/NAME-VERSION',
+        done: facts.dkmsSourceCurrent,
+      },
+      {
+        kind: 'command',
+        argv: ['cp', '-a', `${facts.repoDir}/dkms.conf`, `${facts.repoDir}/kmod`, `${src}/`],
+        why: 'the module sources and dkms.conf',
+        done: facts.dkmsSourceCurrent,
+      },
+    )
+  }
   const fresh = !facts.dkmsSourceCurrent
   steps.push(
     {
@@ -162,15 +176,16 @@ export function installPlan(facts: InstallFacts): Step[] {
       why: 'install it under /lib/modules and run depmod',
       done: !fresh && dkmsRank >= 3,
     },
-    file(facts, PATHS.udevRule, facts.udevRule, '/dev/spillway owned by group spillway, mode 0660'),
-    {
+  )
+  if (!facts.packaged) {
+    steps.push(file(facts, PATHS.udevRule, facts.udevRule, '/dev/spillway owned by group spillway, mode 0660'), {
       kind: 'command',
       argv: ['udevadm', 'control', '--reload'],
       why: 'make udev read the rule',
       done: facts.existing[PATHS.udevRule] === facts.udevRule,
-    },
-    file(facts, PATHS.modprobe, modprobeOptions(facts.poolMb), 'the pool size the module reserves when it loads'),
-  )
+    })
+  }
+  steps.push(file(facts, PATHS.modprobe, modprobeOptions(facts.poolMb), 'the pool size the module reserves when it loads'))
   if (facts.initramfs === 'initramfs-tools') {
     const content = withModuleLine(facts.existing[PATHS.initramfsModules], true)
     steps.push(file(facts, PATHS.initramfsModules, content, 'load spillway from the initramfs, before memory fragments'))
@@ -203,23 +218,22 @@ export function installPlan(facts: InstallFacts): Step[] {
       done: imageDone,
     })
   }
-  if (facts.systemd) {
+  if (facts.systemd && !facts.packaged) {
     const unit = renderUnit(facts.unitTemplate, facts.watchCommand, facts.repoDir)
-    steps.push(
-      file(facts, PATHS.unit, unit, 'the watch daemon: freezes registered jobs at critical pressure'),
-      {
-        kind: 'command',
-        argv: ['systemctl', 'daemon-reload'],
-        why: 'make systemd read the unit',
-        done: facts.existing[PATHS.unit] === unit,
-      },
-      {
-        kind: 'command',
-        argv: ['systemctl', 'enable', 'spillway-watch.service'],
-        why: 'start the daemon at boot',
-        done: facts.unitEnabled,
-      },
-    )
+    steps.push(file(facts, PATHS.unit, unit, 'the watch daemon: freezes registered jobs at critical pressure'), {
+      kind: 'command',
+      argv: ['systemctl', 'daemon-reload'],
+      why: 'make systemd read the unit',
+      done: facts.existing[PATHS.unit] === unit,
+    })
+  }
+  if (facts.systemd) {
+    steps.push({
+      kind: 'command',
+      argv: ['systemctl', 'enable', 'spillway-watch.service'],
+      why: 'start the daemon at boot',
+      done: facts.unitEnabled,
+    })
   }
   return steps
 }
@@ -230,11 +244,12 @@ export function uninstallPlan(facts: InstallFacts & { moduleLoaded: boolean; pur
   if (facts.systemd) {
     steps.push(
       // stop and disable are two steps: `disable --now` needs a running systemd even to disable.
+      // The package's unit stays installed; its being enabled is what install added.
       {
         kind: 'command',
         argv: ['systemctl', 'stop', 'spillway-watch.service'],
         why: 'stop the daemon (it thaws the jobs it froze)',
-        done: facts.existing[PATHS.unit] === undefined,
+        done: facts.packaged ? !facts.unitEnabled : facts.existing[PATHS.unit] === undefined,
       },
       {
         kind: 'command',
@@ -260,22 +275,21 @@ export function uninstallPlan(facts: InstallFacts & { moduleLoaded: boolean; pur
     })
   }
   const imageClean = facts.initramfsImage === 'missing' || facts.initramfsImage === 'without-module'
-  steps.push(
-    {
-      kind: 'command',
-      argv: ['dkms', 'remove', '-m', 'spillway', '-v', facts.version, '--all'],
-      why: 'remove every DKMS build',
-      done: facts.dkmsState === 'absent',
-    },
-    {
+  steps.push({
+    kind: 'command',
+    argv: ['dkms', 'remove', '-m', 'spillway', '-v', facts.version, '--all'],
+    why: 'remove every DKMS build',
+    done: facts.dkmsState === 'absent',
+  })
+  if (!facts.packaged) {
+    steps.push({
       kind: 'command',
       argv: ['rm', '-rf', dkmsSourceDir(facts.version)],
       why: 'the DKMS copy of the sources',
       done: facts.existing[`${dkmsSourceDir(facts.version)}/dkms.conf`] === undefined,
-    },
-    remove(PATHS.udevRule, 'the udev rule'),
-    remove(PATHS.modprobe, 'the module options'),
-  )
+    })
+  }
+  steps.push(remove(PATHS.udevRule, 'the udev rule'), remove(PATHS.modprobe, 'the module options'))
   if (facts.initramfs === 'initramfs-tools') {
     const current = facts.existing[PATHS.initramfsModules]
     const content = withModuleLine(current, false)
@@ -304,7 +318,9 @@ export function uninstallPlan(facts: InstallFacts & { moduleLoaded: boolean; pur
   }
   if (facts.purge) {
     steps.push(remove(PATHS.config, 'the watch configuration'))
-    steps.push({ kind: 'command', argv: ['groupdel', GROUP], why: 'the spillway group', done: !facts.groupExists })
+    // The package's group goes with `apt purge spillway` (its udev rule names the group).
+    if (!facts.packaged)
+      steps.push({ kind: 'command', argv: ['groupdel', GROUP], why: 'the spillway group', done: !facts.groupExists })
   }
   return steps
 }
