@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ABI_MAJOR, ABI_MINOR } from '../../cli/src/lib/uapi.js'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const bin = path.join(repo, 'cli/bin/spillway.js')
@@ -185,7 +186,7 @@ t.test('help and version', async (t) => {
   t.equal(spillway('--version').stdout.trim(), version)
   t.equal(spillway('-v').stdout.trim(), version)
   const full = JSON.parse(spillway('version', '--json').stdout)
-  t.match(full, { spillway: version, abi: '1.0', kernel: os.release(), node: process.versions.node })
+  t.match(full, { spillway: version, abi: `${ABI_MAJOR}.${ABI_MINOR}`, kernel: os.release(), node: process.versions.node })
   if (!moduleHere) t.equal(full.moduleAbi, null)
 })
 

@@ -63,7 +63,8 @@ t.test('spillway-config(5) documents exactly the settings config.ts accepts, wit
     return []
   }
   const accepted = [
-    ...known({ watch: { bogus: 1 } }, 'watch.').filter((k) => !['watch.psi', 'watch.hooks'].includes(k)),
+    ...known({ watch: { bogus: 1 } }, 'watch.').filter((k) => !['watch.psi', 'watch.hooks', 'watch.metrics'].includes(k)),
+    ...known({ watch: { metrics: { bogus: 1 } } }, 'watch.metrics.'),
     ...known({ watch: { psi: { bogus: 1 } } }, 'watch.psi.'),
     ...known({ watch: { hooks: { bogus: [] } } }, 'watch.hooks.'),
   ]
@@ -104,7 +105,7 @@ t.test(
     }
     t.same(complete('spillway po'), ['pool'])
     t.same(complete('spillway pool s'), ['set', 'show'])
-    t.same(complete('spillway install --'), ['--dry-run', '--force', '--help', '--kernel', '--pool'])
+    t.same(complete('spillway install --'), ['--dry-run', '--force', '--help', '--kernel', '--pool', '--quiet'])
     t.same(complete('spillway --debug pool set --d'), ['--dry-run'], 'options before the command are skipped')
     t.same(complete('spillway install --pool '), [], 'a value: left to the default completion')
     t.ok(complete('spillway run -- ba').includes('bash'), 'after --: command names')

@@ -68,6 +68,30 @@ export const CONFIG_SETTINGS: SettingDoc[] = [
     default: [],
     description: 'run when the level becomes critical',
   },
+  {
+    key: 'watch.logFormat',
+    type: '"text" or "json"',
+    default: 'text',
+    description: 'text: one readable `event key=value` line per event (for journald); json: one JSON object per line',
+  },
+  {
+    key: 'watch.metrics.textfile',
+    type: 'absolute path ending in .prom, or null',
+    default: null,
+    description: "Prometheus metrics written atomically to this file, for node_exporter's textfile collector",
+  },
+  {
+    key: 'watch.metrics.listen',
+    type: '"[HOST:]PORT" or null',
+    default: null,
+    description: 'serve the metrics over HTTP at /metrics (127.0.0.1 unless a host is given)',
+  },
+  {
+    key: 'watch.metrics.intervalSeconds',
+    type: 'integer, 1 to 3600',
+    default: 15,
+    description: 'how often the metrics file is rewritten',
+  },
 ]
 
 /** The settings as a config file object ({"watch": {"psi": {...}}}), each at its default. */
