@@ -40,3 +40,21 @@ t.test('ready once the pid file names the live daemon', async (t) => {
   await t.resolves(waitForWatch(child, 'log', 10_000))
   t.equal(fs.readFileSync(pidFile, 'utf8').trim(), String(child.pid))
 })
+
+t.test('from the Debian package, up builds a copy of /usr/src/spillway-VERSION/kmod, not the original', async (t) => {
+  const packaged = fs.mkdtempSync(path.join(os.tmpdir(), 'spillway-pkg-'))
+  t.teardown(() => fs.rmSync(packaged, { recursive: true, force: true }))
+  fs.mkdirSync(path.join(packaged, 'kmod'))
+  fs.writeFileSync(path.join(packaged, 'kmod', 'Kbuild'), 'obj-m := spillway.o\n')
+  const up = await t.mockImport<typeof import('../../cli/src/commands/up.js')>('../../cli/src/commands/up.js', {
+    '../../cli/src/io/install.js': { packagedSources: () => packaged },
+  })
+  const copy = up.moduleSourceDir(false)
+  t.equal(copy, path.join(dir, 'kmod'), 'built under the run dir')
+  t.equal(fs.readFileSync(path.join(copy, 'Kbuild'), 'utf8'), 'obj-m := spillway.o\n', 'with the packaged sources')
+  const checkout = await t.mockImport<typeof import('../../cli/src/commands/up.js')>('../../cli/src/commands/up.js', {
+    '../../cli/src/io/install.js': { packagedSources: () => undefined },
+  })
+  t.match(checkout.moduleSourceDir(true), /\/kmod$/)
+  t.not(checkout.moduleSourceDir(true), copy, 'from a checkout: its own kmod/')
+})

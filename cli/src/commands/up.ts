@@ -10,6 +10,7 @@ import { print, progress } from '../io/console.js'
 import { exec } from '../io/exec.js'
 import { runDir } from '../io/jobs.js'
 import { findModule, moduleLoaded, requireRoot } from '../io/kmod.js'
+import { packagedSources } from '../io/install.js'
 import { readHeadersFacts } from '../io/kernel-headers.js'
 import { kernelRelease, systemdRunning } from '../io/system.js'
 import { watchPid } from '../io/watch-pid.js'
@@ -30,7 +31,7 @@ export interface UpContext {
  */
 function buildModule(dryRun: boolean, problems: string[]): string {
   const release = kernelRelease()
-  const src = path.join(repoDir(), 'kmod')
+  const src = moduleSourceDir(dryRun)
   const ko = path.join(src, 'spillway.ko')
   const headers = readHeadersFacts(release)
   const argv = ['make', `-j${os.availableParallelism()}`, '-C', headersDir(release), `M=${src}`, 'modules']
@@ -54,6 +55,19 @@ function buildModule(dryRun: boolean, problems: string[]): string {
     )
   }
   return ko
+}
+
+/**
+ * The checkout's kmod/, or, from the Debian package, a copy of its sources under the run dir: the
+ * copy in /usr/src belongs to DKMS, and a build there would leave objects that dpkg does not know.
+ */
+export function moduleSourceDir(dryRun: boolean): string {
+  const packaged = packagedSources(repoDir())
+  if (packaged === undefined) return path.join(repoDir(), 'kmod')
+  const copy = path.join(runDir(), 'kmod')
+  if (dryRun) print(`would copy ${packaged}/kmod to ${copy} to build it there`)
+  else fs.cpSync(path.join(packaged, 'kmod'), copy, { recursive: true })
+  return copy
 }
 
 /** Polls until watch has written its pid file (it has then opened its sources), or gives up. */
