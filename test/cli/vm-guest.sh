@@ -39,6 +39,8 @@ setInterval(() => {}, 1000)' >/tmp/holder.out 2>&1 &
 holder=$!
 wait_for 30 grep -q holding /tmp/holder.out
 case_ status-buffers $S status --json
+case_ ps-buffers $S ps --json
+case_ ps-text $S ps
 case_ unload-busy $S unload
 kill $holder
 wait $holder

@@ -4,6 +4,7 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
+import { ABI_MAJOR, ABI_MINOR } from '../../cli/src/lib/uapi.js'
 import { prepareKernel, repoRoot, runInVm } from '../vm/harness.js'
 import { caseGetter, json, parseCases } from './vm-cases.js'
 
@@ -96,7 +97,7 @@ t.test(
         loaded: true,
         device: '/dev/spillway',
         access: 'read-only',
-        abi: { major: 1, minor: 0 },
+        abi: { major: ABI_MAJOR, minor: ABI_MINOR },
         source: 'ioctl',
       })
       t.match(root.pool, { poolBytes: 128 * MiB, requestedBytes: 128 * MiB, usedBytes: 0, freeBytes: 128 * MiB, buffers: 0 })
@@ -133,6 +134,16 @@ t.test(
       const status = json(get('status-buffers'))
       t.equal(status.buffers?.length, 1, 'status lists the buffer')
       t.match(status.buffers?.[0], { size: 8 * MiB, command: 'node' })
+      t.match(
+        status.holders,
+        [{ user: 'tester', command: 'node', buffers: 1, bytes: 8 * MiB }],
+        'status: one holder, per process',
+      )
+      const ps = json(get('ps-buffers'))
+      t.match(ps, { processes: [{ user: 'tester', command: 'node', buffers: 1, bytes: 8 * MiB }] }, 'ps --json: the holder')
+      t.equal(ps.processes?.length, 1)
+      t.equal(ps.processes?.[0]?.share, (8 * MiB) / ps.poolBytes, 'its share of the pool')
+      t.match(get('ps-text').output, /pool .*: 8(\.0)? MiB held by 1 process\n.*tester.*node/s, 'ps: the table')
       const busy = get('unload-busy')
       t.equal(busy.status, 6)
       t.match(busy.output, /refusing to unload: 1 buffer is still in use by pid \d+ \(node\)/)
