@@ -72,7 +72,7 @@ one_run() {
 	pool=$(cat $sysfs/pool_bytes)
 	rm -rf /run/spillway
 	# as the installed service runs it (OOMScoreAdjust=); at 0 the OOM killer was seen to kill it
-	choom -n "$watch_adj" -- node "$cli" watch --no-psi >"$tmp/watch.log" 2>&1 &
+	choom -n "$watch_adj" -- node "$cli" watch --no-psi --log-format json >"$tmp/watch.log" 2>&1 &
 	watch_pid=$!
 	wait_for 60 grep -q '"event":"start"' "$tmp/watch.log"
 	# started at 0, as from a user's shell: --oom-safe must exempt itself and the job
