@@ -518,6 +518,8 @@ CUresult cuMemHostUnregister(void *p)
 
 	if (enter("cuMemHostUnregister"))
 		return entered;
+	if (unsafe_call())
+		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	pthread_mutex_lock(&lock);
 	r = find_region((uintptr_t)p, 1);
 	if (!r || r->kind != K_REGISTERED) {
@@ -1053,6 +1055,10 @@ static int capturing(struct fake_stream *fs)
 	return fs && fs->cap_status != CU_STREAM_CAPTURE_STATUS_NONE;
 }
 
+/* The streams capturing now, to invalidate the ones a refused call concerns. Protected by lock. */
+#define MAX_CAPTURES 64
+static struct fake_stream *captures[MAX_CAPTURES];
+
 /* Called with lock held. */
 static void invalidate(struct fake_stream *fs)
 {
@@ -1067,17 +1073,43 @@ static void invalidate(struct fake_stream *fs)
  */
 static CUresult unsafe_call(void)
 {
-	int others_global;
+	pthread_t self = pthread_self();
+	int others_global, refused;
 
 	if (thread_mode == CU_STREAM_CAPTURE_MODE_RELAXED)
 		return CUDA_SUCCESS;
 	pthread_mutex_lock(&lock);
 	others_global = global_captures - own_global_captures;
+	refused = own_strict_captures ||
+		  (thread_mode == CU_STREAM_CAPTURE_MODE_GLOBAL && others_global > 0);
+	/* The real driver also invalidates the captures that forbade the call (driver_facts). */
+	for (int i = 0; refused && i < MAX_CAPTURES; i++) {
+		struct fake_stream *fs = captures[i];
+
+		if (fs && ((pthread_equal(fs->cap_thread, self) &&
+			    fs->cap_mode != CU_STREAM_CAPTURE_MODE_RELAXED) ||
+			   (thread_mode == CU_STREAM_CAPTURE_MODE_GLOBAL &&
+			    fs->cap_mode == CU_STREAM_CAPTURE_MODE_GLOBAL)))
+			invalidate(fs);
+	}
 	pthread_mutex_unlock(&lock);
-	if (own_strict_captures ||
-	    (thread_mode == CU_STREAM_CAPTURE_MODE_GLOBAL && others_global > 0))
-		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
-	return CUDA_SUCCESS;
+	return refused ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED : CUDA_SUCCESS;
+}
+
+/* Waiting for a whole context is refused during any of its captures, relaxed ones included. */
+static CUresult context_wait_call(struct fake_ctx *c)
+{
+	int refused = 0;
+
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < MAX_CAPTURES; i++) {
+		if (captures[i] && (!captures[i]->ctx || captures[i]->ctx == c)) {
+			invalidate(captures[i]);
+			refused = 1;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return refused ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED : CUDA_SUCCESS;
 }
 
 static CUresult begin_capture(CUstream s, CUstreamCaptureMode mode)
@@ -1100,6 +1132,12 @@ static CUresult begin_capture(CUstream s, CUstreamCaptureMode mode)
 	fs->cap_graph = calloc(1, sizeof(*fs->cap_graph));
 	if (mode == CU_STREAM_CAPTURE_MODE_GLOBAL)
 		global_captures++;
+	for (int i = 0; i < MAX_CAPTURES; i++) {
+		if (!captures[i]) {
+			captures[i] = fs;
+			break;
+		}
+	}
 	pthread_mutex_unlock(&lock);
 	if (mode != CU_STREAM_CAPTURE_MODE_RELAXED)
 		own_strict_captures++;
@@ -1142,6 +1180,9 @@ static CUresult end_capture(CUstream s, CUgraph *out)
 	fs->cap_graph = NULL;
 	if (fs->cap_mode == CU_STREAM_CAPTURE_MODE_GLOBAL)
 		global_captures--;
+	for (int i = 0; i < MAX_CAPTURES; i++)
+		if (captures[i] == fs)
+			captures[i] = NULL;
 	pthread_mutex_unlock(&lock);
 	if (fs->cap_mode != CU_STREAM_CAPTURE_MODE_RELAXED && own_strict_captures)
 		own_strict_captures--;
@@ -1355,6 +1396,9 @@ CUresult cuEventQuery(CUevent e)
 		return entered;
 	if ((rc = captured_event(fe)))
 		return rc;
+	/* Querying an event from outside the capture is an unsafe call (driver_facts: 900). */
+	if (unsafe_call())
+		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	return fe->s && fe->epoch > fe->s->done ? CUDA_ERROR_NOT_READY : CUDA_SUCCESS;
 }
 
@@ -1872,6 +1916,12 @@ static CUresult alloc_async(CUdeviceptr *dptr, size_t size, struct fake_pool *po
 			return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
 		return graph_address(g, size, c->dev, dptr);
 	}
+	pthread_mutex_unlock(&lock);
+	/* On a stream that does not capture, while one does: an unsafe call (driver_facts). */
+	rc = unsafe_call();
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&lock);
 	if (!pool)
 		pool = pool_of_dev(c->dev);
 	rc = pool_take(pool, size);
@@ -1940,6 +1990,11 @@ static CUresult free_async(CUdeviceptr p, CUstream s)
 	pthread_mutex_lock(&lock);
 	r = find_region(p, 1);
 	if (r && r->kind == K_POOL) {
+		if (capturing(fs) && !r->pool->graph) {
+			/* Made before the capture: the driver refuses it and the capture goes on. */
+			pthread_mutex_unlock(&lock);
+			return CUDA_ERROR_INVALID_VALUE;
+		}
 		if (capturing(fs)) {
 			/* A free node of the graph being captured. */
 			graph_add(fs->cap_graph, 1, p, 0, -1);
@@ -2099,7 +2154,7 @@ static struct {
 static CUresult ctx_sync(void)
 {
 	struct fake_ctx *c = current();
-	CUresult rc = unsafe_call();
+	CUresult rc = context_wait_call(c);
 
 	if (rc)
 		return rc;

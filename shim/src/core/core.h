@@ -294,6 +294,25 @@ void pools_reset_lock(void);
 enum pool_use pool_use(CUmemoryPool pool, int dev);
 /* Bytes @pool (NULL: @dev's current pool) holds freed and can hand out again without the driver. */
 uint64_t pool_cached(CUmemoryPool pool, int dev);
+/*
+ * Stream captures under way (hooks/semantics.c reports each begin and end).  During a capture
+ * the driver refuses "unsafe" calls (pinning, unpinning, cuMemAlloc/cuMemFree, querying an
+ * event recorded outside it) with 900 AND invalidates the capture, unless the calling thread
+ * is in relaxed mode; waiting for a whole context is refused even then (driver_facts).
+ */
+void capture_began(CUstream stream, int per_thread, CUstreamCaptureMode mode);
+void capture_ended(CUstream stream, int per_thread);
+/* Whether any capture runs in this process (then no context may be waited for). */
+int captures_under_way(void);
+/* Whether an unsafe call from this thread now would be refused and invalidate a capture. */
+int capture_forbids_unsafe(void);
+/*
+ * Housekeeping the application did not ask for (unpinning freed pieces, querying their
+ * events) runs in relaxed mode while captures run: the driver then allows it and leaves the
+ * captures alone.  relaxed_enter returns what relaxed_leave restores.
+ */
+int relaxed_enter(CUstreamCaptureMode *old);
+void relaxed_leave(int entered, CUstreamCaptureMode old);
 /* Graph memory was made on @dev: from now on its graph pool counts (graph_memory_reserved). */
 void graph_memory_note(int dev);
 /* VRAM the driver holds for graphs' allocation nodes on @dev (0 until graph memory is made). */

@@ -212,6 +212,15 @@ CUresult place(struct vram_request *q, CUdeviceptr *dptr, enum rec_kind kind)
 			return rc;
 		why = "the driver refused VRAM";
 	}
+	if (capture_forbids_unsafe()) {
+		/* Pinning now would be refused and would invalidate the capture (driver_facts). */
+		spw_log(LOG_INFO,
+			"%zu bytes on device %d stay in VRAM: a stream capture is under way and "
+			"forbids pinning from this thread",
+			q->size, dev);
+		counter_inc(CNT_capture_vram);
+		return vram_unbudgeted(q, dptr, dev, ctx, kind);
+	}
 	/* What VRAM is left first, the rest in host memory; else all of it in host memory. */
 	rc = split_alloc(q->size, dev, ctx, dptr, why);
 	if (rc == CUDA_ERROR_NOT_SUPPORTED)

@@ -66,6 +66,132 @@ int stream_ctx_dev(CUstream stream, int per_thread, CUcontext *ctx, int *dev)
 	return 0;
 }
 
+/* ---- stream captures under way ---- */
+
+#define MAX_CAPTURES 256
+
+struct capture {
+	CUstream stream; /* NULL: a free slot */
+	CUstreamCaptureMode mode;
+};
+
+/* Begin and end are rare; the hot paths read the atomic counts only. */
+static pthread_mutex_t captures_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct capture captures[MAX_CAPTURES]; /* Protected by captures_mutex. */
+static _Atomic int captures_running, global_captures_running;
+/* More captures than slots: their ends can not be matched, so assume one always runs. */
+static _Atomic int captures_untracked;
+/* This thread's captures that forbid its own unsafe calls (global and thread-local mode). */
+static __thread int own_strict_captures, own_global_captures;
+
+void capture_began(CUstream stream, int per_thread, CUstreamCaptureMode mode)
+{
+	CUstream s = explicit_stream(stream, per_thread);
+	int slot = -1;
+
+	pthread_mutex_lock(&captures_mutex);
+	for (int i = 0; i < MAX_CAPTURES && slot < 0; i++)
+		if (!captures[i].stream)
+			slot = i;
+	if (slot >= 0)
+		captures[slot] = (struct capture){ .stream = s, .mode = mode };
+	pthread_mutex_unlock(&captures_mutex);
+	if (slot < 0) {
+		if (!captures_untracked++)
+			spw_log(LOG_WARN,
+				"more than %d stream captures at once: spilling stays off "
+				"during captures from now on",
+				MAX_CAPTURES);
+		return;
+	}
+	captures_running++;
+	if (mode == CU_STREAM_CAPTURE_MODE_GLOBAL) {
+		global_captures_running++;
+		own_global_captures++;
+	}
+	if (mode != CU_STREAM_CAPTURE_MODE_RELAXED)
+		own_strict_captures++;
+}
+
+void capture_ended(CUstream stream, int per_thread)
+{
+	CUstream s = explicit_stream(stream, per_thread);
+	CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+	int found = 0;
+
+	pthread_mutex_lock(&captures_mutex);
+	for (int i = 0; i < MAX_CAPTURES && !found; i++) {
+		if (captures[i].stream == s) {
+			mode = captures[i].mode;
+			captures[i].stream = NULL;
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(&captures_mutex);
+	if (!found)
+		return;
+	captures_running--;
+	if (mode == CU_STREAM_CAPTURE_MODE_GLOBAL) {
+		global_captures_running--;
+		if (own_global_captures)
+			own_global_captures--;
+	}
+	/* A non-relaxed capture ends in the thread that began it (the driver enforces it: 908). */
+	if (mode != CU_STREAM_CAPTURE_MODE_RELAXED && own_strict_captures)
+		own_strict_captures--;
+}
+
+int captures_under_way(void)
+{
+	return captures_running > 0 || captures_untracked;
+}
+
+/* This thread's capture interaction mode, read by swapping it out and back. */
+static CUstreamCaptureMode thread_capture_mode(void)
+{
+	real_cuThreadExchangeStreamCaptureMode_t exchange = REAL(cuThreadExchangeStreamCaptureMode);
+	CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED, back;
+
+	if (!exchange || exchange(&mode) != CUDA_SUCCESS)
+		return CU_STREAM_CAPTURE_MODE_GLOBAL; /* unknown: the strictest */
+	back = mode;
+	exchange(&back);
+	return mode;
+}
+
+int capture_forbids_unsafe(void)
+{
+	CUstreamCaptureMode mode;
+
+	if (!captures_under_way())
+		return 0;
+	if (captures_untracked)
+		return 1;
+	mode = thread_capture_mode();
+	if (mode == CU_STREAM_CAPTURE_MODE_RELAXED)
+		return 0;
+	return own_strict_captures > 0 || (mode == CU_STREAM_CAPTURE_MODE_GLOBAL &&
+					   global_captures_running - own_global_captures > 0);
+}
+
+int relaxed_enter(CUstreamCaptureMode *old)
+{
+	real_cuThreadExchangeStreamCaptureMode_t exchange = REAL(cuThreadExchangeStreamCaptureMode);
+
+	*old = CU_STREAM_CAPTURE_MODE_RELAXED;
+	if (!captures_under_way() || !exchange)
+		return 0;
+	return exchange(old) == CUDA_SUCCESS;
+}
+
+void relaxed_leave(int entered, CUstreamCaptureMode old)
+{
+	real_cuThreadExchangeStreamCaptureMode_t exchange = REAL(cuThreadExchangeStreamCaptureMode);
+
+	if (entered && exchange)
+		exchange(&old);
+}
+
 /* ---- pools created through us: where their memory lives, which handles they export ---- */
 
 struct known_pool {

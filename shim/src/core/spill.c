@@ -454,10 +454,14 @@ static struct pending *take_finished(int wait, CUcontext ctx)
 static void reclaim(int wait, CUcontext ctx)
 {
 	real_cuEventDestroy_v2_t destroy = REAL(cuEventDestroy_v2);
+	CUstreamCaptureMode mode;
 	struct pending *p;
+	int relaxed;
 
 	if (!pending) /* unlocked peek: a free queued right now is reclaimed next time */
 		return;
+	/* Querying the events and unpinning must not invalidate the application's captures. */
+	relaxed = relaxed_enter(&mode);
 	p = take_finished(wait, ctx);
 	while (p) {
 		struct pending *next = p->next;
@@ -468,6 +472,7 @@ static void reclaim(int wait, CUcontext ctx)
 		free(p);
 		p = next;
 	}
+	relaxed_leave(relaxed, mode);
 }
 
 void spill_reclaim(int wait)

@@ -127,15 +127,19 @@ static void synchronize_context(void *rc)
 
 /*
  * cuMemFree of a spilled piece synchronizes like cudaFree, in the context that owns the
- * piece (not the caller's): no queued kernel may still read it.  When the driver refuses to
- * synchronize because a stream captures (900, 901), the piece is held instead; any other
- * refusal (a forked child's CUDA_ERROR_NOT_INITIALIZED) is the caller's answer, and the piece
- * stays allocated.
+ * piece (not the caller's): no queued kernel may still read it.  While a stream captures, the
+ * driver refuses that (900) and invalidates the capture, so the piece is held instead; any
+ * other refusal (a forked child's CUDA_ERROR_NOT_INITIALIZED) is the caller's answer, and the
+ * piece stays allocated.
  */
 static CUresult free_spilled_now(struct alloc_rec *r)
 {
 	CUresult rc = CUDA_SUCCESS;
 
+	if (captures_under_way()) {
+		spill_free_captured(r);
+		return CUDA_SUCCESS;
+	}
 	with_context(r->ctx, synchronize_context, &rc);
 	if (rc == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED ||
 	    rc == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED) {
@@ -176,7 +180,10 @@ static CUresult free_split(enum hook_id id, struct alloc_rec *r, CUstream stream
 	int per_thread = id == HOOK_cuMemFreeAsync_ptsz;
 	CUresult rc = CUDA_SUCCESS;
 
-	if (id == HOOK_cuMemFree_v2) {
+	if (captures_under_way()) {
+		/* Waiting now would be refused and invalidate the capture (driver_facts). */
+		rc = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+	} else if (id == HOOK_cuMemFree_v2) {
 		with_context(r->ctx, synchronize_context, &rc);
 	} else if (stream_capture_status(stream, per_thread) != CU_STREAM_CAPTURE_STATUS_NONE) {
 		rc = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;

@@ -154,3 +154,96 @@ CUresult CUDAAPI cuMemPoolExportPointer(CUmemPoolPtrExportData *shareData_out, C
 	hook_leave();
 	return rc;
 }
+
+/* ---- stream capture: the shim must know which captures run (core: capture_began) ---- */
+
+static CUresult begin_capture(enum hook_id id, CUstream stream, CUstreamCaptureMode mode)
+{
+	void *real = real_fn(id);
+	int per_thread = id == HOOK_cuStreamBeginCapture_v2_ptsz;
+	CUresult rc;
+
+	if (!real)
+		return CUDA_ERROR_NOT_FOUND;
+	if (!hook_enter(real, 0))
+		return ((real_cuStreamBeginCapture_v2_t)real)(stream, mode);
+	rc = ((real_cuStreamBeginCapture_v2_t)real)(stream, mode);
+	if (rc == CUDA_SUCCESS)
+		capture_began(stream, per_thread, mode);
+	hook_leave();
+	return rc;
+}
+
+CUresult CUDAAPI cuStreamBeginCapture_v2(CUstream hStream, CUstreamCaptureMode mode)
+{
+	return begin_capture(HOOK_cuStreamBeginCapture_v2, hStream, mode);
+}
+
+CUresult CUDAAPI cuStreamBeginCapture_v2_ptsz(CUstream hStream, CUstreamCaptureMode mode)
+{
+	return begin_capture(HOOK_cuStreamBeginCapture_v2_ptsz, hStream, mode);
+}
+
+static CUresult begin_capture_to_graph(enum hook_id id, CUstream stream, CUgraph graph,
+				       const CUgraphNode *deps, const CUgraphEdgeData *edges,
+				       size_t ndeps, CUstreamCaptureMode mode)
+{
+	real_cuStreamBeginCaptureToGraph_t real = (real_cuStreamBeginCaptureToGraph_t)real_fn(id);
+	CUresult rc;
+
+	if (!real)
+		return CUDA_ERROR_NOT_FOUND;
+	if (!hook_enter(real, 0))
+		return real(stream, graph, deps, edges, ndeps, mode);
+	rc = real(stream, graph, deps, edges, ndeps, mode);
+	if (rc == CUDA_SUCCESS)
+		capture_began(stream, id == HOOK_cuStreamBeginCaptureToGraph_ptsz, mode);
+	hook_leave();
+	return rc;
+}
+
+CUresult CUDAAPI cuStreamBeginCaptureToGraph(CUstream hStream, CUgraph hGraph,
+					     const CUgraphNode *dependencies,
+					     const CUgraphEdgeData *dependencyData,
+					     size_t numDependencies, CUstreamCaptureMode mode)
+{
+	return begin_capture_to_graph(HOOK_cuStreamBeginCaptureToGraph, hStream, hGraph,
+				      dependencies, dependencyData, numDependencies, mode);
+}
+
+CUresult CUDAAPI cuStreamBeginCaptureToGraph_ptsz(CUstream hStream, CUgraph hGraph,
+						  const CUgraphNode *dependencies,
+						  const CUgraphEdgeData *dependencyData,
+						  size_t numDependencies, CUstreamCaptureMode mode)
+{
+	return begin_capture_to_graph(HOOK_cuStreamBeginCaptureToGraph_ptsz, hStream, hGraph,
+				      dependencies, dependencyData, numDependencies, mode);
+}
+
+/* Whatever the driver answers, the capture is over once the stream no longer captures. */
+static CUresult end_capture(enum hook_id id, CUstream stream, CUgraph *graph)
+{
+	real_cuStreamEndCapture_t real = (real_cuStreamEndCapture_t)real_fn(id);
+	int per_thread = id == HOOK_cuStreamEndCapture_ptsz;
+	CUresult rc;
+
+	if (!real)
+		return CUDA_ERROR_NOT_FOUND;
+	if (!hook_enter(real, 0))
+		return real(stream, graph);
+	rc = real(stream, graph);
+	if (stream_capture_status(stream, per_thread) == CU_STREAM_CAPTURE_STATUS_NONE)
+		capture_ended(stream, per_thread);
+	hook_leave();
+	return rc;
+}
+
+CUresult CUDAAPI cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
+{
+	return end_capture(HOOK_cuStreamEndCapture, hStream, phGraph);
+}
+
+CUresult CUDAAPI cuStreamEndCapture_ptsz(CUstream hStream, CUgraph *phGraph)
+{
+	return end_capture(HOOK_cuStreamEndCapture_ptsz, hStream, phGraph);
+}
