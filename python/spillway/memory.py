@@ -9,6 +9,7 @@ import fcntl
 import mmap
 import os
 import struct
+import weakref
 from typing import List, Optional, Tuple
 
 import torch
@@ -79,6 +80,10 @@ def pool_map(fd: int, nbytes: int) -> mmap.mmap:
         os.close(buf_fd)
 
 
+def _host_unregister(ptr: int) -> None:
+    torch.cuda.cudart().cudaHostUnregister(ptr)
+
+
 class HostArena:
     """One region of GPU-mapped host memory, carved into page-aligned blocks."""
 
@@ -101,13 +106,19 @@ class HostArena:
                                   mmap.PROT_READ | mmap.PROT_WRITE)
         self.tensor = torch.frombuffer(self._map, dtype=torch.uint8)
         self.registered = False
+        self._unregister: Optional[weakref.finalize] = None
         if register:
             rc = torch.cuda.cudart().cudaHostRegister(
                 self.tensor.data_ptr(), self.nbytes,
                 CUDA_HOST_REGISTER_PORTABLE | CUDA_HOST_REGISTER_MAPPED)
             if int(rc) != 0:
-                raise RuntimeError(f"cudaHostRegister of {self.nbytes} bytes failed: {rc}")
+                raise RuntimeError(f"cudaHostRegister of {self.nbytes} bytes failed: "
+                                   f"cudaError {int(rc)}")
             self.registered = True
+            # Unregister when the mapping goes (its last view with it): a later mmap may get
+            # the same addresses, and the driver refuses to register them twice (error 712).
+            self._unregister = weakref.finalize(self._map, _host_unregister,
+                                                self.tensor.data_ptr())
         self._used = 0
 
     def carve(self, shape: Tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
@@ -122,9 +133,9 @@ class HostArena:
         return self.tensor[start:start + nbytes].view(dtype).view(shape)
 
     def close(self) -> None:
-        if self.registered:
-            torch.cuda.cudart().cudaHostUnregister(self.tensor.data_ptr())
-            self.registered = False
+        if self._unregister is not None:
+            self._unregister()
+        self.registered = False
 
 
 def arena_bytes(block_bytes: List[int]) -> int:
