@@ -12,6 +12,8 @@
 #   alloc        bench/alloc_latency.cu without the shim, with shim-before/ and with shim/
 #   jax          bench/jax_prealloc.py without the shim and under an 8 GiB budget, each report mode
 #   numa         the driver's CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID for device 0
+#   bw           the GPU's read rate of pinned host memory (bench/bandwidth.cu), used for the
+#                bound of the dense and moe stages after it
 # Logs of every command end up in $OUT/logs.tar.gz.
 set -u
 here=$(pwd)
@@ -59,7 +61,7 @@ for stage in "$@"; do
 		python3 bench/llama/run.py --bin "$work/build/bin" --gguf-py "$work/src/gguf-py" \
 			--shim "$shim" --models-dir "$models" --shapes $stage \
 			--out "$out/$stamp-llama-$stage.json" --work "$logs/llama-$stage" \
-			--label "${LABEL:-}" ${RUN_ARGS:-}
+			--label "${LABEL:-}" ${PCIE_GBPS:+--pcie-gbps "$PCIE_GBPS"} ${RUN_ARGS:-}
 		;;
 	alloc)
 		nvcc -O2 -arch=sm_90 -I bench -o /tmp/alloc_latency bench/alloc_latency.cu || exit 1
@@ -83,6 +85,18 @@ for stage in "$@"; do
 			fi 2>>"$logs/jax.txt" | sed "s/^/{\"mode\": \"$mode\", \"run\": /; s/\$/}/"
 		done >"$out/$stamp-jax.jsonl"
 		cat "$out/$stamp-jax.jsonl"
+		;;
+	bw)
+		# The GPU's read rate of pinned host memory now, for the bound of the runs that follow
+		# (it differed between machines of this kind: 51 and 32-34 GB/s).
+		nvcc -O2 -arch=sm_90 -o /tmp/host_read bench/bandwidth.cu >"$logs/bw-build.txt" 2>&1 ||
+			{ cat "$logs/bw-build.txt"; exit 1; }
+		/tmp/host_read --modes mapped --size-gib 4 --reps 5 >"$out/$stamp-host-read.json" \
+			2>"$logs/bw.txt"
+		cat "$logs/bw.txt"
+		pcie=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["mapped"]["read"]["median_gbps"])' \
+			<"$out/$stamp-host-read.json") && export PCIE_GBPS=$pcie
+		say "host read rate for the bound: ${PCIE_GBPS:-unmeasured, run.py's default}"
 		;;
 	numa)
 		python3 -c 'import ctypes

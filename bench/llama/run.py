@@ -33,6 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import placement  # noqa: E402
 from placement import (Placement, bench_args, parse_bench_json, parse_fit_args,  # noqa: E402
                        parse_shim_log, placement_from_args, split)
 from shapes import SHAPES  # noqa: E402
@@ -208,8 +209,14 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--greedy", type=int, default=24, help="tokens of greedy output to compare (0: off)")
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds per command")
     ap.add_argument("--label", default="", help="free text stored in the result (e.g. the shim's commit)")
+    ap.add_argument("--pcie-gbps", type=float, default=placement.PCIE_GBPS,
+                    help="the GPU's read rate of host memory for the bound (measure it in the same "
+                    "run: gpu.sh's stage bw)")
     ap.add_argument("--dry-run", action="store_true")
     a = ap.parse_args(argv)
+    if a.pcie_gbps <= 0:
+        ap.error(f"--pcie-gbps {a.pcie_gbps}: must be positive")
+    placement.PCIE_GBPS = a.pcie_gbps
 
     a.shapes = [s for s in a.shapes.split(",") if s]
     a.configs = [c for c in a.configs.split(",") if c]
@@ -237,7 +244,8 @@ def main(argv: list[str]) -> int:
                         settings=dict(budget_fraction=a.budget_fraction, n_prompt=a.n_prompt,
                                       n_gen=a.n_gen, reps=a.reps, ctx=a.ctx, greedy=a.greedy,
                                       prompt=PROMPT),
-                        bandwidth_gbps=dict(vram=3000, pcie=51, cpu=100), models={})
+                        bandwidth_gbps=dict(vram=placement.VRAM_GBPS, pcie=placement.PCIE_GBPS,
+                                            cpu=placement.CPU_GBPS), models={})
     for s in a.shapes:
         result["models"][s] = run_model(run, a, s)
         a.out.write_text(json.dumps(result, indent=1) + "\n")  # partial results survive a timeout

@@ -87,11 +87,13 @@ int main()
 	long long numa_bytes = stat_of(s, "bytes", "\"host_numa\"");
 	std::printf("spilled by the shim: %lld MiB (host backend %lld MiB)\n", spill_bytes >> 20,
 		    host_bytes >> 20);
-	std::printf("GPU read bandwidth, best of 5: spilled (host backend, 4 GiB) %.1f GB/s; "
+	std::printf("GPU read bandwidth, best of 5: spilled by the shim (4 GiB) %.1f GB/s; "
 		    "cudaHostAlloc mapped (4 GiB) %.1f GB/s; VRAM (512 MiB) %.1f GB/s; "
 		    "cuMemCreate spilled to host NUMA (%lld MiB) %.1f GB/s\n",
 		    g_spill, g_mapped, g_vram, numa_bytes >> 20, g_vmm);
-	bool pass = host_bytes >= (long long)big && numa_bytes >= (long long)big;
+	// Both 4 GiB buffers spilled but for what the 1 GiB budget kept in VRAM (split placement,
+	// core/split.c, which takes host-NUMA memory where the driver offers it).
+	bool pass = spill_bytes + (1LL << 30) >= 2 * (long long)big && numa_bytes >= (long long)big;
 	std::printf("RESULT e: %s spilled=%.1f mapped=%.1f vram=%.1f host_numa=%.1f\n",
 		    pass ? "PASS" : "FAIL", g_spill, g_mapped, g_vram, g_vmm);
 	return pass ? 0 : 1;
