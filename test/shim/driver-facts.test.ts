@@ -1,10 +1,10 @@
 // test/gpu/driver_facts.c, the probe that prints what the real driver answers (issue 13), run
-// against the fake driver: it must build and run through, and the fake must give the answers
-// that were measured on the H100 (shared/notes/cuda.md, issue 13). The other facts it prints
-// are the fake's reading of CUDA's documentation, to compare with a GPU run of the probe.
+// against the fake driver: it must build and run through, and the fake must give every answer
+// the H100 gave (test/gpu/results/*-driver-facts.txt, issue 13) but those listed as not
+// modelled, each with its reason.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -13,22 +13,30 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const build = join(root, 'test', 'shim', 'build')
 const cudaInc = process.env.CUDA_INC ?? '/usr/local/cuda-13.0/include'
 
-// Measured on the H100, driver 580.159.04: key, value.
-const measured: Array<[string, string, string]> = [
-  ['capture.relaxed.event_query_captured.rc', '907', 'waiting on a captured event is 907 (relaxed mode)'],
-  ['capture.relaxed.event_query_captured.status_after', '2', '... and invalidates the capture'],
-  ['capture.relaxed.event_query_captured.end_rc', '901', '... which then ends with 901'],
-  ['capture.global.host_register.rc', '900', 'cuMemHostRegister during capture is 900'],
-  ['handle.device_fabric.create_rc', '800', 'a FABRIC handle is refused with 800 even on device memory'],
-  ['handle.host_posix_fd.create_rc', '1', 'HOST refuses shareable handle types'],
-  ['export.registered.ipc_rc', '1', 'cuIpcGetMemHandle fails on registered host memory'],
-  ['attr.registered.2', '1', 'registered memory is MEMORY_TYPE HOST'],
-  ['attr.host_numa.2', '1', 'host-NUMA VMM memory is MEMORY_TYPE HOST'],
-  ['attr.registered.devptr_is_hostptr', '1', 'registered memory: device pointer == host pointer'],
-  ['fork.cuMemAlloc', '3', 'a forked child gets 3 from cuMemAlloc'],
-  ['fork.cuCtxSetCurrent', '3', '... and from cuCtxSetCurrent'],
-  ['done', '1', 'the probe ran through'],
+// What the H100 answered (driver 580.159.04), from a GPU run of the probe:
+//   OUT=$OUT sh test/gpu/semantics.sh   (writes $OUT/facts.txt)
+const realFacts = join(root, 'test', 'gpu', 'results', '2026-12-05-h100-driver-facts.txt')
+
+// Where the fake still answers otherwise than the H100 (key prefixes), and why. A prefix that
+// no longer differs must leave this list, so it says what the fake does not model.
+const notModelled: Array<[string, string]> = [
+  ['attr.', 'pointer attributes the shim never asks for (SYNC_MEMOPS, RDMA, ACCESS_FLAGS, MAPPING_*, BLOCK_ID, HW_DECOMPRESS) and host-NUMA maps\' HOST_POINTER/DEVICE_ORDINAL'],
+  ['device.', 'FABRIC handle support of the pool (the shim leaves FABRIC pools in VRAM either way)'],
+  ['pool.create.', 'FABRIC pools and cuMemPoolExportPointer on pools that export handles'],
+  ['pool.t0.', "the few MiB the probe's graph cases leave in the fake's pool"],
+  ['pool.tmax.', "the few MiB the probe's graph cases leave in the fake's pool"],
+  ['graph.after_free.', 'graph memory freed by a launch stays "used" until trimmed'],
+  ['fork.', "the H100's forked child crashed (exit 139) before answering; the fake answers 3 (CUDA_ERROR_NOT_INITIALIZED)"],
 ]
+
+function readFacts(text: string): Map<string, string> {
+  const facts = new Map<string, string>()
+  for (const line of text.split('\n')) {
+    const m = /^fact (\S+) (.*)$/.exec(line)
+    if (m) facts.set(m[1] as string, m[2] as string)
+  }
+  return facts
+}
 
 const lib = join(build, 'libcuda.so')
 t.ok(existsSync(lib), `the fake driver is built (${lib}; make -C shim)`)
@@ -58,13 +66,20 @@ if (existsSync(lib)) {
     delete env.LD_PRELOAD
     const run = spawnSync(exe, ['all'], { env, encoding: 'utf8', timeout: 60_000 })
     t.equal(run.status, 0, `it runs through on the fake driver${run.stderr ? `: ${run.stderr.slice(-1500)}` : ''}`)
-    const facts = new Map<string, string>()
-    for (const line of (run.stdout ?? '').split('\n')) {
-      const m = /^fact (\S+) (.*)$/.exec(line)
-      if (m) facts.set(m[1] as string, m[2] as string)
-    }
+    const facts = readFacts(run.stdout ?? '')
     t.ok(facts.size > 200, `it printed ${facts.size} facts`)
-    for (const [key, value, what] of measured) t.equal(facts.get(key), value, `${what} (${key})`)
+    const real = readFacts(readFileSync(realFacts, 'utf8'))
+    t.ok(real.size > 200, `the H100's answers are there (${real.size} facts)`)
+    const differing = new Set<string>()
+    for (const [key, value] of real) {
+      const listed = notModelled.find(([prefix]) => key.startsWith(prefix))
+      if (listed) {
+        if (facts.get(key) !== value) differing.add(listed[0])
+        continue
+      }
+      t.equal(facts.get(key), value, `the fake answers as the H100 did: ${key}`)
+    }
+    for (const [prefix, why] of notModelled) t.ok(differing.has(prefix), `still not modelled: ${prefix} (${why})`)
     // The probe's capture cases leave a few MiB in the pool (graphs never launched): compare the cache.
     const cached =
       Number(facts.get('pool.tmax.reserved_after_free_sync_mib')) - Number(facts.get('pool.tmax.used_after_free_sync_mib'))

@@ -839,6 +839,11 @@ CUresult cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp *prop,
 	if (enter("cuMemGetAllocationPropertiesFromHandle"))
 		return entered;
 	*prop = ((struct handle *)(uintptr_t)handle)->prop;
+	/* Driver 580 reports a HOST handle as made on host NUMA node 0 (driver_facts). */
+	if (prop->location.type == CU_MEM_LOCATION_TYPE_HOST) {
+		prop->location.type = CU_MEM_LOCATION_TYPE_HOST_NUMA;
+		prop->location.id = 0;
+	}
 	return CUDA_SUCCESS;
 }
 
@@ -1748,9 +1753,11 @@ CUresult cuGraphAddMemAllocNode(CUgraphNode *node, CUgraph graph, const CUgraphN
 {
 	if (enter("cuGraphAddMemAllocNode"))
 		return entered;
+	/* Host memory and shareable handles: NOT_SUPPORTED on the H100 (driver_facts). */
 	if (np->poolProps.handleTypes != CU_MEM_HANDLE_TYPE_NONE ||
-	    np->poolProps.location.type != CU_MEM_LOCATION_TYPE_DEVICE ||
-	    np->poolProps.location.id < 0 || np->poolProps.location.id >= n_dev)
+	    np->poolProps.location.type != CU_MEM_LOCATION_TYPE_DEVICE)
+		return CUDA_ERROR_NOT_SUPPORTED;
+	if (np->poolProps.location.id < 0 || np->poolProps.location.id >= n_dev)
 		return CUDA_ERROR_INVALID_VALUE;
 	*node = (CUgraphNode)(uintptr_t)(((struct fake_graph *)graph)->n + 1);
 	return graph_address((struct fake_graph *)graph, np->bytesize, np->poolProps.location.id,
@@ -2202,6 +2209,7 @@ CUresult cuGetErrorName(CUresult error, const char **name)
 		{ CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED" },
 		{ CUDA_ERROR_STREAM_CAPTURE_INVALIDATED, "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED" },
 		{ CUDA_ERROR_CAPTURED_EVENT, "CUDA_ERROR_CAPTURED_EVENT" },
+		{ CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD, "CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD" },
 		{ CUDA_ERROR_UNKNOWN, "CUDA_ERROR_UNKNOWN" },
 	};
 
