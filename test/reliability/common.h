@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Shared helpers of the reliability tests: a seedable RNG, the device and
- * its sysfs attributes, errno names, and TAP output.  The tests print
- * "ok - NAME" / "not ok - NAME" lines and "# ..." diagnostics; run-in-vm.sh
- * numbers them.
+ * its sysfs attributes, errno names.  TAP output is test/include/tap.h's,
+ * unnumbered ("ok - NAME", "# ..."): run-in-vm.sh numbers the lines.
  */
 #ifndef SPILLWAY_RELIABILITY_COMMON_H
 #define SPILLWAY_RELIABILITY_COMMON_H
@@ -13,6 +12,7 @@
 #include <stdint.h>
 
 #include "spillway.h"
+#include "tap.h" /* test/include: ok(), diag(); built with TAP_UNNUMBERED */
 
 #define PAGE		((uint64_t)4096)
 #define MIB		((uint64_t)1 << 20)
@@ -77,8 +77,5 @@ int lowest_free_fd(void);
 double now_s(void);
 
 /* TAP */
-extern int tap_failures;
-void tap_ok(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -1336,7 +1336,7 @@ int main(int argc, char **argv)
 	run_ops(c0, ops);
 	ctx_fini(c0);
 	t1 = now_s();
-	tap_ok(c0->mismatches == 0,
+	ok(c0->mismatches == 0,
 	       "fuzz: %" PRIu64 " operations (%" PRIu64 " syscalls, %" PRIu64 " ioctls) on one thread in"
 	       " %.1f s: every result as documented, accounting exact (seed %" PRIu64 ")",
 	       c0->ops, c0->syscalls, c0->ioctls, t1 - t0, g.seed);
@@ -1376,7 +1376,7 @@ int main(int argc, char **argv)
 	}
 	for (int k = 0; k < OP_COUNT; k++)
 		per_op[k] += c0->per_op[k];
-	tap_ok(mism == 0,
+	ok(mism == 0,
 	       "fuzz: %d racing threads x %" PRIu64 " operations in %.1f s: every errno as documented,"
 	       " no data lost", threads, per_thread, t2 - t1);
 
@@ -1386,7 +1386,7 @@ int main(int argc, char **argv)
 	dev = dev_open(O_RDWR);
 	spw_info(dev, &end);
 	close(dev);
-	tap_ok(end.used_bytes == 0 && end.buffers == 0 && end.pool_bytes == g.base_pool &&
+	ok(end.used_bytes == 0 && end.buffers == 0 && end.pool_bytes == g.base_pool &&
 	       end.watermark_warn == g.wm_warn0 && end.watermark_critical == g.wm_crit0,
 	       "fuzz: after cleanup the pool is back to %" PRIu64 " bytes, 0 used, 0 buffers"
 	       " (INFO: pool %" PRIu64 " used %" PRIu64 " buffers %" PRIu64 ")",

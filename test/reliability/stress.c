@@ -460,7 +460,7 @@ static void drain_and_check(struct reader_arg *ra, uint64_t events_total, uint64
 {
 	struct reader *rd = &ra->rd;
 	uint64_t span;
-	bool ok;
+	bool good;
 
 	while (reader_read(rd, ra->fd, 16))
 		;
@@ -470,11 +470,11 @@ static void drain_and_check(struct reader_arg *ra, uint64_t events_total, uint64
 	 * silently before its first record, and its last record is the newest.
 	 */
 	span = rd->records ? rd->last_seq - rd->first_seq + 1 : 0;
-	ok = rd->records + rd->lost == span &&
-	     (!rd->records || (rd->last_seq == events_total &&
-			       rd->first_seq <= events_at_open + 1 + rd->lost_before_first)) &&
-	     (rd->records || events_total == events_at_open);
-	tap_ok(ok, "stress: %s event reader: %" PRIu64 " records (%" PRIu64 " level, %" PRIu64
+	good = rd->records + rd->lost == span &&
+	       (!rd->records || (rd->last_seq == events_total &&
+				 rd->first_seq <= events_at_open + 1 + rd->lost_before_first)) &&
+	       (rd->records || events_total == events_at_open);
+	ok(good, "stress: %s event reader: %" PRIu64 " records (%" PRIu64 " level, %" PRIu64
 	       " release) + %" PRIu64 " reported lost in %" PRIu64 " OVERFLOW records = seq %" PRIu64
 	       "..%" PRIu64 "; module's count %" PRIu64, name, rd->records, rd->level_events,
 	       rd->release_events, rd->lost, rd->overflows, rd->first_seq, rd->last_seq, events_total);
@@ -544,7 +544,7 @@ int main(int argc, char **argv)
 		pthread_join(th[i], NULL);
 	t1 = now_s();
 
-	tap_ok(failures == 0,
+	ok(failures == 0,
 	       "stress: %.1f s, %d threads: %" PRIu64 " allocs (%" PRIu64 " ENOMEM), %" PRIu64
 	       " mmaps + %" PRIu64 " of shared fds, %" PRIu64 " pins, %" PRIu64 " closes, %" PRIu64
 	       " resizes, %" PRIu64 " level swings, %" PRIu64 " forks, %" PRIu64 " MB churned:"
@@ -588,12 +588,12 @@ int main(int argc, char **argv)
 	drain_and_check(&fast, end.events, events_at_open, "fast");
 	drain_and_check(&slow, end.events, events_at_open, "slow");
 	/* a reader more than QUEUE_LEN records behind must have been told */
-	tap_ok(slow.rd.overflows > 0 ||
+	ok(slow.rd.overflows > 0 ||
 	       end.events - events_at_open <= SPILLWAY_EVENT_QUEUE_LEN + slow.records_while_running,
 	       "stress: the slow reader, %" PRIu64 " events behind, got %" PRIu64 " OVERFLOW records",
 	       (uint64_t)(end.events - events_at_open - slow.records_while_running),
 	       slow.rd.overflows);
-	tap_ok(end.used_bytes == 0 && end.buffers == 0 && end.pool_bytes == base_pool &&
+	ok(end.used_bytes == 0 && end.buffers == 0 && end.pool_bytes == base_pool &&
 	       end.level == SPILLWAY_LEVEL_OK,
 	       "stress: afterwards the pool is back to %" PRIu64 " bytes, 0 used, 0 buffers, level ok"
 	       " (INFO: pool %" PRIu64 " used %" PRIu64 " buffers %" PRIu64 " level %u; released %"
