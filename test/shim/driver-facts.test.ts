@@ -20,7 +20,10 @@ const realFacts = join(root, 'test', 'gpu', 'results', '2026-12-05-h100-driver-f
 // Where the fake still answers otherwise than the H100 (key prefixes), and why. A prefix that
 // no longer differs must leave this list, so it says what the fake does not model.
 const notModelled: Array<[string, string]> = [
-  ['attr.', 'pointer attributes the shim never asks for (SYNC_MEMOPS, RDMA, ACCESS_FLAGS, MAPPING_*, BLOCK_ID, HW_DECOMPRESS) and host-NUMA maps\' HOST_POINTER/DEVICE_ORDINAL'],
+  [
+    'attr.',
+    "pointer attributes the shim never asks for (SYNC_MEMOPS, RDMA, ACCESS_FLAGS, MAPPING_*, BLOCK_ID, HW_DECOMPRESS) and host-NUMA maps' HOST_POINTER/DEVICE_ORDINAL",
+  ],
   ['device.', 'FABRIC handle support of the pool (the shim leaves FABRIC pools in VRAM either way)'],
   ['pool.create.', 'FABRIC pools and cuMemPoolExportPointer on pools that export handles'],
   ['pool.t0.', "the few MiB the probe's graph cases leave in the fake's pool"],
