@@ -111,7 +111,10 @@ class ProjectionGroup(nn.Module):
         self._y: Optional[torch.Tensor] = None
 
     def output(self, x: torch.Tensor, fresh: bool) -> torch.Tensor:
-        key = (id(x), x.data_ptr(), x._version)
+        # Inference tensors keep no version counter (torch.inference_mode, as decode loops
+        # run): there the key is the tensor and its address; q, k and v read the same input
+        # one after the other, and q always recomputes.
+        key = (id(x), x.data_ptr(), 0 if x.is_inference() else x._version)
         if fresh or self._key != key or self._y is None:
             self._y = self.linear(x)
             self._key = key

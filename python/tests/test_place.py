@@ -40,6 +40,23 @@ class PlaceTest(unittest.TestCase):
         self.addCleanup(model.spillway.engine.close)
         return model
 
+    def test_inference_mode(self):
+        """Decode loops run under torch.inference_mode (bench/decode.py): its tensors have no
+        version counter (the H100's first benchmark run failed on that)."""
+        ref_model, model = tiny(False), tiny(False)
+        ids = torch.randint(0, 97, (1, 3), generator=torch.Generator().manual_seed(5))
+        found = spillway.find_units(model)
+        resident = sum(p.numel() * 2 for p in model.parameters()) - sum(f.unit.nbytes for f in found)
+        model = spillway.place(model, resident + 16 * 1024, reserve=0, device="cpu",
+                               gpu_fraction=0.5, cpu_threads=1, use_pool=False, decode_max_rows=4)
+        self.addCleanup(model.spillway.engine.close)
+        with torch.inference_mode():
+            ref = ref_model(ids).float()
+            got = model(ids).float()
+        err = (got - ref).abs().max().item() / ref.abs().max().item()
+        self.assertLess(err, RTOL)
+        self.assertGreater(model.spillway.engine.stats["cpu_tasks"], 0)
+
     def test_dense_decode_rows(self):
         m = self.run_case(moe=False, rows=3)          # <= decode_max_rows: both roads
         self.assertGreater(m.spillway.engine.stats["cpu_tasks"], 0)

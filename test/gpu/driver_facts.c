@@ -88,7 +88,7 @@ enum probe {
 	P_EVENT_QUERY_CAPTURED, P_EVENT_SYNC_CAPTURED, P_EVENT_QUERY_OUTSIDE, P_STREAM_SYNC,
 	P_STREAM_QUERY, P_CTX_SYNC, P_MEM_GET_INFO, P_POINTER_ATTR, P_INFO_OTHER_STREAM,
 	P_INFO_LEGACY_STREAM, P_THREAD_HOST_REGISTER, P_THREAD_MEM_ALLOC,
-	P_EXCHANGE_RELAXED_REGISTER, P_COUNT
+	P_EXCHANGE_RELAXED_REGISTER, P_STREAM_GET_DEVICE, P_STREAM_GET_CTX, P_COUNT
 };
 
 static const char *probe_name[P_COUNT] = {
@@ -97,7 +97,7 @@ static const char *probe_name[P_COUNT] = {
 	"event_query_captured", "event_sync_captured", "event_query_outside", "stream_sync",
 	"stream_query", "ctx_sync", "mem_get_info", "pointer_attr", "info_other_stream",
 	"info_legacy_stream", "thread_host_register", "thread_mem_alloc",
-	"exchange_relaxed_register",
+	"exchange_relaxed_register", "stream_get_device", "stream_get_ctx",
 };
 
 struct probe_state {
@@ -219,6 +219,16 @@ static CUresult probe_act(enum probe p, struct probe_state *ps, const char *key)
 		return cuCtxSynchronize();
 	case P_MEM_GET_INFO:
 		return cuMemGetInfo(&f, &t);
+	case P_STREAM_GET_DEVICE: {
+		CUdevice dev;
+
+		return cuStreamGetDevice(s, &dev);
+	}
+	case P_STREAM_GET_CTX: {
+		CUcontext c;
+
+		return cuStreamGetCtx(s, &c);
+	}
 	case P_POINTER_ATTR:
 		return cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, ps->d);
 	case P_INFO_OTHER_STREAM:

@@ -1022,12 +1022,25 @@ CUresult cuStreamGetCtx(CUstream s, CUcontext *pctx)
 	return *pctx ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
 }
 
+static int capturing(struct fake_stream *fs);
+static void invalidate(struct fake_stream *fs);
+
 CUresult cuStreamGetDevice(CUstream s, CUdevice *dev)
 {
-	int d = stream_dev(stream_of(s));
+	struct fake_stream *fs = stream_of(s);
+	int d = stream_dev(fs);
 
 	if (enter("cuStreamGetDevice"))
 		return entered;
+	/* Refused on a capturing stream, which it invalidates: the H100 did so in global mode
+	 * (its error log, driver 580); the other modes are assumed alike. */
+	pthread_mutex_lock(&lock);
+	if (capturing(fs)) {
+		invalidate(fs);
+		pthread_mutex_unlock(&lock);
+		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+	}
+	pthread_mutex_unlock(&lock);
 	if (d < 0)
 		return CUDA_ERROR_INVALID_CONTEXT;
 	*dev = d;
@@ -2209,7 +2222,8 @@ CUresult cuGetErrorName(CUresult error, const char **name)
 		{ CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED" },
 		{ CUDA_ERROR_STREAM_CAPTURE_INVALIDATED, "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED" },
 		{ CUDA_ERROR_CAPTURED_EVENT, "CUDA_ERROR_CAPTURED_EVENT" },
-		{ CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD, "CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD" },
+		{ CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD,
+		  "CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD" },
 		{ CUDA_ERROR_UNKNOWN, "CUDA_ERROR_UNKNOWN" },
 	};
 

@@ -50,19 +50,48 @@ CUstreamCaptureStatus stream_capture_status(CUstream stream, int per_thread)
 	return st;
 }
 
+struct device_query {
+	CUcontext ctx;
+	int dev, rc;
+};
+
+static void read_current_device(void *arg)
+{
+	struct device_query *q = arg;
+	CUcontext current;
+
+	q->rc = ctx_current_dev(&current, &q->dev);
+	if (q->rc == 0 && current != q->ctx)
+		q->rc = -1; /* the context could not be made current */
+}
+
 int stream_ctx_dev(CUstream stream, int per_thread, CUcontext *ctx, int *dev)
 {
 	real_cuStreamGetCtx_t get_ctx = REAL(cuStreamGetCtx);
-	real_cuStreamGetDevice_t get_dev = REAL(cuStreamGetDevice);
 	CUstream s = explicit_stream(stream, per_thread);
-	CUdevice d;
+	struct device_query q = { .rc = -1 };
+	CUcontext current;
+	int current_dev;
 
 	/* The default streams belong to the current context. */
-	if ((uintptr_t)s <= (uintptr_t)CU_STREAM_PER_THREAD || !get_ctx || !get_dev)
+	if ((uintptr_t)s <= (uintptr_t)CU_STREAM_PER_THREAD || !get_ctx)
 		return ctx_current_dev(ctx, dev);
-	if (get_ctx(s, ctx) != CUDA_SUCCESS || !*ctx || get_dev(s, &d) != CUDA_SUCCESS)
+	if (get_ctx(s, ctx) != CUDA_SUCCESS || !*ctx)
 		return ctx_current_dev(ctx, dev);
-	*dev = (int)d;
+	/*
+	 * The stream's device is its context's.  Not cuStreamGetDevice: on a capturing stream
+	 * the driver refuses it with 900 and invalidates the capture (H100, driver 580; the
+	 * driver's error log of test/gpu/torch_graphs.py under cudaMallocAsync, 2026-12-06).
+	 */
+	if (ctx_current_dev(&current, &current_dev) == 0 && current == *ctx) {
+		*dev = current_dev;
+		return 0;
+	}
+	q.ctx = *ctx;
+	with_context(*ctx, read_current_device, &q);
+	if (q.rc != 0)
+		return ctx_current_dev(ctx, dev);
+	*dev = q.dev;
 	return 0;
 }
 
