@@ -32,8 +32,8 @@ static int count_fds(void)
 
 int main(void)
 {
-	static struct spillway_alloc alloc_size0, alloc_flags, alloc_res0, alloc_res1,
-		alloc_big, alloc_huge;
+	static struct spillway_alloc alloc_size0, alloc_flags, alloc_res0, alloc_res1, alloc_big,
+		alloc_huge;
 	static struct spillway_resize rs_flags, rs_res0, rs_res1, rs_ram;
 	static struct spillway_watermarks wm_order, wm_flags, wm_res0, wm_res1;
 	static struct spillway_list ls_cap, ls_res, ls_fault;
@@ -45,28 +45,45 @@ int main(void)
 	int dev = open_dev(), fds_before, fd, i;
 
 	alloc_size0.size = 0;
-	alloc_flags.size = 4096; alloc_flags.flags = 1;
-	alloc_res0.size = 4096; alloc_res0.reserved[0] = 1;
-	alloc_res1.size = 4096; alloc_res1.reserved[1] = 1;
+	alloc_flags.size = 4096;
+	alloc_flags.flags = 1;
+	alloc_res0.size = 4096;
+	alloc_res0.reserved[0] = 1;
+	alloc_res1.size = 4096;
+	alloc_res1.reserved[1] = 1;
 	alloc_big.size = 16 * MiB + 1;
 	alloc_huge.size = UINT64_MAX;
-	rs_flags.pool_bytes = 16 * MiB; rs_flags.flags = 1;
-	rs_res0.pool_bytes = 16 * MiB; rs_res0.reserved0 = 1;
-	rs_res1.pool_bytes = 16 * MiB; rs_res1.reserved[1] = 1;
+	rs_flags.pool_bytes = 16 * MiB;
+	rs_flags.flags = 1;
+	rs_res0.pool_bytes = 16 * MiB;
+	rs_res0.reserved0 = 1;
+	rs_res1.pool_bytes = 16 * MiB;
+	rs_res1.reserved[1] = 1;
 	rs_ram.pool_bytes = UINT64_MAX;
-	wm_order.warn = 10 * MiB; wm_order.critical = 20 * MiB;
-	wm_flags.warn = 20 * MiB; wm_flags.critical = 10 * MiB; wm_flags.flags = 1;
-	wm_res0 = wm_flags; wm_res0.flags = 0; wm_res0.reserved0 = 1;
-	wm_res1 = wm_flags; wm_res1.flags = 0; wm_res1.reserved[0] = 1;
+	wm_order.warn = 10 * MiB;
+	wm_order.critical = 20 * MiB;
+	wm_flags.warn = 20 * MiB;
+	wm_flags.critical = 10 * MiB;
+	wm_flags.flags = 1;
+	wm_res0 = wm_flags;
+	wm_res0.flags = 0;
+	wm_res0.reserved0 = 1;
+	wm_res1 = wm_flags;
+	wm_res1.flags = 0;
+	wm_res1.reserved[0] = 1;
 	ls_cap.capacity = SPILLWAY_LIST_MAX + 1;
-	ls_res.capacity = 1; ls_res.reserved[1] = 1;
-	ls_fault.capacity = 4; ls_fault.entries = 8; /* an unmapped address */
+	ls_res.capacity = 1;
+	ls_res.reserved[1] = 1;
+	ls_fault.capacity = 4;
+	ls_fault.entries = 8; /* an unmapped address */
 
 	struct bad_case cases[] = {
 		{ "unknown number", _IO(SPILLWAY_IOC_MAGIC, 0x30), &ver, ENOTTY },
 		{ "other magic", _IOR('x', 0x00, struct spillway_version), &ver, ENOTTY },
-		{ "VERSION with a wrong size", _IOR(SPILLWAY_IOC_MAGIC, 0x00, uint32_t), &ver, EINVAL },
-		{ "VERSION with a wrong direction", _IOW(SPILLWAY_IOC_MAGIC, 0x00, struct spillway_version), &ver, EINVAL },
+		{ "VERSION with a wrong size", _IOR(SPILLWAY_IOC_MAGIC, 0x00, uint32_t), &ver,
+		  EINVAL },
+		{ "VERSION with a wrong direction",
+		  _IOW(SPILLWAY_IOC_MAGIC, 0x00, struct spillway_version), &ver, EINVAL },
 		{ "INFO to a NULL pointer", SPILLWAY_IOC_INFO, NULL, EFAULT },
 		{ "ALLOC from a NULL pointer", SPILLWAY_IOC_ALLOC, NULL, EFAULT },
 		{ "ALLOC size 0", SPILLWAY_IOC_ALLOC, &alloc_size0, EINVAL },
@@ -79,7 +96,8 @@ int main(void)
 		{ "RESIZE reserved0", SPILLWAY_IOC_RESIZE, &rs_res0, EINVAL },
 		{ "RESIZE reserved[1]", SPILLWAY_IOC_RESIZE, &rs_res1, EINVAL },
 		{ "RESIZE above RAM", SPILLWAY_IOC_RESIZE, &rs_ram, EINVAL },
-		{ "SET_WATERMARKS critical above warn", SPILLWAY_IOC_SET_WATERMARKS, &wm_order, EINVAL },
+		{ "SET_WATERMARKS critical above warn", SPILLWAY_IOC_SET_WATERMARKS, &wm_order,
+		  EINVAL },
 		{ "SET_WATERMARKS flags 1", SPILLWAY_IOC_SET_WATERMARKS, &wm_flags, EINVAL },
 		{ "SET_WATERMARKS reserved0", SPILLWAY_IOC_SET_WATERMARKS, &wm_res0, EINVAL },
 		{ "SET_WATERMARKS reserved[0]", SPILLWAY_IOC_SET_WATERMARKS, &wm_res1, EINVAL },
@@ -90,8 +108,7 @@ int main(void)
 
 	fds_before = count_fds();
 	for (i = 0; i < (int)(sizeof(cases) / sizeof(cases[0])); i++)
-		ok_errno(ioctl(dev, cases[i].cmd, cases[i].arg), cases[i].want,
-			 cases[i].name);
+		ok_errno(ioctl(dev, cases[i].cmd, cases[i].arg), cases[i].want, cases[i].name);
 
 	/* An entries pointer that faults, with a live buffer to copy out. */
 	fd = alloc_buf(dev, 4096, NULL);
@@ -104,8 +121,7 @@ int main(void)
 	ro->size = 4096;
 	mprotect(ro, 4096, PROT_READ);
 	fds_before = count_fds();
-	ok_errno(ioctl(dev, SPILLWAY_IOC_ALLOC, ro), EFAULT,
-		 "ALLOC into a read-only struct");
+	ok_errno(ioctl(dev, SPILLWAY_IOC_ALLOC, ro), EFAULT, "ALLOC into a read-only struct");
 	ok(count_fds() == fds_before, "no fd left behind by the failed ALLOC");
 
 	ok_errno(read(dev, &ev, sizeof(ev) - 1), EINVAL, "read() shorter than one record");
@@ -114,8 +130,8 @@ int main(void)
 
 	memset(&info, 0xff, sizeof(info));
 	i = get_info(dev, &info);
-	ok(i == 0 && info.used_bytes == 0 && info.buffers == 0 &&
-	   info.pool_bytes == 16 * MiB && info.free_bytes == 16 * MiB,
+	ok(i == 0 && info.used_bytes == 0 && info.buffers == 0 && info.pool_bytes == 16 * MiB &&
+		   info.free_bytes == 16 * MiB,
 	   "after every bad call: no buffer, pool whole (used %llu, buffers %llu)",
 	   (unsigned long long)info.used_bytes, (unsigned long long)info.buffers);
 	close(dev);

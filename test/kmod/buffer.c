@@ -13,25 +13,23 @@
 
 #define POOL (64 * MiB)
 
-static int check_accounting(int dev, uint64_t used, uint64_t buffers,
-			    const char *when)
+static int check_accounting(int dev, uint64_t used, uint64_t buffers, const char *when)
 {
 	struct spillway_info info;
 
 	if (get_info(dev, &info))
 		return ok(0, "INFO %s", when);
 	if (ok(info.used_bytes == used && info.buffers == buffers &&
-	       info.free_bytes + info.used_bytes == info.pool_bytes &&
-	       (uint64_t)sysfs_num("used_bytes") == used &&
-	       (uint64_t)sysfs_num("buffers") == buffers,
-	       "accounting exact %s (used %llu, buffers %llu)", when,
-	       (unsigned long long)used, (unsigned long long)buffers))
+		       info.free_bytes + info.used_bytes == info.pool_bytes &&
+		       (uint64_t)sysfs_num("used_bytes") == used &&
+		       (uint64_t)sysfs_num("buffers") == buffers,
+	       "accounting exact %s (used %llu, buffers %llu)", when, (unsigned long long)used,
+	       (unsigned long long)buffers))
 		return 1;
 	diag("info used=%llu free=%llu pool=%llu buffers=%llu sysfs used=%lld",
-	     (unsigned long long)info.used_bytes,
-	     (unsigned long long)info.free_bytes,
-	     (unsigned long long)info.pool_bytes,
-	     (unsigned long long)info.buffers, sysfs_num("used_bytes"));
+	     (unsigned long long)info.used_bytes, (unsigned long long)info.free_bytes,
+	     (unsigned long long)info.pool_bytes, (unsigned long long)info.buffers,
+	     sysfs_num("used_bytes"));
 	return 0;
 }
 
@@ -40,11 +38,10 @@ static void test_version(int dev)
 	struct spillway_version ver;
 
 	memset(&ver, 0xff, sizeof(ver));
-	ok(ioctl(dev, SPILLWAY_IOC_VERSION, &ver) == 0 &&
-	   ver.major == SPILLWAY_ABI_MAJOR && ver.minor == SPILLWAY_ABI_MINOR &&
-	   ver.event_size == SPILLWAY_EVENT_SIZE && ver.test_ioctls == 0 &&
-	   !ver.reserved[0] && !ver.reserved[1], "VERSION %u.%u event_size %u",
-	   ver.major, ver.minor, ver.event_size);
+	ok(ioctl(dev, SPILLWAY_IOC_VERSION, &ver) == 0 && ver.major == SPILLWAY_ABI_MAJOR &&
+		   ver.minor == SPILLWAY_ABI_MINOR && ver.event_size == SPILLWAY_EVENT_SIZE &&
+		   ver.test_ioctls == 0 && !ver.reserved[0] && !ver.reserved[1],
+	   "VERSION %u.%u event_size %u", ver.major, ver.minor, ver.event_size);
 }
 
 static void test_pool_info(int dev)
@@ -54,12 +51,12 @@ static void test_pool_info(int dev)
 
 	ok(stat("/dev/spillway", &st) == 0 && (st.st_mode & 0777) == 0660,
 	   "/dev/spillway mode 0660");
-	ok(get_info(dev, &info) == 0 && info.pool_bytes == POOL &&
-	   info.requested_bytes == POOL && info.free_bytes == POOL &&
-	   info.watchdog_ms == 250, "INFO: pool 64 MiB, all free");
+	ok(get_info(dev, &info) == 0 && info.pool_bytes == POOL && info.requested_bytes == POOL &&
+		   info.free_bytes == POOL && info.watchdog_ms == 250,
+	   "INFO: pool 64 MiB, all free");
 	ok(sysfs_num("pool_bytes") == (long long)POOL &&
-	   sysfs_num("requested_bytes") == (long long)POOL &&
-	   sysfs_num("free_bytes") == (long long)POOL,
+		   sysfs_num("requested_bytes") == (long long)POOL &&
+		   sysfs_num("free_bytes") == (long long)POOL,
 	   "sysfs pool_bytes, requested_bytes, free_bytes");
 }
 
@@ -98,7 +95,8 @@ static void test_map_rw(int dev)
 	ok(bad == 0, "refault after MADV_DONTNEED keeps the data (%d bad words)", bad);
 
 	ok(mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0) == MAP_FAILED &&
-	   errno == EINVAL, "MAP_PRIVATE refused with EINVAL");
+		   errno == EINVAL,
+	   "MAP_PRIVATE refused with EINVAL");
 	ok(mmap(NULL, size + 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED,
 	   "mapping past the buffer's end refused");
 
@@ -146,13 +144,12 @@ static void test_list(int dev)
 		return;
 	memset(entries, 0xff, sizeof(entries));
 	ok(ioctl(dev, SPILLWAY_IOC_LIST_BUFFERS, &list) == 0 && list.count == 2 &&
-	   entries[0].id == id1 && entries[0].size == MiB &&
-	   entries[0].pid == getpid() && entries[0].uid == getuid() &&
-	   entries[1].id == (uint64_t)-1,
+		   entries[0].id == id1 && entries[0].size == MiB && entries[0].pid == getpid() &&
+		   entries[0].uid == getuid() && entries[1].id == (uint64_t)-1,
 	   "LIST_BUFFERS capacity 1: count 2, one entry written");
 	list.capacity = 4;
 	ok(ioctl(dev, SPILLWAY_IOC_LIST_BUFFERS, &list) == 0 && list.count == 2 &&
-	   entries[1].id == id2 && entries[1].size == 2 * MiB,
+		   entries[1].id == id2 && entries[1].size == 2 * MiB,
 	   "LIST_BUFFERS capacity 4: both buffers");
 	close(fd1);
 	close(fd2);

@@ -104,8 +104,9 @@ static void test_level_change(int reader, int poller, int *lvl_fd, int sock)
 		memset(&ev, 0, sizeof(ev));
 	waitpid(pid, &status, 0);
 	ok(ev.type == SPILLWAY_EVENT_LEVEL && ev.level == SPILLWAY_LEVEL_WARN &&
-	   ev.prev_level == SPILLWAY_LEVEL_OK && (ev.reason & SPILLWAY_REASON_MEM_AVAILABLE) &&
-	   ev.seq >= 1 && ev.mem_available > 0 && ev.time_ns > 0,
+		   ev.prev_level == SPILLWAY_LEVEL_OK &&
+		   (ev.reason & SPILLWAY_REASON_MEM_AVAILABLE) && ev.seq >= 1 &&
+		   ev.mem_available > 0 && ev.time_ns > 0,
 	   "blocked reader gets LEVEL ok -> warn, reason MEM_AVAILABLE (seq %llu)",
 	   (unsigned long long)ev.seq);
 	diag("latency_ms=%.2f (sysfs write of the mark to read() returning)", t1 - t0);
@@ -114,13 +115,11 @@ static void test_level_change(int reader, int poller, int *lvl_fd, int sock)
 	   "poll() on a second reader wakes with POLLIN|POLLPRI");
 	ok(read(poller, &ev2, EV_SIZE) == (ssize_t)EV_SIZE && ev2.seq == ev.seq,
 	   "second reader reads the same record (own cursor)");
-	ok_errno(read(poller, &ev2, EV_SIZE), EAGAIN,
-		 "second reader: nothing more (O_NONBLOCK)");
+	ok_errno(read(poller, &ev2, EV_SIZE), EAGAIN, "second reader: nothing more (O_NONBLOCK)");
 
 	pfd.fd = *lvl_fd;
 	pfd.events = POLLPRI;
-	ok(poll(&pfd, 1, 2000) == 1 && (pfd.revents & POLLPRI),
-	   "sysfs level attribute notified");
+	ok(poll(&pfd, 1, 2000) == 1 && (pfd.revents & POLLPRI), "sysfs level attribute notified");
 	ok(sysfs_str("level", level, sizeof(level)) == 0 && !strcmp(level, "warn"),
 	   "sysfs level reads warn");
 	ok(uevent_seen(sock, "SPILLWAY_LEVEL=warn", 2000),
@@ -137,11 +136,12 @@ static void test_hysteresis(int reader)
 	ok(set_warn_mb(avail_mb * 15 / 16) == 0, "warn mark at 15/16 of MemAvailable");
 	usleep(700 * 1000);
 	ok(read_event(reader, &ev, 0) != 0 && sysfs_str("level", level, sizeof(level)) == 0 &&
-	   !strcmp(level, "warn"), "hysteresis: still warn within 1/8 above the mark");
+		   !strcmp(level, "warn"),
+	   "hysteresis: still warn within 1/8 above the mark");
 	ok(set_warn_mb(atoll(default_warn)) == 0, "warn mark back to its default");
 	ok(read_event(reader, &ev, 2000) == 0 && ev.type == SPILLWAY_EVENT_LEVEL &&
-	   ev.level == SPILLWAY_LEVEL_OK && ev.prev_level == SPILLWAY_LEVEL_WARN &&
-	   ev.reason == SPILLWAY_REASON_RECOVERED,
+		   ev.level == SPILLWAY_LEVEL_OK && ev.prev_level == SPILLWAY_LEVEL_WARN &&
+		   ev.reason == SPILLWAY_REASON_RECOVERED,
 	   "LEVEL warn -> ok with reason RECOVERED");
 }
 
@@ -168,14 +168,14 @@ static void test_overflow(int reader, int behind)
 		return;
 	n /= EV_SIZE;
 	ok(evs[0].type == SPILLWAY_EVENT_OVERFLOW && evs[0].seq == 0 &&
-	   evs[0].count == (uint64_t)(got + 2 - SPILLWAY_EVENT_QUEUE_LEN),
-	   "first record is OVERFLOW with count %llu (want %d)",
-	   (unsigned long long)evs[0].count, got + 2 - SPILLWAY_EVENT_QUEUE_LEN);
+		   evs[0].count == (uint64_t)(got + 2 - SPILLWAY_EVENT_QUEUE_LEN),
+	   "first record is OVERFLOW with count %llu (want %d)", (unsigned long long)evs[0].count,
+	   got + 2 - SPILLWAY_EVENT_QUEUE_LEN);
 	for (i = 2; i < n; i++)
 		consecutive &= evs[i].seq == evs[i - 1].seq + 1;
 	ok(n == SPILLWAY_EVENT_QUEUE_LEN + 1 && consecutive && evs[n - 1].seq == last,
-	   "then the %d newest records, in order, ending at seq %llu",
-	   SPILLWAY_EVENT_QUEUE_LEN, (unsigned long long)last);
+	   "then the %d newest records, in order, ending at seq %llu", SPILLWAY_EVENT_QUEUE_LEN,
+	   (unsigned long long)last);
 }
 
 int main(void)

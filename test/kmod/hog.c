@@ -14,7 +14,7 @@
 
 #include "kmod.h"
 
-#define STEP (8 * MiB)
+#define STEP	 (8 * MiB)
 #define BUF_SIZE (4 * MiB)
 
 static volatile sig_atomic_t phase2;
@@ -92,8 +92,8 @@ int main(void)
 	get_info(dev, &info);
 	ok(info.pool_bytes == 128 * MiB && info.floor_bytes == 32 * MiB && info.level == 0,
 	   "pool 128 MiB, floor 32 MiB, level ok");
-	diag("MemAvailable %llu MiB, marks warn %llu MiB critical %llu MiB",
-	     mem_available() / MiB, (unsigned long long)info.watermark_warn / MiB,
+	diag("MemAvailable %llu MiB, marks warn %llu MiB critical %llu MiB", mem_available() / MiB,
+	     (unsigned long long)info.watermark_warn / MiB,
 	     (unsigned long long)info.watermark_critical / MiB);
 
 	buf_fd = alloc_buf(dev, BUF_SIZE, NULL);
@@ -115,8 +115,7 @@ int main(void)
 			continue;
 		diag("event seq %llu type %u level %u prev %u reason %#x avail %llu MiB count %llu",
 		     (unsigned long long)ev.seq, ev.type, ev.level, ev.prev_level, ev.reason,
-		     (unsigned long long)ev.mem_available / MiB,
-		     (unsigned long long)ev.count);
+		     (unsigned long long)ev.mem_available / MiB, (unsigned long long)ev.count);
 		if (ev.type == SPILLWAY_EVENT_LEVEL && !saw_crit) {
 			if (ev.level == SPILLWAY_LEVEL_WARN)
 				saw_warn = 1;
@@ -140,7 +139,7 @@ int main(void)
 	   "RELEASE record: %llu MiB of free chunks given back", released / MiB);
 	get_info(dev, &info);
 	ok(info.pool_bytes == 32 * MiB && info.released_bytes == 96 * MiB &&
-	   info.used_bytes == BUF_SIZE && sysfs_num("pool_bytes") == (long long)(32 * MiB),
+		   info.used_bytes == BUF_SIZE && sysfs_num("pool_bytes") == (long long)(32 * MiB),
 	   "pool shrank to the floor, the buffer's chunks kept (pool %llu MiB)",
 	   (unsigned long long)info.pool_bytes / MiB);
 	for (i = 0; i < BUF_SIZE / 4; i++)
@@ -154,8 +153,7 @@ int main(void)
 			break;
 	drain(reader);
 	ok(!strcmp(level, "warn") || !strcmp(level, "critical"),
-	   "level %s while the hog holds (MemAvailable %llu MiB)", level,
-	   mem_available() / MiB);
+	   "level %s while the hog holds (MemAvailable %llu MiB)", level, mem_available() / MiB);
 	ok(oom_kills() == kills, "still no OOM kill");
 
 	kill(pid, SIGKILL);
@@ -166,7 +164,7 @@ int main(void)
 		if (!read_event(reader, &ev, 1000) && ev.type == SPILLWAY_EVENT_LEVEL)
 			break;
 	ok(ev.type == SPILLWAY_EVENT_LEVEL && ev.level == SPILLWAY_LEVEL_OK &&
-	   ev.reason == SPILLWAY_REASON_RECOVERED,
+		   ev.reason == SPILLWAY_REASON_RECOVERED,
 	   "level back to ok after the hog exits");
 	diag("ok %.0f ms after the hog was killed", now_ms() - t0);
 	munmap(map, BUF_SIZE);

@@ -26,7 +26,7 @@
 #include "../include/tap.h"
 
 #define SYSFS_DIR "/sys/class/misc/spillway/"
-#define MiB (1024ULL * 1024)
+#define MiB	  (1024ULL * 1024)
 
 static inline int open_dev(void)
 {

@@ -11,7 +11,7 @@
 
 #include "kmod.h"
 
-#define LIVE 32
+#define LIVE	32
 #define ENTRIES 1000000ULL
 
 static int dev;
@@ -41,8 +41,7 @@ static void *churn(void *unused)
 int main(void)
 {
 	struct spillway_buffer_info entries[LIVE * 2];
-	struct spillway_list req = { .entries = (uintptr_t)entries,
-				     .capacity = LIVE * 2 };
+	struct spillway_list req = { .entries = (uintptr_t)entries, .capacity = LIVE * 2 };
 	unsigned long long seen = 0, zero = 0, calls = 0, failed = 0;
 	pthread_t thread;
 	double t0 = now_ms();
@@ -63,8 +62,8 @@ int main(void)
 	}
 	stop = 1;
 	pthread_join(thread, NULL);
-	diag("%llu entries in %llu listings, %lu allocations meanwhile, %.1f s",
-	     seen, calls, allocs, (now_ms() - t0) / 1000);
+	diag("%llu entries in %llu listings, %lu allocations meanwhile, %.1f s", seen, calls,
+	     allocs, (now_ms() - t0) / 1000);
 	ok(!failed, "every LIST_BUFFERS succeeded (%llu failed)", failed);
 	ok(allocs > 1000, "buffers came and went while listing (%lu)", allocs);
 	ok(seen >= ENTRIES && !zero, "no entry with id 0 in %llu entries (%llu)", seen, zero);

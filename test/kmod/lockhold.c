@@ -42,8 +42,8 @@ static void timing_print(const char *when)
 int main(int argc, char **argv)
 {
 	int dev = open_dev(), fd;
-	uint64_t size = argc > 1 ? strtoull(argv[1], NULL, 0) * MiB :
-			(uint64_t)sysfs_num("free_bytes");
+	uint64_t size = argc > 1 ? strtoull(argv[1], NULL, 0) * MiB
+				 : (uint64_t)sysfs_num("free_bytes");
 	double t0, t1;
 	char *p;
 

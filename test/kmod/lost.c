@@ -13,7 +13,7 @@
 #include "kmod.h"
 
 #define PAGES 64
-#define SIZE (4 * MiB)
+#define SIZE  (4 * MiB)
 
 /* Waits up to @ms for the pool to hold @bytes; returns what it holds. */
 static long long wait_pool(long long bytes, int ms)
@@ -41,14 +41,15 @@ int main(void)
 	get_info(dev, &before);
 	fd = alloc_buf(dev, SIZE, NULL);
 	p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (!ok(fd >= 0 && p != MAP_FAILED && pipe(pipefd) == 0, "a 4 MiB buffer, mapped, and a pipe"))
+	if (!ok(fd >= 0 && p != MAP_FAILED && pipe(pipefd) == 0,
+		"a 4 MiB buffer, mapped, and a pipe"))
 		return tap_exit();
 	memset(p, 0x5a, SIZE);
 	fcntl(pipefd[1], F_SETPIPE_SZ, 1 << 20);
 	iov.iov_base = p;
 	iov.iov_len = PAGES * 4096;
-	ok(vmsplice(pipefd[1], &iov, 1, 0) == PAGES * 4096,
-	   "vmsplice of %d pages into the pipe", PAGES);
+	ok(vmsplice(pipefd[1], &iov, 1, 0) == PAGES * 4096, "vmsplice of %d pages into the pipe",
+	   PAGES);
 
 	/* Pressure (level warn): the pool must not grow back meanwhile. */
 	marks.warn = ~0ULL >> 1;
@@ -58,11 +59,11 @@ int main(void)
 	close(fd);
 	get_info(dev, &after);
 	ok(after.lost_bytes - before.lost_bytes == PAGES * 4096 &&
-	   sysfs_num("lost_bytes") == (long long)after.lost_bytes,
+		   sysfs_num("lost_bytes") == (long long)after.lost_bytes,
 	   "INFO and sysfs count %d pages lost (%llu bytes)", PAGES,
 	   (unsigned long long)(after.lost_bytes - before.lost_bytes));
 	ok(after.pool_bytes == before.pool_bytes - PAGES * 4096 &&
-	   after.released_bytes == before.released_bytes && after.used_bytes == 0,
+		   after.released_bytes == before.released_bytes && after.used_bytes == 0,
 	   "the pool shrank by them; released_bytes unchanged (pool %llu KiB)",
 	   (unsigned long long)after.pool_bytes / 1024);
 	while (read_event(reader, &ev, 500) == 0)
@@ -74,7 +75,8 @@ int main(void)
 		char buf[4096];
 
 		ok(read(pipefd[0], buf, sizeof(buf)) == sizeof(buf) && buf[0] == 0x5a &&
-		   buf[4095] == 0x5a, "the pipe reads the data back");
+			   buf[4095] == 0x5a,
+		   "the pipe reads the data back");
 	}
 	close(pipefd[0]);
 	close(pipefd[1]);
@@ -93,7 +95,8 @@ int main(void)
 	   (unsigned long long)before.pool_bytes / 1024, have / 1024);
 	get_info(dev, &info);
 	ok(info.requested_bytes == before.requested_bytes && info.used_bytes == 0 &&
-	   info.lost_bytes == after.lost_bytes, "INFO after regrow: requested and lost unchanged");
+		   info.lost_bytes == after.lost_bytes,
+	   "INFO after regrow: requested and lost unchanged");
 	close(reader);
 	close(dev);
 	return tap_exit();

@@ -22,8 +22,7 @@ static void hog(long long pool)
 
 		if (sysfs_num("pool_bytes") < pool)
 			_exit(0);
-		p = mmap(NULL, STEP, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		p = mmap(NULL, STEP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
 			_exit(2);
 		for (size_t i = 0; i < STEP; i += 4096)
@@ -65,8 +64,8 @@ int main(void)
 		if (ev.type == SPILLWAY_EVENT_RELEASE)
 			break;
 	ok(ev.type == SPILLWAY_EVENT_RELEASE && (ev.reason & SPILLWAY_REASON_OOM) &&
-	   ev.count == 240 * MiB, "RELEASE record with reason OOM, count %llu MiB",
-	   (unsigned long long)ev.count / MiB);
+		   ev.count == 240 * MiB,
+	   "RELEASE record with reason OOM, count %llu MiB", (unsigned long long)ev.count / MiB);
 	close(dev);
 	return tap_exit();
 }

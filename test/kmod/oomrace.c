@@ -15,7 +15,7 @@
 
 #include "kmod.h"
 
-#define STEP (8 * MiB)
+#define STEP   (8 * MiB)
 #define BUFFER (256 * MiB)
 
 static int dev;
@@ -48,8 +48,7 @@ static void hog(long long pool)
 
 		if (sysfs_num("pool_bytes") < pool)
 			_exit(0);
-		p = mmap(NULL, STEP, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		p = mmap(NULL, STEP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
 			_exit(2);
 		for (size_t i = 0; i < STEP; i += 4096)
@@ -86,8 +85,8 @@ int main(void)
 	stop = 1;
 	pthread_join(thread, NULL);
 	pressure_end();
-	diag("releases: %lu before the hog, %lu during and after it; %lu ALLOCs refused",
-	     before, cycles - before, refused);
+	diag("releases: %lu before the hog, %lu during and after it; %lu ALLOCs refused", before,
+	     cycles - before, refused);
 	ok(cycles > before, "buffers were released while the hog ran");
 	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	   "hog saw the pool shrink and exited normally (status %#x)", status);

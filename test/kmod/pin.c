@@ -26,8 +26,7 @@ static void test_bad_args(int dev, char *map)
 	memset(&req, 0, sizeof(req));
 	req.addr = (uintptr_t)map + 1;
 	req.size = 4096;
-	ok_errno(ioctl(dev, SPILLWAY_IOC_TEST_PIN, &req), EINVAL,
-		 "TEST_PIN unaligned address");
+	ok_errno(ioctl(dev, SPILLWAY_IOC_TEST_PIN, &req), EINVAL, "TEST_PIN unaligned address");
 	req.addr = (uintptr_t)map;
 	req.size = 0;
 	ok_errno(ioctl(dev, SPILLWAY_IOC_TEST_PIN, &req), EINVAL, "TEST_PIN size 0");
@@ -35,8 +34,7 @@ static void test_bad_args(int dev, char *map)
 	ok_errno(ioctl(dev, SPILLWAY_IOC_TEST_PIN, &req), EINVAL,
 		 "TEST_PIN size not a page multiple");
 	req.size = 2048 * MiB;
-	ok_errno(ioctl(dev, SPILLWAY_IOC_TEST_PIN, &req), EINVAL,
-		 "TEST_PIN size above 1 GiB");
+	ok_errno(ioctl(dev, SPILLWAY_IOC_TEST_PIN, &req), EINVAL, "TEST_PIN size above 1 GiB");
 	req.size = 4096;
 	req.flags = 1;
 	ok_errno(ioctl(dev, SPILLWAY_IOC_TEST_PIN, &req), EINVAL, "TEST_PIN flags");
@@ -68,28 +66,26 @@ int main(void)
 	memset(map, 0x5a, SIZE);
 
 	ret = test_pin(dev, map, SIZE, &pinned);
-	ok(ret == 0 && pinned == SIZE / 4096,
-	   "FOLL_LONGTERM pin of the whole mapping (%llu pages)",
+	ok(ret == 0 && pinned == SIZE / 4096, "FOLL_LONGTERM pin of the whole mapping (%llu pages)",
 	   (unsigned long long)pinned);
 	ret = madvise(map, SIZE, MADV_DONTNEED);
 	ret = ret ? ret : test_pin(dev, map, SIZE, &pinned);
-	ok(ret == 0 && pinned == SIZE / 4096 &&
-	   map[SIZE - 1] == 0x5a,
+	ok(ret == 0 && pinned == SIZE / 4096 && map[SIZE - 1] == 0x5a,
 	   "FOLL_LONGTERM pin after MADV_DONTNEED faults the pages back (%llu pages)",
 	   (unsigned long long)pinned);
 	ok(test_pin(dev, map + SIZE / 2, 4096, &pinned) == 0 && pinned == 1,
 	   "pin of one page in the middle");
 
 	anon = mmap(NULL, MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ok(anon != MAP_FAILED && test_pin(dev, anon, MiB, &pinned) == 0 &&
-	   pinned == MiB / 4096, "control: anonymous memory pins too");
+	ok(anon != MAP_FAILED && test_pin(dev, anon, MiB, &pinned) == 0 && pinned == MiB / 4096,
+	   "control: anonymous memory pins too");
 
 	test_bad_args(dev, map);
 
 	munmap(map, SIZE);
 	close(fd);
 	ok(get_info(dev, &info) == 0 && info.used_bytes == 0 && info.buffers == 0 &&
-	   info.pool_bytes == 64 * MiB,
+		   info.pool_bytes == 64 * MiB,
 	   "after unpin, unmap and close every page is back in the pool");
 	close(dev);
 	return tap_exit();

@@ -31,11 +31,11 @@ static void test_resize_root(int dev)
 	/* Shrinking frees whole chunks only: it stops at or above the request. */
 	got = resize(dev, 32 * MiB + 1, &err);
 	ok(!err && got >= 32 * MiB + 4096 && got < 34 * MiB + 4096 &&
-	   sysfs_num("requested_bytes") == (long long)(32 * MiB + 4096),
+		   sysfs_num("requested_bytes") == (long long)(32 * MiB + 4096),
 	   "RESIZE down to 32 MiB + 1 byte: request page-rounded, whole chunks freed (result %llu)",
 	   (unsigned long long)got);
 	ok(sysfs_write("pool_bytes", "67108864") == 0 &&
-	   sysfs_num("pool_bytes") == (long long)(64 * MiB),
+		   sysfs_num("pool_bytes") == (long long)(64 * MiB),
 	   "sysfs pool_bytes write resizes to 64 MiB");
 
 	/* Two 1 MiB buffers share one 2 MiB chunk; shrinking to 0 keeps only it. */
@@ -46,9 +46,9 @@ static void test_resize_root(int dev)
 	got = resize(dev, 0, &err);
 	ok(!err && got == 2 * MiB, "shrink to 0 keeps the one chunk in use (result %llu)",
 	   (unsigned long long)got);
-	ok(get_info(dev, &info) == 0 && info.requested_bytes == 0 &&
-	   info.pool_bytes == 2 * MiB && info.used_bytes == 2 * MiB &&
-	   info.free_bytes == 0, "INFO after the shrink: requested 0, pool 2 MiB, all used");
+	ok(get_info(dev, &info) == 0 && info.requested_bytes == 0 && info.pool_bytes == 2 * MiB &&
+		   info.used_bytes == 2 * MiB && info.free_bytes == 0,
+	   "INFO after the shrink: requested 0, pool 2 MiB, all used");
 	close(fd1);
 	close(fd2);
 	got = resize(dev, 0, &err);
@@ -58,12 +58,13 @@ static void test_resize_root(int dev)
 	ok(!err && got == 64 * MiB, "grow back to 64 MiB");
 
 	ok(sysfs_write("pool_floor_mb", "8") == 0 && get_info(dev, &info) == 0 &&
-	   info.floor_bytes == 8 * MiB && sysfs_num("pool_floor_mb") == 8,
+		   info.floor_bytes == 8 * MiB && sysfs_num("pool_floor_mb") == 8,
 	   "sysfs pool_floor_mb write sets the floor");
 	ok(sysfs_write("watermark_critical_mb", "1000000") == EINVAL,
 	   "sysfs watermark_critical_mb above warn -> EINVAL");
 	ok(sysfs_write("watermark_critical_mb", "40") == 0 && get_info(dev, &info) == 0 &&
-	   info.watermark_critical == 40 * MiB, "sysfs watermark_critical_mb write");
+		   info.watermark_critical == 40 * MiB,
+	   "sysfs watermark_critical_mb write");
 }
 
 /* In a child: open what needs root, drop to nobody, try again. */

@@ -11,9 +11,9 @@
 
 #include "kmod.h"
 
-#define POOL (32 * MiB)
+#define POOL	  (32 * MiB)
 #define HUGE_MARK (1ULL << 40)
-#define ROUNDS 100
+#define ROUNDS	  100
 
 static int dev;
 static uint64_t warn0, crit0;
@@ -88,9 +88,11 @@ int main(void)
 			late_bad++;
 	}
 	ok(!err, "%d rounds of SET_WATERMARKS critical, then back", ROUNDS);
-	ok(!crit_bad, "on return from SET_WATERMARKS to critical marks, level critical and the pool given back (%d rounds wrong)",
+	ok(!crit_bad,
+	   "on return from SET_WATERMARKS to critical marks, level critical and the pool given back (%d rounds wrong)",
 	   crit_bad);
-	ok(!ok_bad, "on return from SET_WATERMARKS back to the old marks, level ok (%d rounds wrong)",
+	ok(!ok_bad,
+	   "on return from SET_WATERMARKS back to the old marks, level ok (%d rounds wrong)",
 	   ok_bad);
 	ok(!short_bad, "RESIZE right after the marks are back reaches 32 MiB (%d rounds short)",
 	   short_bad);

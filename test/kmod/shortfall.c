@@ -45,12 +45,12 @@ int main(void)
 	   "INFO agrees after the sample: requested 4096 MiB, pool %llu MiB",
 	   (unsigned long long)(info.pool_bytes / MiB));
 	ok(info.level != SPILLWAY_LEVEL_CRITICAL && strcmp(level, "critical") &&
-	   info.released_bytes == 0 && sysfs_num("released_bytes") == 0,
+		   info.released_bytes == 0 && sysfs_num("released_bytes") == 0,
 	   "growing stopped at the warn mark: level not critical, nothing released (level %s)",
 	   level);
 	/* Growing stops once MemAvailable would fall under the warn mark. */
 	ok(info.mem_available >= info.watermark_critical &&
-	   info.mem_available < info.watermark_warn + 32 * MiB,
+		   info.mem_available < info.watermark_warn + 32 * MiB,
 	   "MemAvailable at the sample is above the critical mark, near the warn mark (%llu MiB)",
 	   (unsigned long long)(info.mem_available / MiB));
 	close(dev);

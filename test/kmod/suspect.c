@@ -48,7 +48,8 @@ static void test_enomem_after_pressure(int dev)
 	set_marks(dev, ~0ULL, ~0ULL);
 	get_info(dev, &info);
 	ok(info.level == SPILLWAY_LEVEL_CRITICAL && info.pool_bytes == 0 &&
-	   info.requested_bytes == 256 * MiB, "pressure shrank the pool to 0 (asked for 256 MiB)");
+		   info.requested_bytes == 256 * MiB,
+	   "pressure shrank the pool to 0 (asked for 256 MiB)");
 	fd = alloc_buf(dev, 32 * MiB, NULL);
 	ok_errno(fd, ENOMEM, "ALLOC 32 MiB from the shrunk pool");
 	fd = alloc_buf(dev, 257 * MiB, NULL);
@@ -156,8 +157,7 @@ static int nobody(int root_fd)
 	uint32_t count;
 	int own, a, b;
 
-	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
-	    setresuid(65534, 65534, 65534))
+	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
 		return 10;
 	own = open("/dev/spillway", O_RDWR);
 	if (own < 0)
@@ -191,7 +191,8 @@ static void test_listing(int dev)
 	if (child == 0)
 		_exit(nobody(dev));
 	/* Wait until the child holds its two buffers (or died). */
-	for (int i = 0; i < 500 && sysfs_num("buffers") < 3 && waitpid(child, &status, WNOHANG) == 0; i++)
+	for (int i = 0;
+	     i < 500 && sysfs_num("buffers") < 3 && waitpid(child, &status, WNOHANG) == 0; i++)
 		usleep(10 * 1000);
 	count = 0;
 	ok(list(dev, e, 8, &count) == 0 && count == 3, "root lists all 3 buffers (%u)", count);
@@ -217,7 +218,8 @@ static void test_marks_near_max(int dev)
 	ok(set_marks(dev, ~0ULL, 0) == 0, "warn mark U64_MAX");
 	usleep(200 * 1000);
 	get_info(dev, &info);
-	ok(info.level == SPILLWAY_LEVEL_WARN, "level warn, and still after 4 samples (%u)", info.level);
+	ok(info.level == SPILLWAY_LEVEL_WARN, "level warn, and still after 4 samples (%u)",
+	   info.level);
 	ok(set_marks(dev, ~0ULL, ~0ULL - 1) == 0, "critical mark U64_MAX - 1");
 	usleep(200 * 1000);
 	get_info(dev, &info);

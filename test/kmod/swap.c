@@ -34,8 +34,8 @@ int main(void)
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
-		char *p = mmap(NULL, HOG, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		char *p =
+			mmap(NULL, HOG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 		if (p == MAP_FAILED)
 			_exit(1);
@@ -49,8 +49,7 @@ int main(void)
 			continue;
 		if (ev.swap_rate > max_rate)
 			max_rate = ev.swap_rate;
-		saw_rate = ev.type == SPILLWAY_EVENT_LEVEL &&
-			   ev.level == SPILLWAY_LEVEL_CRITICAL &&
+		saw_rate = ev.type == SPILLWAY_EVENT_LEVEL && ev.level == SPILLWAY_LEVEL_CRITICAL &&
 			   (ev.reason & SPILLWAY_REASON_SWAP_RATE);
 	}
 	ok(saw_rate, "a hog larger than RAM: level critical, reason SWAP_RATE (rate %llu pages/s)",

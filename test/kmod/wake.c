@@ -48,8 +48,8 @@ static void test_poll(int dev)
 	t0 = now_ms();
 	n = poll(&pfd, 1, TIMEOUT_MS);
 	ok(n == 1 && (pfd.revents & POLLRDNORM) && now_ms() - t0 < TIMEOUT_MS - 1000,
-	   "poll() for POLLRDNORM alone is woken by a record (%d, revents %#x, %.0f ms)",
-	   n, pfd.revents, now_ms() - t0);
+	   "poll() for POLLRDNORM alone is woken by a record (%d, revents %#x, %.0f ms)", n,
+	   pfd.revents, now_ms() - t0);
 	waitpid(pid, &status, 0);
 	close(reader);
 }
@@ -69,8 +69,8 @@ static void test_epoll(int dev)
 	t0 = now_ms();
 	n = epoll_wait(ep, &out, 1, TIMEOUT_MS);
 	ok(n == 1 && (out.events & EPOLLRDNORM) && now_ms() - t0 < TIMEOUT_MS - 1000,
-	   "epoll_wait() for EPOLLRDNORM alone is woken by a record (%d, %.0f ms)",
-	   n, now_ms() - t0);
+	   "epoll_wait() for EPOLLRDNORM alone is woken by a record (%d, %.0f ms)", n,
+	   now_ms() - t0);
 	waitpid(pid, &status, 0);
 	close(ep);
 	close(reader);

@@ -14,36 +14,59 @@
 
 #include "common.h"
 
-
 const char *errname(int err)
 {
 	static __thread char other[16];
 
 	switch (err) {
-	case 0: return "OK";
-	case EPERM: return "EPERM";
-	case ENOENT: return "ENOENT";
-	case EBADF: return "EBADF";
-	case EAGAIN: return "EAGAIN";
-	case ENOMEM: return "ENOMEM";
-	case EACCES: return "EACCES";
-	case EFAULT: return "EFAULT";
-	case EBUSY: return "EBUSY";
-	case EEXIST: return "EEXIST";
-	case ENODEV: return "ENODEV";
-	case EINVAL: return "EINVAL";
-	case EMFILE: return "EMFILE";
-	case ENOTTY: return "ENOTTY";
-	case ENOSPC: return "ENOSPC";
-	case ESPIPE: return "ESPIPE";
-	case ERANGE: return "ERANGE";
-	case ENOSYS: return "ENOSYS";
-	case EOVERFLOW: return "EOVERFLOW";
-	case EOPNOTSUPP: return "EOPNOTSUPP";
-	case EDQUOT: return "EDQUOT";
-	case EINTR: return "EINTR";
-	case EIO: return "EIO";
-	case ENXIO: return "ENXIO";
+	case 0:
+		return "OK";
+	case EPERM:
+		return "EPERM";
+	case ENOENT:
+		return "ENOENT";
+	case EBADF:
+		return "EBADF";
+	case EAGAIN:
+		return "EAGAIN";
+	case ENOMEM:
+		return "ENOMEM";
+	case EACCES:
+		return "EACCES";
+	case EFAULT:
+		return "EFAULT";
+	case EBUSY:
+		return "EBUSY";
+	case EEXIST:
+		return "EEXIST";
+	case ENODEV:
+		return "ENODEV";
+	case EINVAL:
+		return "EINVAL";
+	case EMFILE:
+		return "EMFILE";
+	case ENOTTY:
+		return "ENOTTY";
+	case ENOSPC:
+		return "ENOSPC";
+	case ESPIPE:
+		return "ESPIPE";
+	case ERANGE:
+		return "ERANGE";
+	case ENOSYS:
+		return "ENOSYS";
+	case EOVERFLOW:
+		return "EOVERFLOW";
+	case EOPNOTSUPP:
+		return "EOPNOTSUPP";
+	case EDQUOT:
+		return "EDQUOT";
+	case EINTR:
+		return "EINTR";
+	case EIO:
+		return "EIO";
+	case ENXIO:
+		return "ENXIO";
 	}
 	snprintf(other, sizeof(other), "errno %d", err);
 	return other;
@@ -59,9 +82,21 @@ bool parse_size(const char *s, uint64_t *out)
 	if (errno || end == s)
 		return false;
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
+	case 'k':
+	case 'K':
+		v <<= 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		v <<= 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		v <<= 30;
+		end++;
+		break;
 	}
 	if (*end)
 		return false;
@@ -159,4 +194,3 @@ double now_s(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
-

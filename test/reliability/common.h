@@ -14,15 +14,15 @@
 #include "spillway.h"
 #include "tap.h" /* test/include: ok(), diag(); built with TAP_UNNUMBERED */
 
-#define PAGE		((uint64_t)4096)
-#define MIB		((uint64_t)1 << 20)
-#define DEV_PATH	"/dev/" SPILLWAY_DEVICE_NAME
-#define SYSFS_DIR	"/sys/class/misc/" SPILLWAY_DEVICE_NAME
+#define PAGE	  ((uint64_t)4096)
+#define MIB	  ((uint64_t)1 << 20)
+#define DEV_PATH  "/dev/" SPILLWAY_DEVICE_NAME
+#define SYSFS_DIR "/sys/class/misc/" SPILLWAY_DEVICE_NAME
 
 /* Addresses no user pointer may reach: kernel direct map, kernel text, non-canonical. */
-#define KERNEL_PTR	((void *)0xffff888000000000ULL)
-#define KTEXT_PTR	((void *)0xffffffff81000000ULL)
-#define NONCANON_PTR	((void *)0x0000800000000000ULL)
+#define KERNEL_PTR   ((void *)0xffff888000000000ULL)
+#define KTEXT_PTR    ((void *)0xffffffff81000000ULL)
+#define NONCANON_PTR ((void *)0x0000800000000000ULL)
 
 struct rng {
 	uint64_t s;
@@ -61,8 +61,8 @@ bool parse_size(const char *s, uint64_t *out);
 uint64_t seed_from_arg_or_clock(const char *arg);
 
 int dev_open(int flags);
-int spw_ioctl(int fd, unsigned long cmd, void *arg);	/* 0 or errno */
-int spw_info(int fd, struct spillway_info *info);	/* 0 or errno */
+int spw_ioctl(int fd, unsigned long cmd, void *arg); /* 0 or errno */
+int spw_info(int fd, struct spillway_info *info);    /* 0 or errno */
 int spw_version(int fd, struct spillway_version *v);
 
 /* Reads an unsigned decimal sysfs attribute; false when absent or unparsable. */

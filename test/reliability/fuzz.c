@@ -35,61 +35,78 @@
 
 #include "common.h"
 
-#define MAX_BUFS	40
-#define MAX_MAPS	4
-#define ANON_PAGES	16
-#define MAX_REPORTS	40
+#define MAX_BUFS    40
+#define MAX_MAPS    4
+#define ANON_PAGES  16
+#define MAX_REPORTS 40
 
 /* A set of expected results: bit 0 = success, bit N = errno N. */
 typedef unsigned __int128 eset;
-#define E(x)		((eset)1 << (x))
-#define E_OK		E(0)
+#define E(x) ((eset)1 << (x))
+#define E_OK E(0)
 
 struct mapping {
 	char *addr;
-	uint64_t len;	/* bytes, page multiple */
-	uint64_t off;	/* offset into the buffer, bytes */
+	uint64_t len; /* bytes, page multiple */
+	uint64_t off; /* offset into the buffer, bytes */
 	int prot;
 };
 
 struct buf {
-	int fd;			/* -1 once closed; the buffer lives on while mapped */
+	int fd; /* -1 once closed; the buffer lives on while mapped */
 	uint64_t id;
-	uint64_t size;		/* page-rounded */
-	uint64_t *tags;		/* per page: 0 = must read zero, else the value written */
+	uint64_t size;	/* page-rounded */
+	uint64_t *tags; /* per page: 0 = must read zero, else the value written */
 	struct mapping maps[MAX_MAPS];
 	int nmaps;
 };
 
 enum op {
-	OP_ALLOC, OP_CLOSE, OP_MMAP, OP_MUNMAP, OP_TOUCH, OP_MADVISE, OP_MREMAP,
-	OP_PIN, OP_INFO, OP_VERSION, OP_LIST, OP_RESIZE, OP_WATERMARKS, OP_READ,
-	OP_BAD_FD, OP_BAD_CMD, OP_BAD_PTR, OP_DMABUF_IOCTL, OP_MMAP_DEV, OP_COUNT
+	OP_ALLOC,
+	OP_CLOSE,
+	OP_MMAP,
+	OP_MUNMAP,
+	OP_TOUCH,
+	OP_MADVISE,
+	OP_MREMAP,
+	OP_PIN,
+	OP_INFO,
+	OP_VERSION,
+	OP_LIST,
+	OP_RESIZE,
+	OP_WATERMARKS,
+	OP_READ,
+	OP_BAD_FD,
+	OP_BAD_CMD,
+	OP_BAD_PTR,
+	OP_DMABUF_IOCTL,
+	OP_MMAP_DEV,
+	OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
-	"alloc", "close", "mmap", "munmap", "touch", "madvise", "mremap",
-	"test_pin", "info", "version", "list", "resize", "watermarks", "read",
-	"bad_fd", "bad_cmd", "bad_ptr", "dmabuf_ioctl", "mmap_dev",
+	"alloc",    "close",   "mmap",	  "munmap",	  "touch",    "madvise",    "mremap",
+	"test_pin", "info",    "version", "list",	  "resize",   "watermarks", "read",
+	"bad_fd",   "bad_cmd", "bad_ptr", "dmabuf_ioctl", "mmap_dev",
 };
 
 /* Relative frequencies. */
 static const unsigned int op_weight[OP_COUNT] = {
-	[OP_ALLOC] = 16, [OP_CLOSE] = 9, [OP_MMAP] = 13, [OP_MUNMAP] = 7,
-	[OP_TOUCH] = 6, [OP_MADVISE] = 3, [OP_MREMAP] = 3, [OP_PIN] = 8,
-	[OP_INFO] = 4, [OP_VERSION] = 2, [OP_LIST] = 5, [OP_RESIZE] = 2,
-	[OP_WATERMARKS] = 3, [OP_READ] = 4, [OP_BAD_FD] = 4, [OP_BAD_CMD] = 7,
-	[OP_BAD_PTR] = 7, [OP_DMABUF_IOCTL] = 4, [OP_MMAP_DEV] = 1,
+	[OP_ALLOC] = 16,     [OP_CLOSE] = 9,	    [OP_MMAP] = 13,    [OP_MUNMAP] = 7,
+	[OP_TOUCH] = 6,	     [OP_MADVISE] = 3,	    [OP_MREMAP] = 3,   [OP_PIN] = 8,
+	[OP_INFO] = 4,	     [OP_VERSION] = 2,	    [OP_LIST] = 5,     [OP_RESIZE] = 2,
+	[OP_WATERMARKS] = 3, [OP_READ] = 4,	    [OP_BAD_FD] = 4,   [OP_BAD_CMD] = 7,
+	[OP_BAD_PTR] = 7,    [OP_DMABUF_IOCTL] = 4, [OP_MMAP_DEV] = 1,
 };
 
 struct ctx {
 	struct rng rng;
 	int tid;
-	bool exact;		/* alone: accounting must match the model exactly */
-	bool may_resize;	/* only one thread changes the pool size and watermarks */
+	bool exact;	 /* alone: accounting must match the model exactly */
+	bool may_resize; /* only one thread changes the pool size and watermarks */
 	int dev, dev_nb;
-	char *anon;		/* ANON_PAGES read-write pages, then one PROT_NONE page */
-	char *ro_page;		/* PROT_READ page; structs are written into it by mprotect */
+	char *anon;    /* ANON_PAGES read-write pages, then one PROT_NONE page */
+	char *ro_page; /* PROT_READ page; structs are written into it by mprotect */
 	struct buf bufs[MAX_BUFS];
 	int nbufs;
 	uint64_t op_index, quota;
@@ -103,20 +120,20 @@ struct ctx {
 static struct {
 	uint64_t seed;
 	uint64_t base_pool;
-	uint64_t pool_min, pool_max;	/* what resizes stay within */
+	uint64_t pool_min, pool_max; /* what resizes stay within */
 	uint64_t floor_bytes, user_limit_bytes;
 	uint32_t watchdog_ms;
 	bool test_ioctls;
 	uint64_t wm_warn0, wm_crit0;
-	char *guard;		/* a read-write page followed by a PROT_NONE page */
+	char *guard; /* a read-write page followed by a PROT_NONE page */
 	char *none_page;
-	char *unmapped;		/* far from anything mmap(NULL, ...) hands out */
+	char *unmapped; /* far from anything mmap(NULL, ...) hands out */
 	int null_fd, pipe_r, pipe_w, memfd;
-	int closed_fd;		/* a number that is not an open fd */
-	uint64_t total_ram;	/* bytes */
+	int closed_fd;	    /* a number that is not an open fd */
+	uint64_t total_ram; /* bytes */
 	pthread_mutex_t report_lock;
 	int reports;
-	uint64_t model_pool;	/* exact phase: the pool's size as last resized */
+	uint64_t model_pool; /* exact phase: the pool's size as last resized */
 } g = { .report_lock = PTHREAD_MUTEX_INITIALIZER };
 
 static void report(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -173,14 +190,22 @@ static int do_ioctl(struct ctx *c, int fd, unsigned long cmd, void *arg)
 static void *bad_pointer(struct ctx *c, size_t size)
 {
 	switch (rng_below(&c->rng, 8)) {
-	case 0: return NULL;
-	case 1: return g.unmapped;
-	case 2: return g.none_page;
-	case 3: return KERNEL_PTR;
-	case 4: return KTEXT_PTR;
-	case 5: return NONCANON_PTR;
-	case 6: return g.guard + PAGE - size / 2;	/* straddles into PROT_NONE */
-	default: return (void *)(uintptr_t)(1 + rng_below(&c->rng, PAGE - 1));
+	case 0:
+		return NULL;
+	case 1:
+		return g.unmapped;
+	case 2:
+		return g.none_page;
+	case 3:
+		return KERNEL_PTR;
+	case 4:
+		return KTEXT_PTR;
+	case 5:
+		return NONCANON_PTR;
+	case 6:
+		return g.guard + PAGE - size / 2; /* straddles into PROT_NONE */
+	default:
+		return (void *)(uintptr_t)(1 + rng_below(&c->rng, PAGE - 1));
 	}
 }
 
@@ -251,9 +276,11 @@ static void check_accounting(struct ctx *c, const char *after)
 	}
 	if (info.used_bytes != model_used(c) || info.buffers != (uint64_t)c->nbufs ||
 	    info.pool_bytes != g.model_pool || info.used_bytes + info.free_bytes != info.pool_bytes)
-		report(c, "after %s: INFO pool %" PRIu64 " used %" PRIu64 " free %" PRIu64
+		report(c,
+		       "after %s: INFO pool %" PRIu64 " used %" PRIu64 " free %" PRIu64
 		       " buffers %" PRIu64 "; expected pool %" PRIu64 " used %" PRIu64
-		       " buffers %d", after, (uint64_t)info.pool_bytes, (uint64_t)info.used_bytes,
+		       " buffers %d",
+		       after, (uint64_t)info.pool_bytes, (uint64_t)info.used_bytes,
 		       (uint64_t)info.free_bytes, (uint64_t)info.buffers, g.model_pool,
 		       model_used(c), c->nbufs);
 }
@@ -273,9 +300,11 @@ static void verify_pages(struct ctx *c, struct buf *b, struct mapping *m, const 
 		uint64_t mid = want ? w[1] : w[PAGE / 16];
 
 		if (w[0] != want || w[PAGE / 8 - 1] != want || (!want && mid)) {
-			report(c, "%s: buffer %" PRIu64 " page %" PRIu64 " holds %#" PRIx64 "/%#" PRIx64
-			       ", expected %#" PRIx64 " (%s)", what, b->id, m->off / PAGE + p, w[0],
-			       w[PAGE / 8 - 1], want, want ? "data lost" : "not zeroed");
+			report(c,
+			       "%s: buffer %" PRIu64 " page %" PRIu64 " holds %#" PRIx64
+			       "/%#" PRIx64 ", expected %#" PRIx64 " (%s)",
+			       what, b->id, m->off / PAGE + p, w[0], w[PAGE / 8 - 1], want,
+			       want ? "data lost" : "not zeroed");
 			return;
 		}
 	}
@@ -303,22 +332,40 @@ static void write_pages(struct ctx *c, struct buf *b, struct mapping *m)
 static uint64_t alloc_size(struct ctx *c, uint64_t free_bytes, uint64_t pool)
 {
 	switch (rng_below(&c->rng, 40)) {
-	case 0: return 0;
-	case 1: return 1;
-	case 2: return PAGE - 1;
-	case 3: return PAGE + 1;
-	case 4: return free_bytes;
-	case 5: return free_bytes + 1;
-	case 6: return free_bytes ? free_bytes - PAGE + 1 : 1;
-	case 7: return pool;
-	case 8: return pool + 1;
-	case 9: return UINT64_MAX;
-	case 10: return UINT64_MAX - PAGE + 2;	/* rounds up past zero */
-	case 11: return 1ULL << 63;
-	case 12: return rng_next(&c->rng);
-	case 13: return 1ULL << (32 + rng_below(&c->rng, 20));
-	case 14: case 15: case 16: return 1 + rng_below(&c->rng, 4 * MIB);
-	default: return 1 + rng_below(&c->rng, 64 * 1024);
+	case 0:
+		return 0;
+	case 1:
+		return 1;
+	case 2:
+		return PAGE - 1;
+	case 3:
+		return PAGE + 1;
+	case 4:
+		return free_bytes;
+	case 5:
+		return free_bytes + 1;
+	case 6:
+		return free_bytes ? free_bytes - PAGE + 1 : 1;
+	case 7:
+		return pool;
+	case 8:
+		return pool + 1;
+	case 9:
+		return UINT64_MAX;
+	case 10:
+		return UINT64_MAX - PAGE + 2; /* rounds up past zero */
+	case 11:
+		return 1ULL << 63;
+	case 12:
+		return rng_next(&c->rng);
+	case 13:
+		return 1ULL << (32 + rng_below(&c->rng, 20));
+	case 14:
+	case 15:
+	case 16:
+		return 1 + rng_below(&c->rng, 4 * MIB);
+	default:
+		return 1 + rng_below(&c->rng, 64 * 1024);
 	}
 }
 
@@ -343,7 +390,7 @@ static void op_alloc(struct ctx *c)
 		a.reserved[rng_below(&c->rng, 2)] = rng_next(&c->rng) | 1;
 		bad_args = 1;
 	}
-	if (rng_chance(&c->rng, 10)) {	/* out fields hold garbage on input: must be ignored */
+	if (rng_chance(&c->rng, 10)) { /* out fields hold garbage on input: must be ignored */
 		a.fd = (int32_t)rng_next(&c->rng);
 		a.id = rng_next(&c->rng);
 	}
@@ -401,11 +448,13 @@ static void op_alloc(struct ctx *c)
 		if ((flflags & O_ACCMODE) != O_RDWR)
 			report(c, "ALLOC fd %d is not O_RDWR (flags %#x)", a.fd, flflags);
 		if ((uint64_t)end != round_page(a.size))
-			report(c, "ALLOC of %" PRIu64 " bytes: dma-buf size %lld, expected %" PRIu64,
+			report(c,
+			       "ALLOC of %" PRIu64 " bytes: dma-buf size %lld, expected %" PRIu64,
 			       (uint64_t)a.size, (long long)end, round_page(a.size));
 		for (int i = 0; i < c->nbufs; i++)
 			if (c->bufs[i].id == a.id)
-				report(c, "ALLOC id %" PRIu64 " already belongs to a live buffer", (uint64_t)a.id);
+				report(c, "ALLOC id %" PRIu64 " already belongs to a live buffer",
+				       (uint64_t)a.id);
 		memset(b, 0, sizeof(*b));
 		b->fd = a.fd;
 		b->id = a.id;
@@ -453,9 +502,9 @@ static void op_mmap(struct ctx *c)
 	else if (r < 17)
 		off = rng_below(&c->rng, pages) * PAGE;
 	else if (r == 17)
-		off = b->size + PAGE * rng_below(&c->rng, 2);	/* at or past the end */
+		off = b->size + PAGE * rng_below(&c->rng, 2); /* at or past the end */
 	else if (r == 18)
-		off = 1 + rng_below(&c->rng, PAGE - 1);	/* not page aligned */
+		off = 1 + rng_below(&c->rng, PAGE - 1); /* not page aligned */
 	else
 		off = 1ULL << (44 + rng_below(&c->rng, 16));
 	r = rng_below(&c->rng, 20);
@@ -468,11 +517,12 @@ static void op_mmap(struct ctx *c)
 	else if (r == 16)
 		len = 0;
 	else if (r == 17)
-		len = b->size - off - PAGE + 1 + rng_below(&c->rng, PAGE - 1);	/* rounds up to fit */
+		len = b->size - off - PAGE + 1 +
+		      rng_below(&c->rng, PAGE - 1); /* rounds up to fit */
 	else if (r == 18 || rng_chance(&c->rng, 80))
-		len = b->size - off + 1;	/* one byte too many: a page too many */
+		len = b->size - off + 1; /* one byte too many: a page too many */
 	else
-		len = 1ULL << (40 + rng_below(&c->rng, 8));	/* the kernel logs these: rarely */
+		len = 1ULL << (40 + rng_below(&c->rng, 8)); /* the kernel logs these: rarely */
 	r = rng_below(&c->rng, 20);
 	if (r == 0)
 		prot = PROT_READ;
@@ -488,13 +538,13 @@ static void op_mmap(struct ctx *c)
 	if (len == 0 || off % PAGE)
 		want = E(EINVAL);
 	else if (flags & MAP_PRIVATE)
-		want = ~(eset)0 & ~E_OK;	/* refused; the header names no errno */
+		want = ~(eset)0 & ~E_OK; /* refused; the header names no errno */
 	else if (len >= (1ULL << 40) || off >= (1ULL << 44))
 		want = E(EINVAL) | E(ENOMEM) | E(EOVERFLOW);
 	else if (off + round_page(len) > b->size)
 		want = E(EINVAL);
 	if (prot & PROT_EXEC)
-		want |= E(EPERM);	/* the dma-buf filesystem is noexec on 7.2, checked first */
+		want |= E(EPERM); /* the dma-buf filesystem is noexec on 7.2, checked first */
 	c->syscalls++;
 	p = mmap(NULL, len, prot, flags, b->fd, off);
 	r = p == MAP_FAILED ? errno : 0;
@@ -613,7 +663,7 @@ static void op_pin(struct ctx *c)
 			tp.size = PAGE * (1 + rng_below(&c->rng, m->len / PAGE - first));
 		}
 		if (!(m->prot & PROT_WRITE)) {
-			want = E(EFAULT);	/* FOLL_WRITE on a read-only or PROT_NONE mapping */
+			want = E(EFAULT); /* FOLL_WRITE on a read-only or PROT_NONE mapping */
 			what = "TEST_PIN of a mapping without PROT_WRITE";
 		}
 	} else if (r < 9) {
@@ -638,11 +688,21 @@ static void op_pin(struct ctx *c)
 		tp.addr = (uintptr_t)c->anon;
 		tp.size = PAGE;
 		switch (rng_below(&c->rng, 6)) {
-		case 0: tp.addr += 1 + rng_below(&c->rng, PAGE - 1); break;
-		case 1: tp.size = 0; break;
-		case 2: tp.size = PAGE + 1 + rng_below(&c->rng, PAGE - 1); break;
-		case 3: tp.size = (1ULL << 30) + PAGE * (1 + rng_below(&c->rng, 4)); break;
-		case 4: tp.flags = 1U << rng_below(&c->rng, 32); break;
+		case 0:
+			tp.addr += 1 + rng_below(&c->rng, PAGE - 1);
+			break;
+		case 1:
+			tp.size = 0;
+			break;
+		case 2:
+			tp.size = PAGE + 1 + rng_below(&c->rng, PAGE - 1);
+			break;
+		case 3:
+			tp.size = (1ULL << 30) + PAGE * (1 + rng_below(&c->rng, 4));
+			break;
+		case 4:
+			tp.flags = 1U << rng_below(&c->rng, 32);
+			break;
 		default:
 			if (rng_chance(&c->rng, 50))
 				tp.reserved0 = 1;
@@ -652,7 +712,7 @@ static void op_pin(struct ctx *c)
 		want = E(EINVAL);
 	}
 	if (rng_chance(&c->rng, 5))
-		tp.pinned = rng_next(&c->rng);	/* an out field: ignored on input */
+		tp.pinned = rng_next(&c->rng); /* an out field: ignored on input */
 	if (rng_chance(&c->rng, 5)) {
 		arg = bad_pointer(c, sizeof(tp));
 		want = E(EFAULT);
@@ -690,14 +750,15 @@ static void check_info_fields(struct ctx *c, const struct spillway_info *i)
 		report(c, "INFO: used %" PRIu64 " + free %" PRIu64 " != pool %" PRIu64,
 		       (uint64_t)i->used_bytes, (uint64_t)i->free_bytes, (uint64_t)i->pool_bytes);
 	if (i->level > SPILLWAY_LEVEL_CRITICAL || i->watermark_critical > i->watermark_warn)
-		report(c, "INFO: level %u, watermarks warn %" PRIu64 " critical %" PRIu64,
-		       i->level, (uint64_t)i->watermark_warn, (uint64_t)i->watermark_critical);
+		report(c, "INFO: level %u, watermarks warn %" PRIu64 " critical %" PRIu64, i->level,
+		       (uint64_t)i->watermark_warn, (uint64_t)i->watermark_critical);
 	if (i->watchdog_ms != g.watchdog_ms || i->floor_bytes != g.floor_bytes ||
 	    i->user_limit_bytes != g.user_limit_bytes)
-		report(c, "INFO: watchdog_ms %u floor %" PRIu64 " user limit %" PRIu64
-		       ", loaded with %u, %" PRIu64 ", %" PRIu64, i->watchdog_ms,
-		       (uint64_t)i->floor_bytes, (uint64_t)i->user_limit_bytes, g.watchdog_ms,
-		       g.floor_bytes, g.user_limit_bytes);
+		report(c,
+		       "INFO: watchdog_ms %u floor %" PRIu64 " user limit %" PRIu64
+		       ", loaded with %u, %" PRIu64 ", %" PRIu64,
+		       i->watchdog_ms, (uint64_t)i->floor_bytes, (uint64_t)i->user_limit_bytes,
+		       g.watchdog_ms, g.floor_bytes, g.user_limit_bytes);
 	if (i->pool_bytes % PAGE || i->used_bytes % PAGE)
 		report(c, "INFO: pool or used bytes not a page multiple");
 }
@@ -711,12 +772,12 @@ static void op_info(struct ctx *c)
 		struct spillway_info dummy = { 0 };
 
 		err = do_ioctl(c, c->dev, SPILLWAY_IOC_INFO,
-			       rng_chance(&c->rng, 50) ? bad_pointer(c, sizeof(info)) :
-			       in_ro_page(c, &dummy, sizeof(dummy)));
+			       rng_chance(&c->rng, 50) ? bad_pointer(c, sizeof(info))
+						       : in_ro_page(c, &dummy, sizeof(dummy)));
 		expect(c, err, E(EFAULT), "INFO to a bad pointer");
 		return;
 	}
-	memset(&info, 0xa5, sizeof(info));	/* the module must write every field */
+	memset(&info, 0xa5, sizeof(info)); /* the module must write every field */
 	err = do_ioctl(c, c->dev, SPILLWAY_IOC_INFO, &info);
 	if (expect(c, err, E_OK, "INFO"))
 		return;
@@ -737,18 +798,20 @@ static void op_version(struct ctx *c)
 	err = do_ioctl(c, c->dev, SPILLWAY_IOC_VERSION, &v);
 	if (expect(c, err, E_OK, "VERSION"))
 		return;
-	if (v.major != SPILLWAY_ABI_MAJOR ||
-	    v.event_size != SPILLWAY_EVENT_SIZE || v.test_ioctls != (uint32_t)g.test_ioctls ||
-	    v.reserved[0] || v.reserved[1])
-		report(c, "VERSION: %u.%u event_size %u test_ioctls %u reserved %#" PRIx64 "/%#" PRIx64,
+	if (v.major != SPILLWAY_ABI_MAJOR || v.event_size != SPILLWAY_EVENT_SIZE ||
+	    v.test_ioctls != (uint32_t)g.test_ioctls || v.reserved[0] || v.reserved[1])
+		report(c,
+		       "VERSION: %u.%u event_size %u test_ioctls %u reserved %#" PRIx64
+		       "/%#" PRIx64,
 		       v.major, v.minor, v.event_size, v.test_ioctls, (uint64_t)v.reserved[0],
 		       (uint64_t)v.reserved[1]);
 }
 
 static void op_list(struct ctx *c)
 {
-	static const uint32_t caps[] = { 0, 1, 2, 3, 8, 64, SPILLWAY_LIST_MAX,
-					 SPILLWAY_LIST_MAX + 1, UINT32_MAX };
+	static const uint32_t caps[] = {
+		0, 1, 2, 3, 8, 64, SPILLWAY_LIST_MAX, SPILLWAY_LIST_MAX + 1, UINT32_MAX
+	};
 	struct spillway_list l = { 0 };
 	struct spillway_buffer_info *e;
 	uint32_t cap = caps[rng_below(&c->rng, sizeof(caps) / sizeof(caps[0]))];
@@ -758,7 +821,7 @@ static void op_list(struct ctx *c)
 	void *arg = &l;
 
 	if (rng_chance(&c->rng, 30))
-		cap = c->nbufs + rng_below(&c->rng, 3) - 1;	/* around the count */
+		cap = c->nbufs + rng_below(&c->rng, 3) - 1; /* around the count */
 	if (cap > SPILLWAY_LIST_MAX)
 		bytes = 4 * sizeof(*e) + PAGE;
 	else
@@ -769,7 +832,7 @@ static void op_list(struct ctx *c)
 	memset(e, 0x5a, bytes);
 	l.entries = (uintptr_t)e;
 	l.capacity = cap;
-	l.count = rng_chance(&c->rng, 10) ? (uint32_t)rng_next(&c->rng) : 0;	/* out: ignored */
+	l.count = rng_chance(&c->rng, 10) ? (uint32_t)rng_next(&c->rng) : 0; /* out: ignored */
 	if (cap > SPILLWAY_LIST_MAX) {
 		want = E(EINVAL);
 	} else if (r == 0) {
@@ -778,10 +841,12 @@ static void op_list(struct ctx *c)
 	} else if (r == 1) {
 		l.entries = (uintptr_t)bad_pointer(c, sizeof(*e));
 		/* nothing to write is no fault, else EFAULT */
-		want = c->exact && (cap == 0 || c->nbufs == 0) ? E_OK | E(EFAULT) :
-		       c->exact ? E(EFAULT) : E_OK | E(EFAULT);
+		want = c->exact && (cap == 0 || c->nbufs == 0) ? E_OK | E(EFAULT)
+		       : c->exact			       ? E(EFAULT)
+							       : E_OK | E(EFAULT);
 	} else if (r == 2) {
-		arg = rng_chance(&c->rng, 50) ? bad_pointer(c, sizeof(l)) : in_ro_page(c, &l, sizeof(l));
+		arg = rng_chance(&c->rng, 50) ? bad_pointer(c, sizeof(l))
+					      : in_ro_page(c, &l, sizeof(l));
 		want = E(EFAULT);
 	}
 	err = do_ioctl(c, c->dev, SPILLWAY_IOC_LIST_BUFFERS, arg);
@@ -801,10 +866,12 @@ static void op_list(struct ctx *c)
 			known = c->bufs[i].id == e[k].id && c->bufs[i].size == e[k].size;
 		if (!known || e[k].pid != getpid() || e[k].uid != 0 || e[k].reserved ||
 		    !e[k].size || e[k].size % PAGE) {
-			report(c, "LIST_BUFFERS entry %u: id %" PRIu64 " size %" PRIu64 " pid %d uid %u"
-			       " reserved %" PRIu64 "%s", k, (uint64_t)e[k].id, (uint64_t)e[k].size,
-			       e[k].pid, e[k].uid, (uint64_t)e[k].reserved,
-			       known ? "" : " (no such live buffer)");
+			report(c,
+			       "LIST_BUFFERS entry %u: id %" PRIu64 " size %" PRIu64
+			       " pid %d uid %u"
+			       " reserved %" PRIu64 "%s",
+			       k, (uint64_t)e[k].id, (uint64_t)e[k].size, e[k].pid, e[k].uid,
+			       (uint64_t)e[k].reserved, known ? "" : " (no such live buffer)");
 			break;
 		}
 	}
@@ -815,7 +882,8 @@ static void op_list(struct ctx *c)
 
 		for (size_t k = 0; k < sizeof(*e); k++)
 			if (tail[k] != 0x5a) {
-				report(c, "LIST_BUFFERS wrote past entry %u (capacity %u, count %u)",
+				report(c,
+				       "LIST_BUFFERS wrote past entry %u (capacity %u, count %u)",
 				       n, cap, l.count);
 				break;
 			}
@@ -837,21 +905,27 @@ static void op_resize(struct ctx *c)
 	spw_info(c->dev, &info);
 	c->syscalls++;
 	old_pool = info.pool_bytes;
-	target = r < 4 ? g.pool_min + rng_below(&c->rng, span) :
-		 r < 6 ? info.pool_bytes :
-		 r < 8 ? g.base_pool + rng_below(&c->rng, 2) * (1 + rng_below(&c->rng, PAGE)) :
-		 r < 9 ? info.used_bytes : g.pool_min + rng_below(&c->rng, span / PAGE) * PAGE;
+	target = r < 4	 ? g.pool_min + rng_below(&c->rng, span)
+		 : r < 6 ? info.pool_bytes
+		 : r < 8 ? g.base_pool + rng_below(&c->rng, 2) * (1 + rng_below(&c->rng, PAGE))
+		 : r < 9 ? info.used_bytes
+			 : g.pool_min + rng_below(&c->rng, span / PAGE) * PAGE;
 	if (target < g.pool_min)
 		target = g.pool_min;
 	if (target > g.pool_max)
 		target = g.pool_max;
 	rs.pool_bytes = target;
-	rs.result_bytes = rng_chance(&c->rng, 10) ? rng_next(&c->rng) : 0;	/* out */
+	rs.result_bytes = rng_chance(&c->rng, 10) ? rng_next(&c->rng) : 0; /* out */
 	if (rng_chance(&c->rng, 8)) {
 		switch (rng_below(&c->rng, 3)) {
-		case 0: rs.flags = 1U << rng_below(&c->rng, 32); break;
-		case 1: rs.reserved0 = 1; break;
-		default: rs.reserved[rng_below(&c->rng, 2)] = rng_next(&c->rng) | 1;
+		case 0:
+			rs.flags = 1U << rng_below(&c->rng, 32);
+			break;
+		case 1:
+			rs.reserved0 = 1;
+			break;
+		default:
+			rs.reserved[rng_below(&c->rng, 2)] = rng_next(&c->rng) | 1;
 		}
 		want = E(EINVAL);
 	} else if (rng_chance(&c->rng, 5)) {
@@ -863,8 +937,9 @@ static void op_resize(struct ctx *c)
 		static const uint64_t huge[] = { UINT64_MAX, UINT64_MAX - PAGE + 2, 1ULL << 63,
 						 1ULL << 48 };
 
-		rs.pool_bytes = rng_chance(&c->rng, 50) ? huge[rng_below(&c->rng, 4)] :
-				g.total_ram + PAGE * (1 + rng_below(&c->rng, 1024));
+		rs.pool_bytes = rng_chance(&c->rng, 50)
+					? huge[rng_below(&c->rng, 4)]
+					: g.total_ram + PAGE * (1 + rng_below(&c->rng, 1024));
 		want = E(EINVAL);
 	}
 	if (rng_chance(&c->rng, 6)) {
@@ -926,9 +1001,14 @@ static void op_watermarks(struct ctx *c)
 		want = E(EINVAL);
 	} else if (rng_chance(&c->rng, 8)) {
 		switch (rng_below(&c->rng, 3)) {
-		case 0: w.flags = 1U << rng_below(&c->rng, 32); break;
-		case 1: w.reserved0 = 1; break;
-		default: w.reserved[rng_below(&c->rng, 2)] = 1;
+		case 0:
+			w.flags = 1U << rng_below(&c->rng, 32);
+			break;
+		case 1:
+			w.reserved0 = 1;
+			break;
+		default:
+			w.reserved[rng_below(&c->rng, 2)] = 1;
 		}
 		want = E(EINVAL);
 	} else if (rng_chance(&c->rng, 6)) {
@@ -968,8 +1048,9 @@ static void op_read(struct ctx *c)
 	size_t size = sizes[rng_below(&c->rng, sizeof(sizes) / sizeof(sizes[0]))];
 	bool bad = rng_chance(&c->rng, 20);
 	/* the VFS may refuse a kernel address before the module checks the size */
-	eset want = size < SPILLWAY_EVENT_SIZE ? E(EINVAL) | (bad ? E(EFAULT) : 0) :
-		    bad ? E(EAGAIN) | E(EFAULT) : E_OK | E(EAGAIN);
+	eset want = size < SPILLWAY_EVENT_SIZE ? E(EINVAL) | (bad ? E(EFAULT) : 0)
+		    : bad		       ? E(EAGAIN) | E(EFAULT)
+					       : E_OK | E(EAGAIN);
 	ssize_t n;
 
 	c->syscalls++;
@@ -986,8 +1067,9 @@ static void op_read(struct ctx *c)
 }
 
 static const unsigned long spillway_cmds[] = {
-	SPILLWAY_IOC_VERSION, SPILLWAY_IOC_INFO, SPILLWAY_IOC_ALLOC, SPILLWAY_IOC_RESIZE,
-	SPILLWAY_IOC_SET_WATERMARKS, SPILLWAY_IOC_LIST_BUFFERS, SPILLWAY_IOC_TEST_PIN,
+	SPILLWAY_IOC_VERSION,  SPILLWAY_IOC_INFO,	    SPILLWAY_IOC_ALLOC,
+	SPILLWAY_IOC_RESIZE,   SPILLWAY_IOC_SET_WATERMARKS, SPILLWAY_IOC_LIST_BUFFERS,
+	SPILLWAY_IOC_TEST_PIN,
 };
 #define N_CMDS (sizeof(spillway_cmds) / sizeof(spillway_cmds[0]))
 
@@ -1000,15 +1082,30 @@ static void op_bad_fd(struct ctx *c)
 	eset want = E(ENOTTY);
 
 	switch (rng_below(&c->rng, 7)) {
-	case 0: fd = -1; want = E(EBADF); break;
-	case 1: fd = g.closed_fd; want = E(EBADF); break;
-	case 2: fd = g.null_fd; break;
-	case 3: fd = g.pipe_r; break;
-	case 4: fd = g.memfd; break;
-	case 5: fd = INT32_MAX; want = E(EBADF); break;
+	case 0:
+		fd = -1;
+		want = E(EBADF);
+		break;
+	case 1:
+		fd = g.closed_fd;
+		want = E(EBADF);
+		break;
+	case 2:
+		fd = g.null_fd;
+		break;
+	case 3:
+		fd = g.pipe_r;
+		break;
+	case 4:
+		fd = g.memfd;
+		break;
+	case 5:
+		fd = INT32_MAX;
+		want = E(EBADF);
+		break;
 	default:
 		b = pick_buf(c, true);
-		fd = b ? b->fd : g.null_fd;	/* a dma-buf knows none of our commands */
+		fd = b ? b->fd : g.null_fd; /* a dma-buf knows none of our commands */
 	}
 	err = do_ioctl(c, fd, cmd, arg);
 	expect(c, err, want, "spillway ioctl on a foreign or bad fd");
@@ -1024,7 +1121,8 @@ static bool known_cmd(unsigned long cmd)
 
 static void op_bad_cmd(struct ctx *c)
 {
-	static const unsigned int dirs[] = { _IOC_NONE, _IOC_READ, _IOC_WRITE, _IOC_READ | _IOC_WRITE };
+	static const unsigned int dirs[] = { _IOC_NONE, _IOC_READ, _IOC_WRITE,
+					     _IOC_READ | _IOC_WRITE };
 	/* a zeroed, mapped buffer: a module that ignores the encoded size would succeed */
 	static __thread uint64_t argbuf[PAGE / 8];
 	unsigned long cmd, known = spillway_cmds[rng_below(&c->rng, N_CMDS)];
@@ -1036,8 +1134,9 @@ static void op_bad_cmd(struct ctx *c)
 		/* a documented number with another direction or size */
 		do {
 			cmd = _IOC(dirs[rng_below(&c->rng, 4)], SPILLWAY_IOC_MAGIC, _IOC_NR(known),
-				   rng_chance(&c->rng, 50) ? _IOC_SIZE(known) + 8 * (rng_below(&c->rng, 5) - 2)
-							   : rng_below(&c->rng, 1 << _IOC_SIZEBITS));
+				   rng_chance(&c->rng, 50)
+					   ? _IOC_SIZE(known) + 8 * (rng_below(&c->rng, 5) - 2)
+					   : rng_below(&c->rng, 1 << _IOC_SIZEBITS));
 		} while (cmd == known);
 		want = E(ENOTTY) | E(EINVAL);
 		if (_IOC_NR(known) == _IOC_NR(SPILLWAY_IOC_TEST_PIN) && !g.test_ioctls)
@@ -1064,7 +1163,7 @@ static void op_bad_cmd(struct ctx *c)
 			magic++;
 		cmd = _IOC(dirs[rng_below(&c->rng, 4)], magic, _IOC_NR(known), _IOC_SIZE(known));
 	} else {
-		cmd = DMA_BUF_IOCTL_SYNC;	/* a dma-buf command on the device */
+		cmd = DMA_BUF_IOCTL_SYNC; /* a dma-buf command on the device */
 	}
 	if (known_cmd(cmd))
 		return;
@@ -1099,8 +1198,8 @@ static void op_dmabuf_ioctl(struct ctx *c)
 {
 	static const uint64_t valid[] = {
 		DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ, DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE,
-		DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ,
-		DMA_BUF_SYNC_END | DMA_BUF_SYNC_WRITE, DMA_BUF_SYNC_END | DMA_BUF_SYNC_RW,
+		DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW,	DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ,
+		DMA_BUF_SYNC_END | DMA_BUF_SYNC_WRITE,	DMA_BUF_SYNC_END | DMA_BUF_SYNC_RW,
 	};
 	struct buf *b = pick_buf(c, true);
 	struct dma_buf_sync s;
@@ -1112,9 +1211,18 @@ static void op_dmabuf_ioctl(struct ctx *c)
 		return;
 	s.flags = valid[rng_below(&c->rng, 6)];
 	switch (rng_below(&c->rng, 8)) {
-	case 0: s.flags &= ~(uint64_t)DMA_BUF_SYNC_RW; want = E(EINVAL); break;
-	case 1: s.flags |= 1ULL << (3 + rng_below(&c->rng, 61)); want = E(EINVAL); break;
-	case 2: arg = bad_pointer(c, sizeof(s)); want = E(EFAULT); break;
+	case 0:
+		s.flags &= ~(uint64_t)DMA_BUF_SYNC_RW;
+		want = E(EINVAL);
+		break;
+	case 1:
+		s.flags |= 1ULL << (3 + rng_below(&c->rng, 61));
+		want = E(EINVAL);
+		break;
+	case 2:
+		arg = bad_pointer(c, sizeof(s));
+		want = E(EFAULT);
+		break;
 	}
 	err = do_ioctl(c, b->fd, DMA_BUF_IOCTL_SYNC, arg);
 	expect(c, err, want, "DMA_BUF_IOCTL_SYNC");
@@ -1133,13 +1241,25 @@ static void op_mmap_dev(struct ctx *c)
 }
 
 static void (*const op_fn[OP_COUNT])(struct ctx *) = {
-	[OP_ALLOC] = op_alloc, [OP_CLOSE] = op_close, [OP_MMAP] = op_mmap,
-	[OP_MUNMAP] = op_munmap, [OP_TOUCH] = op_touch, [OP_MADVISE] = op_madvise,
-	[OP_MREMAP] = op_mremap, [OP_PIN] = op_pin, [OP_INFO] = op_info,
-	[OP_VERSION] = op_version, [OP_LIST] = op_list, [OP_RESIZE] = op_resize,
-	[OP_WATERMARKS] = op_watermarks, [OP_READ] = op_read, [OP_BAD_FD] = op_bad_fd,
-	[OP_BAD_CMD] = op_bad_cmd, [OP_BAD_PTR] = op_bad_ptr,
-	[OP_DMABUF_IOCTL] = op_dmabuf_ioctl, [OP_MMAP_DEV] = op_mmap_dev,
+	[OP_ALLOC] = op_alloc,
+	[OP_CLOSE] = op_close,
+	[OP_MMAP] = op_mmap,
+	[OP_MUNMAP] = op_munmap,
+	[OP_TOUCH] = op_touch,
+	[OP_MADVISE] = op_madvise,
+	[OP_MREMAP] = op_mremap,
+	[OP_PIN] = op_pin,
+	[OP_INFO] = op_info,
+	[OP_VERSION] = op_version,
+	[OP_LIST] = op_list,
+	[OP_RESIZE] = op_resize,
+	[OP_WATERMARKS] = op_watermarks,
+	[OP_READ] = op_read,
+	[OP_BAD_FD] = op_bad_fd,
+	[OP_BAD_CMD] = op_bad_cmd,
+	[OP_BAD_PTR] = op_bad_ptr,
+	[OP_DMABUF_IOCTL] = op_dmabuf_ioctl,
+	[OP_MMAP_DEV] = op_mmap_dev,
 };
 
 static enum op pick_op(struct ctx *c)
@@ -1246,9 +1366,10 @@ static int setup_globals(void)
 	g.wm_crit0 = info.watermark_critical;
 	close(dev);
 	if (info.used_bytes || info.buffers || !info.pool_bytes) {
-		printf("not ok - fuzz: the pool is not idle at start (pool %" PRIu64 " used %" PRIu64
-		       " buffers %" PRIu64 ")\n", (uint64_t)info.pool_bytes,
-		       (uint64_t)info.used_bytes, (uint64_t)info.buffers);
+		printf("not ok - fuzz: the pool is not idle at start (pool %" PRIu64
+		       " used %" PRIu64 " buffers %" PRIu64 ")\n",
+		       (uint64_t)info.pool_bytes, (uint64_t)info.used_bytes,
+		       (uint64_t)info.buffers);
 		return -1;
 	}
 	g.guard = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1259,8 +1380,8 @@ static int setup_globals(void)
 	 */
 	g.unmapped = (char *)0x100000000000ULL;
 	if (g.guard == MAP_FAILED || g.none_page == MAP_FAILED || pipe2(fds, O_CLOEXEC) ||
-	    mmap(g.unmapped, 64 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-		 -1, 0) != g.unmapped)
+	    mmap(g.unmapped, 64 * PAGE, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != g.unmapped)
 		return -1;
 	munmap(g.unmapped, 64 * PAGE);
 	mprotect(g.guard + PAGE, PAGE, PROT_NONE);
@@ -1308,15 +1429,30 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((opt = getopt(argc, argv, "n:t:T:s:w:f:u:")) != -1) {
 		switch (opt) {
-		case 'n': ops = strtoull(optarg, NULL, 0); break;
-		case 't': threads = atoi(optarg); break;
-		case 'T': per_thread = strtoull(optarg, NULL, 0); break;
-		case 's': seed_arg = optarg; break;
-		case 'w': g.watchdog_ms = atoi(optarg); break;
-		case 'f': g.floor_bytes = strtoull(optarg, NULL, 0) * MIB; break;
-		case 'u': g.user_limit_bytes = strtoull(optarg, NULL, 0) * MIB; break;
+		case 'n':
+			ops = strtoull(optarg, NULL, 0);
+			break;
+		case 't':
+			threads = atoi(optarg);
+			break;
+		case 'T':
+			per_thread = strtoull(optarg, NULL, 0);
+			break;
+		case 's':
+			seed_arg = optarg;
+			break;
+		case 'w':
+			g.watchdog_ms = atoi(optarg);
+			break;
+		case 'f':
+			g.floor_bytes = strtoull(optarg, NULL, 0) * MIB;
+			break;
+		case 'u':
+			g.user_limit_bytes = strtoull(optarg, NULL, 0) * MIB;
+			break;
 		default:
-			fprintf(stderr, "usage: fuzz [-n OPS] [-t THREADS] [-T OPS_PER_THREAD] [-s SEED]"
+			fprintf(stderr,
+				"usage: fuzz [-n OPS] [-t THREADS] [-T OPS_PER_THREAD] [-s SEED]"
 				" [-w WATCHDOG_MS] [-f FLOOR_MB] [-u USER_LIMIT_MB]\n");
 			return 2;
 		}
@@ -1337,12 +1473,13 @@ int main(int argc, char **argv)
 	ctx_fini(c0);
 	t1 = now_s();
 	ok(c0->mismatches == 0,
-	       "fuzz: %" PRIu64 " operations (%" PRIu64 " syscalls, %" PRIu64 " ioctls) on one thread in"
-	       " %.1f s: every result as documented, accounting exact (seed %" PRIu64 ")",
-	       c0->ops, c0->syscalls, c0->ioctls, t1 - t0, g.seed);
-	diag("phase 1: %" PRIu64 " buffers allocated, %" PRIu64 " ENOMEM, %" PRIu64 " EINVAL, %" PRIu64
-	     " pins, %" PRIu64 " events read", c0->alloc_ok, c0->alloc_enomem, c0->alloc_einval,
-	     c0->pin_ok, c0->events_read);
+	   "fuzz: %" PRIu64 " operations (%" PRIu64 " syscalls, %" PRIu64
+	   " ioctls) on one thread in"
+	   " %.1f s: every result as documented, accounting exact (seed %" PRIu64 ")",
+	   c0->ops, c0->syscalls, c0->ioctls, t1 - t0, g.seed);
+	diag("phase 1: %" PRIu64 " buffers allocated, %" PRIu64 " ENOMEM, %" PRIu64
+	     " EINVAL, %" PRIu64 " pins, %" PRIu64 " events read",
+	     c0->alloc_ok, c0->alloc_enomem, c0->alloc_einval, c0->pin_ok, c0->events_read);
 
 	/* phase 2: racing threads */
 	cs = calloc(threads, sizeof(*cs));
@@ -1377,8 +1514,9 @@ int main(int argc, char **argv)
 	for (int k = 0; k < OP_COUNT; k++)
 		per_op[k] += c0->per_op[k];
 	ok(mism == 0,
-	       "fuzz: %d racing threads x %" PRIu64 " operations in %.1f s: every errno as documented,"
-	       " no data lost", threads, per_thread, t2 - t1);
+	   "fuzz: %d racing threads x %" PRIu64 " operations in %.1f s: every errno as documented,"
+	   " no data lost",
+	   threads, per_thread, t2 - t1);
 
 	/* cleanup must leave the pool as loaded */
 	if (restore())
@@ -1387,17 +1525,17 @@ int main(int argc, char **argv)
 	spw_info(dev, &end);
 	close(dev);
 	ok(end.used_bytes == 0 && end.buffers == 0 && end.pool_bytes == g.base_pool &&
-	       end.watermark_warn == g.wm_warn0 && end.watermark_critical == g.wm_crit0,
-	       "fuzz: after cleanup the pool is back to %" PRIu64 " bytes, 0 used, 0 buffers"
-	       " (INFO: pool %" PRIu64 " used %" PRIu64 " buffers %" PRIu64 ")",
-	       g.base_pool, (uint64_t)end.pool_bytes, (uint64_t)end.used_bytes,
-	       (uint64_t)end.buffers);
+		   end.watermark_warn == g.wm_warn0 && end.watermark_critical == g.wm_crit0,
+	   "fuzz: after cleanup the pool is back to %" PRIu64 " bytes, 0 used, 0 buffers"
+	   " (INFO: pool %" PRIu64 " used %" PRIu64 " buffers %" PRIu64 ")",
+	   g.base_pool, (uint64_t)end.pool_bytes, (uint64_t)end.used_bytes, (uint64_t)end.buffers);
 	printf("# totals: %" PRIu64 " operations, %" PRIu64 " syscalls, %" PRIu64 " ioctls;",
 	       total_ops, total_sys, total_ioctl);
 	for (int k = 0; k < OP_COUNT; k++)
 		printf(" %s %" PRIu64, op_names[k], per_op[k]);
 	printf("\n");
-	printf("FUZZ_STATS ops=%" PRIu64 " syscalls=%" PRIu64 " ioctls=%" PRIu64 " seed=%" PRIu64 "\n",
+	printf("FUZZ_STATS ops=%" PRIu64 " syscalls=%" PRIu64 " ioctls=%" PRIu64 " seed=%" PRIu64
+	       "\n",
 	       total_ops, total_sys, total_ioctl, g.seed);
 	return tap_failures ? 1 : 0;
 }

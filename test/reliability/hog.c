@@ -34,7 +34,8 @@ int main(int argc, char **argv)
 		hold_s = atoi(argv[4]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while (!max || total < max) {
-		char *p = mmap(NULL, step, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		char *p = mmap(NULL, step, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			       0);
 
 		if (p == MAP_FAILED) {
 			perror("hog: mmap");

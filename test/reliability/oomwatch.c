@@ -78,12 +78,21 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((opt = getopt(argc, argv, "+i:t:s:c:")) != -1) {
 		switch (opt) {
-		case 'c': cgroup = optarg; break;
-		case 'i': sample_ms = atoi(optarg); break;
-		case 't': timeout_s = atoi(optarg); break;
-		case 's': settle_s = atoi(optarg); break;
+		case 'c':
+			cgroup = optarg;
+			break;
+		case 'i':
+			sample_ms = atoi(optarg);
+			break;
+		case 't':
+			timeout_s = atoi(optarg);
+			break;
+		case 's':
+			settle_s = atoi(optarg);
+			break;
 		default:
-			fprintf(stderr, "usage: oomwatch [-i SAMPLE_MS] [-t TIMEOUT_S] [-s SETTLE_S] [-c CGROUP]"
+			fprintf(stderr,
+				"usage: oomwatch [-i SAMPLE_MS] [-t TIMEOUT_S] [-s SETTLE_S] [-c CGROUP]"
 				" -- HOG...\n");
 			return 2;
 		}
@@ -96,7 +105,7 @@ int main(int argc, char **argv)
 		perror("oomwatch: open /dev/spillway or /dev/kmsg");
 		return 1;
 	}
-	lseek(kmsg, 0, SEEK_END);	/* only what happens from now on */
+	lseek(kmsg, 0, SEEK_END); /* only what happens from now on */
 	{
 		struct spillway_event drop[SPILLWAY_EVENT_QUEUE_LEN];
 
@@ -142,11 +151,13 @@ int main(int argc, char **argv)
 			for (ssize_t k = 0; k < n / (ssize_t)sizeof(evs[0]); k++) {
 				const struct spillway_event *e = &evs[k];
 
-				printf("oomwatch: %.3f s event seq %" PRIu64 " type %u level %u<-%u reason %#x"
-				       " avail %" PRIu64 " MB pool_free %" PRIu64 " MB count %" PRIu64 "\n", t,
-				       (uint64_t)e->seq, e->type, e->level, e->prev_level, e->reason,
-				       (uint64_t)e->mem_available / MIB, (uint64_t)e->pool_free / MIB,
-				       (uint64_t)e->count);
+				printf("oomwatch: %.3f s event seq %" PRIu64
+				       " type %u level %u<-%u reason %#x"
+				       " avail %" PRIu64 " MB pool_free %" PRIu64
+				       " MB count %" PRIu64 "\n",
+				       t, (uint64_t)e->seq, e->type, e->level, e->prev_level,
+				       e->reason, (uint64_t)e->mem_available / MIB,
+				       (uint64_t)e->pool_free / MIB, (uint64_t)e->count);
 				if (e->type == SPILLWAY_EVENT_LEVEL) {
 					level = e->level;
 					if (e->level >= SPILLWAY_LEVEL_WARN && warn_s < 0) {
@@ -164,7 +175,8 @@ int main(int argc, char **argv)
 			char rec[2048];
 			ssize_t n;
 
-			while ((n = read(kmsg, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+			while ((n = read(kmsg, rec, sizeof(rec) - 1)) > 0 ||
+			       (n < 0 && errno == EPIPE)) {
 				char *msg, comm[64];
 				int pid;
 
@@ -174,14 +186,16 @@ int main(int argc, char **argv)
 				msg = strchr(rec, ';');
 				msg = msg ? msg + 1 : rec;
 				msg = strstr(msg, "Killed process ");
-				if (!msg || sscanf(msg, "Killed process %d (%63[^)])", &pid, comm) != 2)
+				if (!msg ||
+				    sscanf(msg, "Killed process %d (%63[^)])", &pid, comm) != 2)
 					continue;
 				if (oom_s < 0)
 					oom_s = t;
 				oom_kills++;
-				snprintf(killed + strlen(killed), sizeof(killed) - strlen(killed), "%s%d:%s",
-					 *killed ? "," : "", pid, comm);
-				printf("oomwatch: %.3f s OOM killer killed %d (%s)\n", t, pid, comm);
+				snprintf(killed + strlen(killed), sizeof(killed) - strlen(killed),
+					 "%s%d:%s", *killed ? "," : "", pid, comm);
+				printf("oomwatch: %.3f s OOM killer killed %d (%s)\n", t, pid,
+				       comm);
 			}
 		}
 		if (hog_end < 0 && waitpid(hog, &status, WNOHANG) == hog) {
@@ -202,9 +216,12 @@ int main(int argc, char **argv)
 		frozen_total += now_s() - t0 - frozen_since;
 	printf("OOMWATCH lowest_avail_kb=%" PRIu64 " lowest_s=%.2f warn_s=%.2f critical_s=%.2f"
 	       " release_s=%.2f oom_s=%.2f oom_kills=%d killed=%s warn_avail_kb=%" PRIu64
-	       " hog=%s%d level=%u frozen_periods=%d frozen_ms=%.0f\n", low_kb, low_s, warn_s,
-	       crit_s, release_s, oom_s, oom_kills, *killed ? killed : "none", warn_avail_kb,
-	       hog_end < 0 ? "timeout" : WIFSIGNALED(status) ? "signal" : "exit",
+	       " hog=%s%d level=%u frozen_periods=%d frozen_ms=%.0f\n",
+	       low_kb, low_s, warn_s, crit_s, release_s, oom_s, oom_kills,
+	       *killed ? killed : "none", warn_avail_kb,
+	       hog_end < 0	     ? "timeout"
+	       : WIFSIGNALED(status) ? "signal"
+				     : "exit",
 	       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), level, frozen_periods,
 	       frozen_total * 1000);
 	return 0;

@@ -34,13 +34,13 @@
 
 #include "common.h"
 
-#define SLOTS		48
-#define MAX_PAGES	512	/* buffers up to 2 MiB */
-#define MAX_REPORTS	40
+#define SLOTS	    48
+#define MAX_PAGES   512 /* buffers up to 2 MiB */
+#define MAX_REPORTS 40
 
 struct slot {
 	pthread_mutex_t lock;
-	int fd;			/* -1: empty */
+	int fd; /* -1: empty */
 	uint64_t id, size, seed;
 };
 
@@ -53,8 +53,8 @@ static bool test_ioctls;
 static int dev;
 
 static struct {
-	atomic_uint_fast64_t allocs, enomem, mmaps, pins, published, closes, dup_maps,
-		resizes, level_swings, forks, churn_mb, madvises;
+	atomic_uint_fast64_t allocs, enomem, mmaps, pins, published, closes, dup_maps, resizes,
+		level_swings, forks, churn_mb, madvises;
 } n;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -98,8 +98,9 @@ static bool check(const char *p, uint64_t size, uint64_t seed, uint64_t id, cons
 		uint64_t want = seed ? tag(seed, pg) : 0;
 
 		if (w[0] != want || w[PAGE / 8 - 1] != want || (!seed && w[PAGE / 16])) {
-			fail("%s: buffer %" PRIu64 " page %" PRIu64 " holds %#" PRIx64 ", expected %#"
-			     PRIx64 " (%s)", who, id, pg, w[0], want, seed ? "corrupted" : "not zeroed");
+			fail("%s: buffer %" PRIu64 " page %" PRIu64 " holds %#" PRIx64
+			     ", expected %#" PRIx64 " (%s)",
+			     who, id, pg, w[0], want, seed ? "corrupted" : "not zeroed");
 			return false;
 		}
 	}
@@ -195,7 +196,8 @@ static void *mapper(void *arg)
 			usleep(200);
 			continue;
 		}
-		p = mmap(NULL, copy.size, rw ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+		p = mmap(NULL, copy.size, rw ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd,
+			 0);
 		/* the closer may close the table's fd now: ours keeps the buffer */
 		if (p == MAP_FAILED) {
 			fail("mmap of a published buffer: %s", errname(errno));
@@ -212,7 +214,7 @@ static void *mapper(void *arg)
 			check(p, copy.size, copy.seed, copy.id, "mapper after MADV_DONTNEED");
 		}
 		if (rng_chance(&r, 50)) {
-			close(fd);	/* the mapping alone keeps the buffer */
+			close(fd); /* the mapping alone keeps the buffer */
 			fd = -1;
 		}
 		check(p, copy.size, copy.seed, copy.id, "mapper, second look");
@@ -248,8 +250,9 @@ static void *resizer(void *arg)
 	struct rng r = { (uintptr_t)arg };
 
 	while (!stop) {
-		struct spillway_resize rs = { .pool_bytes = pool_min +
-					      rng_below(&r, (pool_max - pool_min) / PAGE) * PAGE };
+		struct spillway_resize rs = {
+			.pool_bytes = pool_min + rng_below(&r, (pool_max - pool_min) / PAGE) * PAGE
+		};
 		int err = spw_ioctl(dev, SPILLWAY_IOC_RESIZE, &rs);
 
 		if (err || rs.result_bytes % PAGE)
@@ -308,7 +311,7 @@ static void *forker(void *arg)
 			continue;
 		}
 		p = mmap(NULL, a.size, PROT_READ | PROT_WRITE, MAP_SHARED, a.fd, 0);
-		close(a.fd);	/* only the mapping holds the buffer now */
+		close(a.fd); /* only the mapping holds the buffer now */
 		if (p == MAP_FAILED) {
 			fail("forker mmap: %s", errname(errno));
 			continue;
@@ -340,7 +343,8 @@ static void *churner(void *arg)
 	uint64_t seed = (uintptr_t)arg;
 
 	while (!stop) {
-		char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			       0);
 
 		if (p == MAP_FAILED) {
 			usleep(10000);
@@ -358,9 +362,9 @@ struct reader {
 	bool slow;
 	uint64_t records, overflows, level_events, release_events;
 	uint64_t first_seq, last_seq;
-	uint64_t lost;			/* reported by OVERFLOW records after the first record */
-	uint64_t lost_before_first;	/* ... and before it */
-	uint64_t pending_lost;		/* since the last record */
+	uint64_t lost;		    /* reported by OVERFLOW records after the first record */
+	uint64_t lost_before_first; /* ... and before it */
+	uint64_t pending_lost;	    /* since the last record */
 	uint32_t last_level;
 	bool have_level;
 };
@@ -396,8 +400,8 @@ static void reader_take(struct reader *rd, const struct spillway_event *ev)
 		rd->level_events++;
 		if (ev->level > SPILLWAY_LEVEL_CRITICAL || ev->level == ev->prev_level ||
 		    (rd->have_level && ev->prev_level != rd->last_level))
-			fail("%s reader: LEVEL event %u -> %u after level %u", rd->slow ? "slow" : "fast",
-			     ev->prev_level, ev->level, rd->last_level);
+			fail("%s reader: LEVEL event %u -> %u after level %u",
+			     rd->slow ? "slow" : "fast", ev->prev_level, ev->level, rd->last_level);
 		rd->last_level = ev->level;
 		rd->have_level = true;
 	} else {
@@ -441,7 +445,7 @@ static void *reader_thread(void *arg)
 		struct pollfd pfd = { .fd = ra->fd, .events = POLLIN | POLLPRI };
 
 		if (ra->rd.slow) {
-			usleep(500000);	/* far slower than the events come */
+			usleep(500000); /* far slower than the events come */
 			reader_read(&ra->rd, ra->fd, 1);
 			continue;
 		}
@@ -474,10 +478,12 @@ static void drain_and_check(struct reader_arg *ra, uint64_t events_total, uint64
 	       (!rd->records || (rd->last_seq == events_total &&
 				 rd->first_seq <= events_at_open + 1 + rd->lost_before_first)) &&
 	       (rd->records || events_total == events_at_open);
-	ok(good, "stress: %s event reader: %" PRIu64 " records (%" PRIu64 " level, %" PRIu64
-	       " release) + %" PRIu64 " reported lost in %" PRIu64 " OVERFLOW records = seq %" PRIu64
-	       "..%" PRIu64 "; module's count %" PRIu64, name, rd->records, rd->level_events,
-	       rd->release_events, rd->lost, rd->overflows, rd->first_seq, rd->last_seq, events_total);
+	ok(good,
+	   "stress: %s event reader: %" PRIu64 " records (%" PRIu64 " level, %" PRIu64
+	   " release) + %" PRIu64 " reported lost in %" PRIu64 " OVERFLOW records = seq %" PRIu64
+	   "..%" PRIu64 "; module's count %" PRIu64,
+	   name, rd->records, rd->level_events, rd->release_events, rd->lost, rd->overflows,
+	   rd->first_seq, rd->last_seq, events_total);
 }
 
 int main(int argc, char **argv)
@@ -494,12 +500,21 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((opt = getopt(argc, argv, "d:s:a:m:")) != -1) {
 		switch (opt) {
-		case 'd': duration = atoi(optarg); break;
-		case 's': seed_arg = optarg; break;
-		case 'a': allocators = atoi(optarg); break;
-		case 'm': mappers = atoi(optarg); break;
+		case 'd':
+			duration = atoi(optarg);
+			break;
+		case 's':
+			seed_arg = optarg;
+			break;
+		case 'a':
+			allocators = atoi(optarg);
+			break;
+		case 'm':
+			mappers = atoi(optarg);
+			break;
 		default:
-			fprintf(stderr, "usage: stress [-d SECONDS] [-s SEED] [-a ALLOCATORS] [-m MAPPERS]\n");
+			fprintf(stderr,
+				"usage: stress [-d SECONDS] [-s SEED] [-a ALLOCATORS] [-m MAPPERS]\n");
 			return 2;
 		}
 	}
@@ -545,19 +560,19 @@ int main(int argc, char **argv)
 	t1 = now_s();
 
 	ok(failures == 0,
-	       "stress: %.1f s, %d threads: %" PRIu64 " allocs (%" PRIu64 " ENOMEM), %" PRIu64
-	       " mmaps + %" PRIu64 " of shared fds, %" PRIu64 " pins, %" PRIu64 " closes, %" PRIu64
-	       " resizes, %" PRIu64 " level swings, %" PRIu64 " forks, %" PRIu64 " MB churned:"
-	       " every call as documented, no page lost, shared or left dirty",
+	   "stress: %.1f s, %d threads: %" PRIu64 " allocs (%" PRIu64 " ENOMEM), %" PRIu64
+	   " mmaps + %" PRIu64 " of shared fds, %" PRIu64 " pins, %" PRIu64 " closes, %" PRIu64
+	   " resizes, %" PRIu64 " level swings, %" PRIu64 " forks, %" PRIu64 " MB churned:"
+	   " every call as documented, no page lost, shared or left dirty",
+	   t1 - t0, nthreads, (uint64_t)n.allocs, (uint64_t)n.enomem, (uint64_t)n.mmaps,
+	   (uint64_t)n.dup_maps, (uint64_t)n.pins, (uint64_t)n.closes, (uint64_t)n.resizes,
+	   (uint64_t)n.level_swings, (uint64_t)n.forks, (uint64_t)n.churn_mb);
+	printf("STRESS_STATS seconds=%.1f threads=%d allocs=%" PRIu64 " enomem=%" PRIu64
+	       " mmaps=%" PRIu64 " shared_maps=%" PRIu64 " pins=%" PRIu64 " closes=%" PRIu64
+	       " resizes=%" PRIu64 " swings=%" PRIu64 " forks=%" PRIu64 "\n",
 	       t1 - t0, nthreads, (uint64_t)n.allocs, (uint64_t)n.enomem, (uint64_t)n.mmaps,
 	       (uint64_t)n.dup_maps, (uint64_t)n.pins, (uint64_t)n.closes, (uint64_t)n.resizes,
-	       (uint64_t)n.level_swings, (uint64_t)n.forks, (uint64_t)n.churn_mb);
-	printf("STRESS_STATS seconds=%.1f threads=%d allocs=%" PRIu64 " enomem=%" PRIu64 " mmaps=%"
-	       PRIu64 " shared_maps=%" PRIu64 " pins=%" PRIu64 " closes=%" PRIu64 " resizes=%" PRIu64
-	       " swings=%" PRIu64 " forks=%" PRIu64 "\n", t1 - t0, nthreads, (uint64_t)n.allocs,
-	       (uint64_t)n.enomem, (uint64_t)n.mmaps, (uint64_t)n.dup_maps, (uint64_t)n.pins,
-	       (uint64_t)n.closes, (uint64_t)n.resizes, (uint64_t)n.level_swings,
-	       (uint64_t)n.forks);
+	       (uint64_t)n.level_swings, (uint64_t)n.forks);
 
 	/* put everything back, then the readers must account for every event */
 	for (int i = 0; i < SLOTS; i++)
@@ -572,7 +587,7 @@ int main(int argc, char **argv)
 		 * Resize only once the watchdog is back at ok and no sample that
 		 * still saw critical can release chunks under the resize.
 		 */
-		for (int i = 0; i < 150; i++) {	/* 15 s: TCG under load is slow */
+		for (int i = 0; i < 150; i++) { /* 15 s: TCG under load is slow */
 			spw_info(dev, &end);
 			if (end.level == SPILLWAY_LEVEL_OK)
 				break;
@@ -588,18 +603,17 @@ int main(int argc, char **argv)
 	drain_and_check(&fast, end.events, events_at_open, "fast");
 	drain_and_check(&slow, end.events, events_at_open, "slow");
 	/* a reader more than QUEUE_LEN records behind must have been told */
-	ok(slow.rd.overflows > 0 ||
-	       end.events - events_at_open <= SPILLWAY_EVENT_QUEUE_LEN + slow.records_while_running,
-	       "stress: the slow reader, %" PRIu64 " events behind, got %" PRIu64 " OVERFLOW records",
-	       (uint64_t)(end.events - events_at_open - slow.records_while_running),
-	       slow.rd.overflows);
+	ok(slow.rd.overflows > 0 || end.events - events_at_open <=
+					    SPILLWAY_EVENT_QUEUE_LEN + slow.records_while_running,
+	   "stress: the slow reader, %" PRIu64 " events behind, got %" PRIu64 " OVERFLOW records",
+	   (uint64_t)(end.events - events_at_open - slow.records_while_running), slow.rd.overflows);
 	ok(end.used_bytes == 0 && end.buffers == 0 && end.pool_bytes == base_pool &&
-	       end.level == SPILLWAY_LEVEL_OK,
-	       "stress: afterwards the pool is back to %" PRIu64 " bytes, 0 used, 0 buffers, level ok"
-	       " (INFO: pool %" PRIu64 " used %" PRIu64 " buffers %" PRIu64 " level %u; released %"
-	       PRIu64 " bytes under pressure in all)", base_pool, (uint64_t)end.pool_bytes,
-	       (uint64_t)end.used_bytes, (uint64_t)end.buffers, end.level,
-	       (uint64_t)end.released_bytes);
+		   end.level == SPILLWAY_LEVEL_OK,
+	   "stress: afterwards the pool is back to %" PRIu64 " bytes, 0 used, 0 buffers, level ok"
+	   " (INFO: pool %" PRIu64 " used %" PRIu64 " buffers %" PRIu64
+	   " level %u; released %" PRIu64 " bytes under pressure in all)",
+	   base_pool, (uint64_t)end.pool_bytes, (uint64_t)end.used_bytes, (uint64_t)end.buffers,
+	   end.level, (uint64_t)end.released_bytes);
 	close(fast.fd);
 	close(slow.fd);
 	close(dev);

@@ -240,7 +240,9 @@ static void fd_msg_init(struct fd_msg *m)
 	memset(m, 0, sizeof(*m));
 	m->byte = 'x';
 	m->iov = (struct iovec){ &m->byte, 1 };
-	m->msg = (struct msghdr){ .msg_iov = &m->iov, .msg_iovlen = 1, .msg_control = m->u.buf,
+	m->msg = (struct msghdr){ .msg_iov = &m->iov,
+				  .msg_iovlen = 1,
+				  .msg_control = m->u.buf,
 				  .msg_controllen = sizeof(m->u.buf) };
 }
 
@@ -330,11 +332,14 @@ static void do_scan(const char *text)
 		got += MIB;
 		found |= memmem(p, MIB, text, strlen(text)) != NULL;
 		for (uint64_t i = 0; i < MIB / 8 && !found; i++)
-			found = ((uint64_t *)p)[i] != 0;	/* anything not zero is someone's data */
+			found = ((uint64_t *)p)[i] != 0; /* anything not zero is someone's data */
 		munmap(p, MIB);
 		/* keep the fd: freeing it would hand the same pages back */
 	}
-	out("%s:%lluM", got == 0 ? "NOTHING" : found ? "FOUND" : "CLEAN",
+	out("%s:%lluM",
+	    got == 0 ? "NOTHING"
+	    : found  ? "FOUND"
+		     : "CLEAN",
 	    (unsigned long long)(got / MIB));
 }
 
@@ -369,7 +374,7 @@ static void *race_thread(void *arg)
 			race_err = err;
 			return NULL;
 		}
-		race_bytes += race_size;	/* the fd stays open until exit */
+		race_bytes += race_size; /* the fd stays open until exit */
 	}
 }
 
@@ -401,7 +406,7 @@ int main(int argc, char **argv)
 			dev = dev_open(!strcmp(a, "open") ? O_RDWR : O_RDONLY);
 			out("%s", dev >= 0 ? "OK" : errname(errno));
 			if (dev < 0)
-				break;	/* nothing else can work */
+				break; /* nothing else can work */
 		} else if (!strcmp(a, "closedev")) {
 			out("%s", close(dev) == 0 ? "OK" : errname(errno));
 			dev = -1;
@@ -420,8 +425,9 @@ int main(int argc, char **argv)
 			out("%s", n >= 0 && close(held[n]) == 0 ? "OK" : "BADARG");
 		} else if (!strncmp(a, "map:", 4)) {
 			int n = buf_index(f1);
-			void *p = n < 0 ? MAP_FAILED :
-				  mmap(NULL, held_size[n], PROT_READ | PROT_WRITE, MAP_SHARED, held[n], 0);
+			void *p = n < 0 ? MAP_FAILED
+					: mmap(NULL, held_size[n], PROT_READ | PROT_WRITE,
+					       MAP_SHARED, held[n], 0);
 
 			out("%s", n < 0 ? "BADARG" : p == MAP_FAILED ? errname(errno) : "OK");
 		} else if (!strncmp(a, "fill:", 5) && f2) {

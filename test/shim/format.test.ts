@@ -1,6 +1,6 @@
-// The shim's C and the C tests of test/shim and test/include are as clang-format writes them
-// (shim/.clang-format). Fix a failure with:
-//   clang-format -i shim/src/*/*.[ch] test/shim/*.[ch] test/include/*.h
+// The shim's C and every C test (test/shim, test/include, test/kmod, test/reliability) are as
+// clang-format writes them (shim/.clang-format; each test folder links to it). Fix a failure with:
+//   clang-format -i shim/src/*/*.[ch] test/{shim,include,kmod,reliability}/*.[ch]
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
@@ -8,7 +8,7 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const dirs = ['shim/src/core', 'shim/src/hooks', 'test/shim', 'test/include']
+const dirs = ['shim/src/core', 'shim/src/hooks', 'test/shim', 'test/include', 'test/kmod', 'test/reliability']
 const files = dirs.flatMap((d) =>
   readdirSync(join(root, d))
     .filter((f) => /\.[ch]$/.test(f))
