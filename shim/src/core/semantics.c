@@ -128,8 +128,8 @@ void capture_began(CUstream stream, int per_thread, CUstreamCaptureMode mode)
 	if (slot < 0) {
 		if (!captures_untracked++)
 			spw_log(LOG_WARN,
-				"more than %d stream captures at once: spilling stays off "
-				"during captures from now on",
+				"more than %d stream captures at once: from now on the shim "
+				"pins nothing and holds what is freed, as during a capture",
 				MAX_CAPTURES);
 		return;
 	}
