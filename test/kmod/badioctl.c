@@ -30,19 +30,17 @@ static int count_fds(void)
 	return n;
 }
 
-int main(void)
+static int dev;
+
+TEST(bad_arguments_get_their_errno)
 {
 	static struct spillway_alloc alloc_size0, alloc_flags, alloc_res0, alloc_res1, alloc_big,
 		alloc_huge;
 	static struct spillway_resize rs_flags, rs_res0, rs_res1, rs_ram;
 	static struct spillway_watermarks wm_order, wm_flags, wm_res0, wm_res1;
-	static struct spillway_list ls_cap, ls_res, ls_fault;
+	static struct spillway_list ls_cap, ls_res;
 	static struct spillway_test_pin pin = { .size = 4096 };
 	static struct spillway_version ver;
-	struct spillway_info info;
-	struct spillway_event ev;
-	struct spillway_alloc *ro;
-	int dev = open_dev(), fds_before, fd, i;
 
 	alloc_size0.size = 0;
 	alloc_flags.size = 4096;
@@ -74,8 +72,6 @@ int main(void)
 	ls_cap.capacity = SPILLWAY_LIST_MAX + 1;
 	ls_res.capacity = 1;
 	ls_res.reserved[1] = 1;
-	ls_fault.capacity = 4;
-	ls_fault.entries = 8; /* an unmapped address */
 
 	struct bad_case cases[] = {
 		{ "unknown number", _IO(SPILLWAY_IOC_MAGIC, 0x30), &ver, ENOTTY },
@@ -106,34 +102,64 @@ int main(void)
 		{ "TEST_PIN without test_ioctls=1", SPILLWAY_IOC_TEST_PIN, &pin, ENOTTY },
 	};
 
-	fds_before = count_fds();
-	for (i = 0; i < (int)(sizeof(cases) / sizeof(cases[0])); i++)
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		ok_errno(ioctl(dev, cases[i].cmd, cases[i].arg), cases[i].want, cases[i].name);
+}
 
-	/* An entries pointer that faults, with a live buffer to copy out. */
-	fd = alloc_buf(dev, 4096, NULL);
+/* An entries pointer that faults, with a live buffer to copy out. */
+TEST(list_buffers_to_an_unmapped_array)
+{
+	static struct spillway_list ls_fault = { .capacity = 4, .entries = 8 /* unmapped */ };
+	int fd = alloc_buf(dev, 4096, NULL);
+
 	ok_errno(ioctl(dev, SPILLWAY_IOC_LIST_BUFFERS, &ls_fault), EFAULT,
 		 "LIST_BUFFERS to an unmapped entries array");
 	close(fd);
+}
 
-	/* ALLOC whose result can not be copied out: the fd and buffer must go. */
-	ro = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+/* ALLOC whose result can not be copied out: the fd and buffer must go. */
+TEST(failed_alloc_copy_out_leaves_no_fd)
+{
+	struct spillway_alloc *ro =
+		mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fds_before;
+
 	ro->size = 4096;
 	mprotect(ro, 4096, PROT_READ);
 	fds_before = count_fds();
 	ok_errno(ioctl(dev, SPILLWAY_IOC_ALLOC, ro), EFAULT, "ALLOC into a read-only struct");
 	ok(count_fds() == fds_before, "no fd left behind by the failed ALLOC");
+	munmap(ro, 4096);
+}
+
+TEST(short_and_nonblocking_reads)
+{
+	struct spillway_event ev;
 
 	ok_errno(read(dev, &ev, sizeof(ev) - 1), EINVAL, "read() shorter than one record");
 	fcntl(dev, F_SETFL, O_NONBLOCK);
 	ok_errno(read(dev, &ev, sizeof(ev)), EAGAIN, "O_NONBLOCK read() with no event");
+}
+
+TEST(nothing_leaked)
+{
+	struct spillway_info info;
+	int rc;
 
 	memset(&info, 0xff, sizeof(info));
-	i = get_info(dev, &info);
-	ok(i == 0 && info.used_bytes == 0 && info.buffers == 0 && info.pool_bytes == 16 * MiB &&
+	rc = get_info(dev, &info);
+	ok(rc == 0 && info.used_bytes == 0 && info.buffers == 0 && info.pool_bytes == 16 * MiB &&
 		   info.free_bytes == 16 * MiB,
 	   "after every bad call: no buffer, pool whole (used %llu, buffers %llu)",
 	   (unsigned long long)info.used_bytes, (unsigned long long)info.buffers);
+}
+
+int main(void)
+{
+	int rc;
+
+	dev = open_dev();
+	rc = tap_run();
 	close(dev);
-	return tap_exit();
+	return rc;
 }
