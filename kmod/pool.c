@@ -205,10 +205,11 @@ unsigned long spillway_pool_resize(unsigned long pages)
 	if (freed)
 		pr_info("pool: released %lu MiB of free chunks\n",
 			freed >> (20 - PAGE_SHIFT));
+	/* A notice: the caller learns the outcome too (the ioctl's result, sysfs pool_bytes). */
 	if (have != pages)
-		pr_warn("pool: asked for %lu KiB, holds %lu KiB%s\n",
-			pages << (PAGE_SHIFT - 10), have << (PAGE_SHIFT - 10),
-			have > pages ? " (only whole free chunks go)" : " (memory short)");
+		pr_notice("pool: asked for %lu KiB, holds %lu KiB%s\n",
+			  pages << (PAGE_SHIFT - 10), have << (PAGE_SHIFT - 10),
+			  have > pages ? " (only whole free chunks go)" : " (memory short)");
 	return have;
 }
 

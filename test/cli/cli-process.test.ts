@@ -191,7 +191,7 @@ t.test('help and version', async (t) => {
 })
 
 /** Starts watch with a config; returns the child and its stdout so far. */
-async function startWatch(t: Pick<typeof import('tap').default, 'ok' | 'teardown'>, args: string[], ready: string) {
+async function startWatch(t: Pick<typeof import('tap').default, 'ok' | 'teardown'>, args: string[], ready: string | RegExp) {
   const { spawn } = await import('node:child_process')
   const child = spawn(process.execPath, [bin, 'watch', ...args], {
     env: { ...process.env, SPILLWAY_RUN_DIR: runDir },
@@ -204,7 +204,7 @@ async function startWatch(t: Pick<typeof import('tap').default, 'ok' | 'teardown
   child.stdout.setEncoding('utf8').on('data', (d: string) => {
     output.text += d
   })
-  await waitFor(() => output.text.includes(ready), 20_000)
+  await waitFor(() => (typeof ready === 'string' ? output.text.includes(ready) : ready.test(output.text)), 20_000)
   return { child, output }
 }
 
@@ -258,7 +258,7 @@ t.test(
       config,
       JSON.stringify({ watch: { psi: { windowMs: 2000 }, metrics: { textfile: prom, intervalSeconds: 1 } } }),
     )
-    const { child, output } = await startWatch(t, ['--config', config, '--metrics-listen', '127.0.0.1:0'], 'start ')
+    const { child, output } = await startWatch(t, ['--config', config, '--metrics-listen', '127.0.0.1:0'], /^start /m)
     t.match(
       output.text,
       /^start pid=\d+ module=false psi="memory some 200000 2000000, memory full 400000 2000000, io full 800000 2000000" /m,
