@@ -201,7 +201,7 @@ class RunWithFakeTools(unittest.TestCase):
             p = subprocess.run([sys.executable, str(Path(__file__).parent / "run.py"), "--bin",
                                 str(tmp / "bin"), "--gguf-py", str(tmp), "--shim", str(shim),
                                 "--models-dir", str(tmp / "models"), "--out", str(out),
-                                "--shapes", "dense", "--reps", "1"],
+                                "--shapes", "dense", "--reps", "1", "--pcie-gbps", "25.5"],
                                env=env, capture_output=True, text=True, timeout=120)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             r = json.loads(out.read_text())["models"]["dense"]
@@ -219,6 +219,11 @@ class RunWithFakeTools(unittest.TestCase):
             self.assertTrue(c["shim"]["greedy"]["identical_to_vram"])
             self.assertAlmostEqual(c["shim"]["decode_of_bound"],
                                    6.3 / c["shim"]["bound_decode_tps"], places=2)
+            # The bound uses the host read rate given (measured in the same call by gpu.sh's bw).
+            self.assertEqual(json.loads(out.read_text())["bandwidth_gbps"]["pcie"], 25.5)
+            t = c["shim"]["per_token"]
+            bound = 1 / (t["vram_bytes"] / 3000e9 + t["host_bytes"] / 25.5e9 + t["cpu_bytes"] / 100e9)
+            self.assertAlmostEqual(c["shim"]["bound_decode_tps"], bound, places=2)
             calls = (tmp / "calls.txt").read_text().splitlines()
             vram = [x for x in calls if x.startswith("llama-bench") and "-ngl 99" in x]
             self.assertIn("LD_PRELOAD= LIMIT=", vram[0])  # the ceiling runs without the shim
@@ -234,6 +239,7 @@ class RunWithFakeTools(unittest.TestCase):
         for extra, message in ((["--shapes", "huge"], "unknown shape 'huge'"),
                                (["--configs", "cpu"], "unknown configuration 'cpu'"),
                                (["--budget-fraction", "1.5"], "must be in (0, 1]"),
+                               (["--pcie-gbps", "0"], "must be positive"),
                                ([], "no llama-bench there")):
             p = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
             self.assertEqual(p.returncode, 2, extra)
