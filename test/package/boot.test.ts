@@ -67,6 +67,12 @@ interface Boot {
 }
 
 /** Boots the disk image with the image's kernel and an initramfs; the check unit reports on ttyS1. */
+/** The console from the first kernel splat on (its head names the fault), else its end. */
+function consoleExcerpt(console: string): string {
+  const at = console.search(/BUG:|general protection|Oops|WARNING:|Kernel panic/)
+  return at >= 0 ? console.slice(Math.max(0, at - 500), at + 8000) : console.slice(-3000)
+}
+
 async function boot(work: string, phase: string, kernel: string, initrd: string, release: string): Promise<Boot> {
   const results = path.join(work, `results-${phase}.txt`)
   const args = [
@@ -88,7 +94,8 @@ async function boot(work: string, phase: string, kernel: string, initrd: string,
     '-initrd',
     initrd,
     '-append',
-    `root=/dev/vda rw console=ttyS0 loglevel=3 systemd.show_status=1 spillway_test.phase=${phase}`,
+    // panic=-1 with -no-reboot: a kernel panic ends the VM at once instead of at the 900 s limit.
+    `root=/dev/vda rw console=ttyS0 loglevel=3 panic=-1 systemd.show_status=1 spillway_test.phase=${phase}`,
     '-drive',
     `file=${path.join(work, 'disk.img')},format=raw,if=virtio`,
     '-serial',
@@ -261,10 +268,10 @@ t.test('the Debian package installs on trixie and reserves the pool at boot', { 
     root,
   ])
   const first = await boot(work, 'installed', kernel, initrd1, release)
-  const get1 = caseGetter(t, first.cases, first.results + first.console.slice(-3000))
+  const get1 = caseGetter(t, first.cases, first.results + consoleExcerpt(first.console))
 
   t.test('after boot: the pool, reserved from the initramfs; the device node; the service', async (t) => {
-    t.match(first.results, /^@@DONE /m, 'the check unit ran to the end', { console: first.console.slice(-3000) })
+    t.match(first.results, /^@@DONE /m, 'the check unit ran to the end', { console: consoleExcerpt(first.console) })
     t.equal(get1('kernel').output.trim(), release, "the image's own kernel")
     const order = get1('boot-order').output.split('\n')
     const at = (re: RegExp): number => order.findIndex((l) => re.test(l))
@@ -319,10 +326,10 @@ t.test('the Debian package installs on trixie and reserves the pool at boot', { 
     'the rebuilt initramfs holds no spillway',
   )
   const second = await boot(work, 'removed', kernel, initrd2, release)
-  const get2 = caseGetter(t, second.cases, second.results + second.console.slice(-3000))
+  const get2 = caseGetter(t, second.cases, second.results + consoleExcerpt(second.console))
 
   t.test('after a reboot: nothing left', async (t) => {
-    t.match(second.results, /^@@DONE /m, 'the check unit ran to the end', { console: second.console.slice(-3000) })
+    t.match(second.results, /^@@DONE /m, 'the check unit ran to the end', { console: consoleExcerpt(second.console) })
     t.same(
       get2('boot-order')
         .output.split('\n')
