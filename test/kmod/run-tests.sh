@@ -44,15 +44,8 @@ unload() {
 	fi
 }
 
-# MemAvailable plus the pages on per-cpu free lists, in KiB: freed pages sit
-# there for a while and are missing from MemAvailable.
-avail_kb() {
-	sync
-	echo 1 >/proc/sys/vm/drop_caches
-	a=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
-	p=$(awk '$1 == "count:" { s += $2 } END { print s + 0 }' /proc/zoneinfo)
-	echo $((a + p * $(getconf PAGESIZE) / 1024))
-}
+# shellcheck source=../include/meminfo.sh
+. "$here/../include/meminfo.sh"
 
 # within A B PCT: |A - B| <= PCT % of B
 within() {
@@ -74,14 +67,14 @@ run_case() { # run_case PROGRAM PARAMS...
 
 case_memavailable() {
 	pool_kb=$((256 * 1024))
-	before=$(avail_kb)
+	before=$(mem_available_settled_kb)
 	load pool_mb=256 || return
-	during=$(avail_kb)
+	during=$(mem_available_settled_kb)
 	check "pool_bytes is 256 MiB" test "$(cat /sys/class/misc/spillway/pool_bytes)" -eq $((pool_kb * 1024))
 	check "MemAvailable fell by the pool size within 2 %" within $((before - during)) $pool_kb 2
 	echo "# MemAvailable+pcp before ${before} KiB, with the pool ${during} KiB, delta $((before - during)) KiB for ${pool_kb} KiB"
 	unload
-	after=$(avail_kb)
+	after=$(mem_available_settled_kb)
 	check "rmmod gave the pool back within 2 %" within $((after - during)) $pool_kb 2
 	echo "# after rmmod ${after} KiB, returned $((after - during)) KiB"
 }

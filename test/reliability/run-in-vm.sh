@@ -26,31 +26,8 @@ pool_mb=32
 . "$here/lib.sh"
 require_vm "$0" "it loads modules and edits /etc/group"
 
-# MemAvailable plus the pages on per-cpu free lists, in kB, after giving back what the kernel
-# frees lazily: clean caches, and the empty slabs SLUB keeps on per-cpu partial lists. Freed pages
-# sit on the per-cpu free lists, missing from MemAvailable (docs/reliability.md).
-mem_available_kb() {
-	sync
-	echo 3 >/proc/sys/vm/drop_caches
-	for f in /sys/kernel/slab/*/shrink; do echo 1 >"$f"; done 2>/dev/null
-	avail=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
-	pcp=$(awk '$1 == "count:" { s += $2 } END { print s + 0 }' /proc/zoneinfo)
-	echo $((avail + pcp * 4))
-}
-
-# Settled MemAvailable, before insmod and after rmmod alike: RCU callbacks, deferred fputs and
-# exiting processes free their memory a little later, so read again, 0.25 s apart, until a reading
-# gains less than 128 kB on the best so far (at most 5; each takes about a second under TCG).
-mem_available_best_kb() {
-	best=$(mem_available_kb)
-	for i in 2 3 4 5; do
-		sleep 0.25
-		m=$(mem_available_kb)
-		[ "$m" -gt $((best + 128)) ] || { [ "$m" -gt "$best" ] && best=$m; break; }
-		best=$m
-	done
-	echo "$best"
-}
+# shellcheck source=../include/meminfo.sh
+. "$here/../include/meminfo.sh"
 
 # The kernel's named memory users, in kB: where a difference went (a diagnostic).
 mem_users() {
@@ -65,7 +42,7 @@ load() {
 	phase=$1
 	shift
 	log0=$(dmesg_lines)
-	mem0=$(mem_available_best_kb)
+	mem0=$(mem_available_settled_kb)
 	users0=$(mem_users)
 	if ! out=$(insmod "$ko" "$@" 2>&1); then
 		not_ok "$phase: insmod $(basename "$ko") $*"
@@ -107,7 +84,7 @@ after() {
 	else
 		ok "$phase: rmmod spillway"
 	fi
-	mem1=$(mem_available_best_kb)
+	mem1=$(mem_available_settled_kb)
 	delta=$((mem0 - mem1))
 	# a leak can only lose memory; a gain (up to 0.8 MB seen) means the baseline had not settled
 	check "$phase: MemAvailable back after rmmod (before insmod ${mem0} kB, after rmmod ${mem1} kB, lost ${delta} kB, tolerance ${mem_tolerance_kb} kB)" \
@@ -168,7 +145,7 @@ phase_lifetime() {
 # must show as more than the tolerance. Last, once the machine has settled after boot (run first,
 # it read 1816 kB once on 6.1: memory freed after boot offsets some of the 2 MiB).
 phase_memcheck() {
-	m0=$(mem_available_best_kb)
+	m0=$(mem_available_settled_kb)
 	"$bin/hog" 2 0 2 120 >/dev/null &
 	holder=$!
 	i=0
@@ -176,7 +153,7 @@ phase_memcheck() {
 		sleep 0.1
 		i=$((i + 1))
 	done
-	m1=$(mem_available_best_kb)
+	m1=$(mem_available_settled_kb)
 	kill $holder
 	wait $holder
 	lost=$((m0 - m1))
