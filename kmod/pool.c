@@ -599,7 +599,7 @@ u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity,
 			out[n].size = (u64)buf->nr_pages << PAGE_SHIFT;
 			out[n].pid = buf->pid;
 			out[n].uid = buf->uid;
-			out[n].reserved = 0;
+			out[n].cgroup_id = 0;
 		}
 		n++;
 	}

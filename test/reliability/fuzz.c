@@ -864,14 +864,14 @@ static void op_list(struct ctx *c)
 
 		for (int i = 0; i < c->nbufs && !known; i++)
 			known = c->bufs[i].id == e[k].id && c->bufs[i].size == e[k].size;
-		if (!known || e[k].pid != getpid() || e[k].uid != 0 || e[k].reserved ||
+		if (!known || e[k].pid != getpid() || e[k].uid != 0 ||
 		    !e[k].size || e[k].size % PAGE) {
 			report(c,
 			       "LIST_BUFFERS entry %u: id %" PRIu64 " size %" PRIu64
 			       " pid %d uid %u"
-			       " reserved %" PRIu64 "%s",
+			       " cgroup %" PRIu64 "%s",
 			       k, (uint64_t)e[k].id, (uint64_t)e[k].size, e[k].pid, e[k].uid,
-			       (uint64_t)e[k].reserved, known ? "" : " (no such live buffer)");
+			       (uint64_t)e[k].cgroup_id, known ? "" : " (no such live buffer)");
 			break;
 		}
 	}

@@ -5,7 +5,7 @@
 export const HEADER = {
   SPILLWAY_DEVICE_NAME: 'spillway',
   SPILLWAY_ABI_MAJOR: 1,
-  SPILLWAY_ABI_MINOR: 1,
+  SPILLWAY_ABI_MINOR: 2,
   SPILLWAY_LEVEL_OK: 0,
   SPILLWAY_LEVEL_WARN: 1,
   SPILLWAY_LEVEL_CRITICAL: 2,
@@ -28,6 +28,7 @@ export const HEADER = {
   SPILLWAY_BUFFER_INFO_SIZE: 32,
   SPILLWAY_LIST_SIZE: 32,
   SPILLWAY_LIST_MAX: 65536,
+  SPILLWAY_SHARE_SIZE: 64,
   SPILLWAY_TEST_PIN_SIZE: 48,
   SPILLWAY_IOC_MAGIC: 183,
   SPILLWAY_IOC_VERSION: 2149627648,
@@ -36,6 +37,8 @@ export const HEADER = {
   SPILLWAY_IOC_RESIZE: 3223893763,
   SPILLWAY_IOC_SET_WATERMARKS: 1076410116,
   SPILLWAY_IOC_LIST_BUFFERS: 3223369477,
+  SPILLWAY_IOC_SET_SHARE: 3225466630,
+  SPILLWAY_IOC_LIST_SHARES: 3223369479,
   SPILLWAY_IOC_TEST_PIN: 3224418112,
 } as const
 
@@ -130,7 +133,7 @@ export const STRUCTS = {
       size: { offset: 8, size: 8, type: 'u64' },
       pid: { offset: 16, size: 4, type: 's32' },
       uid: { offset: 20, size: 4, type: 'u32' },
-      reserved: { offset: 24, size: 8, type: 'u64' },
+      cgroup_id: { offset: 24, size: 8, type: 'u64' },
     },
   },
   spillway_list: {
@@ -140,6 +143,18 @@ export const STRUCTS = {
       capacity: { offset: 8, size: 4, type: 'u32' },
       count: { offset: 12, size: 4, type: 'u32' },
       reserved: { offset: 16, size: 16, type: 'u64[2]' },
+    },
+  },
+  spillway_share: {
+    size: 64,
+    fields: {
+      cgroup_id: { offset: 0, size: 8, type: 'u64' },
+      cgroup_fd: { offset: 8, size: 4, type: 's32' },
+      flags: { offset: 12, size: 4, type: 'u32' },
+      max_bytes: { offset: 16, size: 8, type: 'u64' },
+      min_bytes: { offset: 24, size: 8, type: 'u64' },
+      used_bytes: { offset: 32, size: 8, type: 'u64' },
+      reserved: { offset: 40, size: 24, type: 'u64[3]' },
     },
   },
   spillway_test_pin: {

@@ -23,7 +23,7 @@
  * changes meaning; the minor number when something is added.
  */
 #define SPILLWAY_ABI_MAJOR		1
-#define SPILLWAY_ABI_MINOR		1
+#define SPILLWAY_ABI_MINOR		2
 
 /* Pressure levels, in increasing order of danger. */
 #define SPILLWAY_LEVEL_OK		0
@@ -225,14 +225,16 @@ struct spillway_watermarks {
  * @uid:	the uid charged for it: the real uid of the process that opened
  *		the /dev/spillway it was allocated through, as seen from the
  *		initial user namespace
- * @reserved:	zero
+ * @cgroup_id:	the cgroup v2 charged for it: the one the process that opened
+ *		the /dev/spillway it was allocated through was in at open()
+ *		(ABI 1.2; 0 from older modules)
  */
 struct spillway_buffer_info {
 	__u64 id;
 	__u64 size;
 	__s32 pid;
 	__u32 uid;
-	__u64 reserved;
+	__u64 cgroup_id;
 };
 
 #define SPILLWAY_BUFFER_INFO_SIZE	32
@@ -256,6 +258,48 @@ struct spillway_list {
 
 #define SPILLWAY_LIST_SIZE		32
 #define SPILLWAY_LIST_MAX		65536
+
+/**
+ * struct spillway_share - SPILLWAY_IOC_SET_SHARE, and one entry of
+ *			   SPILLWAY_IOC_LIST_SHARES: a cgroup's share of the pool
+ * @cgroup_id:	the cgroup v2's id (the inode number of its directory in the
+ *		cgroup2 filesystem).  SET: in when @cgroup_fd is -1; out always.
+ * @cgroup_fd:	SET in: an fd open on the cgroup's directory, or -1 to name
+ *		it by @cgroup_id.  LIST out: -1.
+ * @flags:	zero
+ * @max_bytes:	the live buffer bytes charged to the cgroup and its
+ *		descendants may not go above this (ALLOC fails with EDQUOT);
+ *		0 = no limit.  Rounded up to a page.
+ * @min_bytes:	guaranteed: while the pool holds its requested size, buffers
+ *		charged outside the cgroup's subtree can not take the unused
+ *		part of it (ALLOC fails with ENOMEM).  0 = none.  Rounded up to
+ *		a page.
+ * @used_bytes:	out: live buffer bytes charged to the cgroup and its
+ *		descendants
+ * @reserved:	zero
+ *
+ * Buffers are charged to the cgroup the process that opened /dev/spillway
+ * was in at open(); limits and guarantees apply down the hierarchy as cgroup
+ * v2 limits do.  SET needs CAP_SYS_ADMIN (EPERM); both limits 0 removes the
+ * share (its usage is still listed while buffers are charged).  A share is
+ * dropped when its cgroup is removed.  SET errors: EBADF or ENOTDIR (@cgroup_fd
+ * is not a cgroup v2 directory), ENOENT (no cgroup has @cgroup_id), EINVAL
+ * (min above a non-zero max, flags or reserved not zero), ENOSPC (the
+ * guarantees of cgroups none of whose ancestors has one would add up to more
+ * than the pool's requested size).  LIST_SHARES takes struct spillway_list
+ * and lists every cgroup with a share or with buffers charged to it.
+ */
+struct spillway_share {
+	__u64 cgroup_id;
+	__s32 cgroup_fd;
+	__u32 flags;
+	__u64 max_bytes;
+	__u64 min_bytes;
+	__u64 used_bytes;
+	__u64 reserved[3];
+};
+
+#define SPILLWAY_SHARE_SIZE		64
 
 /**
  * struct spillway_test_pin - SPILLWAY_IOC_TEST_PIN (test builds only)
@@ -289,6 +333,8 @@ struct spillway_test_pin {
 #define SPILLWAY_IOC_RESIZE		_IOWR(SPILLWAY_IOC_MAGIC, 0x03, struct spillway_resize)
 #define SPILLWAY_IOC_SET_WATERMARKS	_IOW(SPILLWAY_IOC_MAGIC, 0x04, struct spillway_watermarks)
 #define SPILLWAY_IOC_LIST_BUFFERS	_IOWR(SPILLWAY_IOC_MAGIC, 0x05, struct spillway_list)
+#define SPILLWAY_IOC_SET_SHARE		_IOWR(SPILLWAY_IOC_MAGIC, 0x06, struct spillway_share)
+#define SPILLWAY_IOC_LIST_SHARES	_IOWR(SPILLWAY_IOC_MAGIC, 0x07, struct spillway_list)
 #define SPILLWAY_IOC_TEST_PIN		_IOWR(SPILLWAY_IOC_MAGIC, 0x40, struct spillway_test_pin)
 
 #endif /* _UAPI_LINUX_SPILLWAY_H */
