@@ -278,6 +278,7 @@ struct dma_buf *spillway_buffer_export(u64 size, uid_t uid, u64 *id)
 	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
 	struct spillway_buffer *buf;
 	struct dma_buf *dmabuf;
+	char *name;
 	int ret;
 
 	/* A request that must fail allocates nothing. */
@@ -290,6 +291,15 @@ struct dma_buf *spillway_buffer_export(u64 size, uid_t uid, u64 *id)
 	ret = spillway_pool_take(buf);
 	if (ret)
 		goto err_free;
+	/*
+	 * The name shows in /proc/PID/maps as /dmabuf:spillway:ID, which is
+	 * how the watch daemon finds the pool pages in a process's RSS.
+	 */
+	name = kasprintf(GFP_KERNEL, SPILLWAY_DMABUF_NAME_PREFIX "%llu", buf->id);
+	if (!name) {
+		ret = -ENOMEM;
+		goto err_put;
+	}
 
 	exp_info.ops = &spillway_dmabuf_ops;
 	exp_info.size = size;
@@ -297,9 +307,14 @@ struct dma_buf *spillway_buffer_export(u64 size, uid_t uid, u64 *id)
 	exp_info.priv = buf;
 	dmabuf = dma_buf_export(&exp_info);
 	if (IS_ERR(dmabuf)) {
+		kfree(name);
 		ret = PTR_ERR(dmabuf);
 		goto err_put;
 	}
+	/* dma_buf_release() frees the name. */
+	spin_lock(&dmabuf->name_lock);
+	dmabuf->name = name;
+	spin_unlock(&dmabuf->name_lock);
 	/* From here on spillway_buf_release() owns @buf. */
 	*id = buf->id;
 	return dmabuf;

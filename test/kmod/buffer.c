@@ -3,7 +3,7 @@
  * Buffers: allocate, map twice, write and read back, refault after
  * MADV_DONTNEED, CPU-access sync, MAP_PRIVATE refused, exact accounting,
  * pages freed after the last fd and mapping, zeroed before reuse, pool
- * exhaustion.  Needs the module loaded with pool_mb=64.
+ * exhaustion, the mappings' name in /proc/PID/maps.  Needs the module loaded with pool_mb=64.
  */
 #include <linux/dma-buf.h>
 #include <sys/mman.h>
@@ -60,8 +60,27 @@ static void test_pool_info(int dev)
 	   "sysfs pool_bytes, requested_bytes, free_bytes");
 }
 
+/* Lines of /proc/self/maps that name @want. */
+static int maps_lines_naming(const char *want)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *name = strchr(line, '/');
+
+		n += name && strcmp(name, want) == 0;
+	}
+	fclose(f);
+	return n;
+}
+
 static void test_map_rw(int dev)
 {
+	char maps_name[64];
 	size_t size = 3 * MiB + 4096, i;
 	struct dma_buf_sync sync;
 	uint64_t id = 0;
@@ -79,6 +98,10 @@ static void test_map_rw(int dev)
 	b = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (!ok(a != MAP_FAILED && b != MAP_FAILED, "two MAP_SHARED mappings"))
 		return;
+	snprintf(maps_name, sizeof(maps_name), "/dmabuf:%s%llu\n", SPILLWAY_DMABUF_NAME_PREFIX,
+		 (unsigned long long)id);
+	ok(maps_lines_naming(maps_name) == 2, "both mappings show in /proc/self/maps as %.*s",
+	   (int)strlen(maps_name) - 1, maps_name);
 	sync.flags = DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW;
 	ok(ioctl(fd, DMA_BUF_IOCTL_SYNC, &sync) == 0, "DMA_BUF_IOCTL_SYNC start");
 	for (i = 0; i < size / 4; i++)

@@ -25,6 +25,13 @@
 #define SPILLWAY_ABI_MAJOR		1
 #define SPILLWAY_ABI_MINOR		2
 
+/*
+ * Every buffer's dma-buf is named SPILLWAY_DMABUF_NAME_PREFIX followed by its
+ * id in decimal, so a mapping of it shows in /proc/PID/maps as
+ * "/dmabuf:spillway:ID" (ABI 1.2).
+ */
+#define SPILLWAY_DMABUF_NAME_PREFIX	"spillway:"
+
 /* Pressure levels, in increasing order of danger. */
 #define SPILLWAY_LEVEL_OK		0
 #define SPILLWAY_LEVEL_WARN		1
