@@ -63,8 +63,11 @@ t.test('spillway-config(5) documents exactly the settings config.ts accepts, wit
     return []
   }
   const accepted = [
-    ...known({ watch: { bogus: 1 } }, 'watch.').filter((k) => !['watch.psi', 'watch.hooks', 'watch.metrics'].includes(k)),
+    ...known({ watch: { bogus: 1 } }, 'watch.').filter(
+      (k) => !['watch.psi', 'watch.hooks', 'watch.metrics', 'watch.oomAdjust'].includes(k),
+    ),
     ...known({ watch: { metrics: { bogus: 1 } } }, 'watch.metrics.'),
+    ...known({ watch: { oomAdjust: { bogus: 1 } } }, 'watch.oomAdjust.'),
     ...known({ watch: { psi: { bogus: 1 } } }, 'watch.psi.'),
     ...known({ watch: { hooks: { bogus: [] } } }, 'watch.hooks.'),
   ]

@@ -41,6 +41,12 @@ const SUITES: Suite[] = [
     timeoutS: 480,
     env: { SPILLWAY_OOM_RUNS: process.env.SPILLWAY_OOM_RUNS ?? '1' },
   },
+  {
+    label: 'oom victim',
+    script: 'oom-victim.sh',
+    timeoutS: 480,
+    env: { SPILLWAY_OOM_VICTIM_ROUNDS: process.env.SPILLWAY_OOM_VICTIM_ROUNDS ?? '2' },
+  },
 ]
 
 const programsBuilt = fs.existsSync(path.join(here, 'build', 'fuzz'))
@@ -88,7 +94,7 @@ if (programsBuilt) {
           return
         }
         for (const line of vm.output.split('\n')) {
-          if (/^(FUZZ_STATS|STRESS_STATS|OOM_MARGIN) /.test(line)) t.comment(`${series}: ${line}`)
+          if (/^(FUZZ_STATS|STRESS_STATS|OOM_MARGIN|OOM_VICTIM) /.test(line)) t.comment(`${series}: ${line}`)
         }
         const results = parseTap(vm.output)
         t.ok(results.length > 0, `${series}: ${suite.script} reported results`, {

@@ -14,6 +14,9 @@
  *   close:N                 close buffer N's fd
  *   fill:N:TEXT             map buffer N and write TEXT at the start of every page
  *   map:N                   map buffer N and keep the mapping
+ *   anon:KB                 map KB of anonymous memory, touch every page and
+ *                           keep it: page faults, which make a 6.1 kernel
+ *                           fold the task's cached RSS counts into its mm
  *   resize:BYTES            RESIZE
  *   wm:WARN:CRIT            SET_WATERMARKS
  *   pin                     TEST_PIN of one anonymous page
@@ -430,6 +433,15 @@ int main(int argc, char **argv)
 					       MAP_SHARED, held[n], 0);
 
 			out("%s", n < 0 ? "BADARG" : p == MAP_FAILED ? errname(errno) : "OK");
+		} else if (!strncmp(a, "anon:", 5)) {
+			size_t bytes = strtoull(f1, NULL, 10) * 1024;
+			char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+			if (p != MAP_FAILED)
+				for (size_t i = 0; i < bytes; i += 4096)
+					p[i] = 1;
+			out("%s", p == MAP_FAILED ? errname(errno) : "OK");
 		} else if (!strncmp(a, "fill:", 5) && f2) {
 			f2[-1] = 0;
 			do_fill(buf_index(f1), f2);

@@ -4,6 +4,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import fs from 'node:fs'
 import { MetricsModule } from '../daemon/metrics.js'
+import { OomAdjustModule } from '../daemon/oom-adjust.js'
 import { Watcher } from '../daemon/watcher.js'
 import { CliError, EXIT } from '../errors.js'
 import { readConfig } from '../io/config-file.js'
@@ -53,7 +54,7 @@ export async function watchAction(ctx: WatchContext): Promise<number> {
     )
   }
   const log = (line: LogLine) => process.stdout.write(formatLogLine(line, config.watch.logFormat, new Date()) + '\n')
-  const watcher = new Watcher(config, { psi: ctx.psi, log, modules: [new MetricsModule()] })
+  const watcher = new Watcher(config, { psi: ctx.psi, log, modules: [new MetricsModule(), new OomAdjustModule()] })
   const onSignal = (signal: NodeJS.Signals) => watcher.stop(signal)
   // SIGHUP (systemctl reload): read the config again; a bad file is logged and the old one kept.
   const onHangup = () => {

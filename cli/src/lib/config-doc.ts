@@ -92,6 +92,19 @@ export const CONFIG_SETTINGS: SettingDoc[] = [
     default: 15,
     description: 'how often the metrics file is rewritten',
   },
+  {
+    key: 'watch.oomAdjust.enabled',
+    type: 'boolean',
+    default: true,
+    description:
+      'lower the oom_score_adj of each process that maps pool buffers by what cancels its mapped pool pages, so the OOM killer judges it by its own memory (they count in its RSS, but killing it frees nothing); put it back when the mapping goes. Needs root',
+  },
+  {
+    key: 'watch.oomAdjust.intervalMs',
+    type: 'integer, 500 to 60000',
+    default: 2000,
+    description: 'how often /proc is scanned for processes that map pool buffers, ms; also at once when the level rises',
+  },
 ]
 
 /** The settings as a config file object ({"watch": {"psi": {...}}}), each at its default. */

@@ -23,6 +23,14 @@ export interface WatchConfig {
   /** text: one human-readable line per event (journald); json: one JSON object per line. */
   logFormat: LogFormat
   metrics: MetricsConfig
+  oomAdjust: OomAdjustConfig
+}
+
+/** The OOM adjustment of pool holders (daemon/oom-adjust.ts). */
+export interface OomAdjustConfig {
+  enabled: boolean
+  /** How often /proc is scanned for holders, ms (and at once when the level rises). */
+  intervalMs: number
 }
 
 export type LogFormat = 'text' | 'json'
@@ -82,7 +90,15 @@ export function parseConfig(raw: unknown): Config {
   checkKeys(raw, '', ['watch'])
   const watch = raw.watch ?? {}
   if (!isObject(watch)) throw new ConfigError('watch must be an object')
-  checkKeys(watch, 'watch.', ['freezeAtCritical', 'killAfterCriticalSeconds', 'psi', 'hooks', 'logFormat', 'metrics'])
+  checkKeys(watch, 'watch.', [
+    'freezeAtCritical',
+    'killAfterCriticalSeconds',
+    'psi',
+    'hooks',
+    'logFormat',
+    'metrics',
+    'oomAdjust',
+  ])
 
   const freeze = watch.freezeAtCritical ?? true
   if (typeof freeze !== 'boolean') throw new ConfigError('watch.freezeAtCritical must be true or false')
@@ -154,8 +170,27 @@ export function parseConfig(raw: unknown): Config {
     listen,
     intervalSeconds: integer(metricsRaw.intervalSeconds, 'watch.metrics.intervalSeconds', 1, 3600, 15),
   }
+  const oomRaw = watch.oomAdjust ?? {}
+  if (!isObject(oomRaw)) throw new ConfigError('watch.oomAdjust must be an object')
+  checkKeys(oomRaw, 'watch.oomAdjust.', ['enabled', 'intervalMs'])
+  const oomEnabled = oomRaw.enabled ?? true
+  if (typeof oomEnabled !== 'boolean') throw new ConfigError('watch.oomAdjust.enabled must be true or false')
+  const oomAdjust = {
+    enabled: oomEnabled,
+    intervalMs: integer(oomRaw.intervalMs, 'watch.oomAdjust.intervalMs', 500, 60_000, 2000),
+  }
   return {
-    watch: { freezeAtCritical: freeze, killAfterCriticalMs, psiWindowMs, psiHoldMs, psiTriggers, hooks, logFormat, metrics },
+    watch: {
+      freezeAtCritical: freeze,
+      killAfterCriticalMs,
+      psiWindowMs,
+      psiHoldMs,
+      psiTriggers,
+      hooks,
+      logFormat,
+      metrics,
+      oomAdjust,
+    },
   }
 }
 

@@ -7,6 +7,8 @@ export { HEADER, STRUCTS } from './uapi.generated.js'
 
 export const DEVICE_NAME = H.SPILLWAY_DEVICE_NAME
 export const DEVICE_PATH = `/dev/${DEVICE_NAME}`
+/** A buffer's mapping shows in /proc/PID/maps as /dmabuf:<this><id> (ABI 1.2). */
+export const DMABUF_NAME_PREFIX = H.SPILLWAY_DMABUF_NAME_PREFIX
 export const SYSFS_DIR = `/sys/class/misc/${DEVICE_NAME}`
 
 export const ABI_MAJOR = H.SPILLWAY_ABI_MAJOR
