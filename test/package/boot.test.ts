@@ -95,7 +95,8 @@ async function boot(work: string, phase: string, kernel: string, initrd: string,
     initrd,
     '-append',
     // panic=-1 with -no-reboot: a kernel panic ends the VM at once instead of at the 900 s limit.
-    `root=/dev/vda rw console=ttyS0 loglevel=3 panic=-1 systemd.show_status=1 spillway_test.phase=${phase}`,
+    // SPILLWAY_BOOT_APPEND adds kernel parameters, e.g. slub_debug=FZPU to hunt memory corruption.
+    `root=/dev/vda rw console=ttyS0 loglevel=3 panic=-1 systemd.show_status=1 spillway_test.phase=${phase} ${process.env.SPILLWAY_BOOT_APPEND ?? ''}`.trim(),
     '-drive',
     `file=${path.join(work, 'disk.img')},format=raw,if=virtio`,
     '-serial',

@@ -212,7 +212,8 @@ static void do_hold(const char *file)
 		fprintf(f, " %d", held[i]);
 	fprintf(f, "\n");
 	fclose(f);
-	while (stat(file, &st) == 0)
+	/* Only ENOENT ends it: under a cgroup OOM, stat() can fail with ENOMEM. */
+	while (stat(file, &st) == 0 || errno != ENOENT)
 		usleep(20000);
 	out("OK");
 }
