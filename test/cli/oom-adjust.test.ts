@@ -21,12 +21,13 @@ function badness(rssPages: number, adj: number, totalPages: number): number {
 const GiB_PAGES = 262144
 
 t.test('cancellingAdj removes the pool pages from the badness, no more than one unit too much', async (t) => {
-  for (const [pool, total] of [
+  const cases: [number, number][] = [
     [98304, GiB_PAGES], // 384 MiB mapped on a 1 GiB machine
     [131072, 16 * GiB_PAGES],
     [1, GiB_PAGES],
     [25600, 25600 + 1000], // a cgroup a little bigger than the mapping
-  ]) {
+  ]
+  for (const [pool, total] of cases) {
     const own = 500
     const adj = cancellingAdj(0, pool, total)
     const points = badness(own + pool, adj, total)
