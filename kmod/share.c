@@ -121,19 +121,19 @@ spillway_share_get_locked(struct cgroup *cgrp, struct hlist_head *spare,
  */
 static struct spillway_share_node *spillway_share_get(struct cgroup *cgrp)
 {
-	struct spillway_share_node *node = NULL;
+	struct spillway_share_node *node = NULL, *extra;
 	unsigned int have = 0, need = 0;
 	struct hlist_node *tmp;
 	HLIST_HEAD(spare);
 
 	for (;;) {
 		while (have < need) {
-			node = kzalloc(sizeof(*node), GFP_KERNEL_ACCOUNT);
-			if (!node) {
+			extra = kzalloc(sizeof(*extra), GFP_KERNEL_ACCOUNT);
+			if (!extra) {
 				node = ERR_PTR(-ENOMEM);
 				goto out;
 			}
-			hlist_add_head(&node->hash, &spare);
+			hlist_add_head(&extra->hash, &spare);
 			have++;
 		}
 		spillway_pool_lock();
@@ -143,8 +143,8 @@ static struct spillway_share_node *spillway_share_get(struct cgroup *cgrp)
 			break;
 	}
 out:
-	hlist_for_each_entry_safe(node, tmp, &spare, hash)
-		kfree(node);
+	hlist_for_each_entry_safe(extra, tmp, &spare, hash)
+		kfree(extra);
 	return node;
 }
 
