@@ -25,6 +25,7 @@
 #include <linux/cgroup.h>
 #include <linux/file.h>
 #include <linux/hashtable.h>
+#include <linux/minmax.h>
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
 
@@ -276,11 +277,12 @@ static u64 spillway_share_guaranteed_locked(void)
 }
 
 /**
- * spillway_share_check_locked - the share checks of an ALLOC
+ * spillway_share_check_locked - the share and free-page checks of an ALLOC
  * @node:	the node the buffer would be charged to
  * @nr_pages:	its size
  *
- * -EDQUOT when @node or one of its ancestors would go above its limit.
+ * -EDQUOT when @node or one of its ancestors would go above its limit (a
+ * limit is an error of its own even when the pool is short too).
  * -ENOMEM when the pool's free pages, less the unused part of every
  * guarantee outside @node's line (those that no guarantee above contains;
  * see docs/kernel-module.md on nested guarantees), are fewer than
@@ -414,9 +416,11 @@ static struct cgroup *spillway_share_cgroup(struct spillway_share *req)
 	return cgrp;
 }
 
+/* Rounded up, but never so far that the bytes no longer fit in a u64. */
 static u64 spillway_bytes_to_pages(u64 bytes)
 {
-	return (bytes >> PAGE_SHIFT) + !!(bytes & ~PAGE_MASK);
+	return min((bytes >> PAGE_SHIFT) + !!(bytes & ~PAGE_MASK),
+		   U64_MAX >> PAGE_SHIFT);
 }
 
 /**
