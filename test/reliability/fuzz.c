@@ -1353,13 +1353,15 @@ static void *thread_main(void *arg)
 /*
  * This process's cgroup v2 id, the inode number of its directory: the
  * module charges buffers to the cgroup their /dev/spillway was opened in.
- * Without cgroup2 on /sys/fs/cgroup only the root cgroup's is known: 1, the
- * inode number of a kernfs root on 64-bit.  0 when unknown.
+ * Until cgroup2 is first mounted, /proc/self/cgroup has no "0::" line and
+ * every process is in the root cgroup (a move needs the filesystem): id 1,
+ * the inode number of a kernfs root on 64-bit.  Mounted elsewhere than on
+ * /sys/fs/cgroup, outside the root cgroup: 0, unknown.
  */
 static uint64_t own_cgroup_id(void)
 {
 	char line[4096], path[4200];
-	uint64_t id = 0;
+	uint64_t id = 1;
 	struct statfs sfs;
 	struct stat st;
 	FILE *f = fopen("/proc/self/cgroup", "r");
@@ -1372,13 +1374,14 @@ static uint64_t own_cgroup_id(void)
 		if (!statfs("/sys/fs/cgroup", &sfs) && sfs.f_type == CGROUP2_SUPER_MAGIC &&
 		    !stat(path, &st))
 			id = st.st_ino;
-		else if (!strcmp(line + 3, "/"))
-			id = 1;
+		else if (strcmp(line + 3, "/"))
+			id = 0;
 	}
 	if (f)
 		fclose(f);
 	return id;
 }
+
 static int setup_globals(void)
 {
 	struct spillway_version v;
@@ -1437,7 +1440,7 @@ static int setup_globals(void)
 		printf("# cgroup v2 id %" PRIu64 ": every LIST_BUFFERS entry must have it\n",
 		       g.cgroup_id);
 	else
-		printf("# cgroup v2 id unknown (no cgroup2 on /sys/fs/cgroup): not checked\n");
+		printf("# cgroup v2 id unknown (cgroup2 not on /sys/fs/cgroup): not checked\n");
 	return g.null_fd < 0 || g.memfd < 0 ? -1 : 0;
 }
 
