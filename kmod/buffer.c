@@ -243,7 +243,8 @@ static const struct dma_buf_ops spillway_dmabuf_ops = {
  * (GFP_KERNEL_ACCOUNT): they grow with the buffer, 16 bytes a page.
  */
 static struct spillway_buffer *spillway_buffer_alloc(unsigned long nr_pages,
-						     uid_t uid)
+						     uid_t uid,
+						     struct spillway_share_node *share)
 {
 	struct spillway_buffer *buf;
 
@@ -263,17 +264,19 @@ static struct spillway_buffer *spillway_buffer_alloc(unsigned long nr_pages,
 	buf->id = atomic64_inc_return(&spillway_next_id);
 	buf->pid = task_tgid_nr(current);
 	buf->uid = uid;
+	buf->share = share;
 	mutex_init(&buf->lock);
 	INIT_LIST_HEAD(&buf->mappings);
 	return buf;
 }
 
 /*
- * Takes @size bytes (a page multiple) from the pool, charged to @uid, and
- * wraps them in a dma-buf.  No fd exists yet: the caller installs one when
- * nothing else can fail.
+ * Takes @size bytes (a page multiple) from the pool, charged to @uid and to
+ * the cgroup of @share, and wraps them in a dma-buf.  No fd exists yet: the
+ * caller installs one when nothing else can fail.
  */
-struct dma_buf *spillway_buffer_export(u64 size, uid_t uid, u64 *id)
+struct dma_buf *spillway_buffer_export(u64 size, uid_t uid,
+				       struct spillway_share_node *share, u64 *id)
 {
 	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
 	struct spillway_buffer *buf;
@@ -281,10 +284,10 @@ struct dma_buf *spillway_buffer_export(u64 size, uid_t uid, u64 *id)
 	int ret;
 
 	/* A request that must fail allocates nothing. */
-	ret = spillway_pool_precheck(uid, size >> PAGE_SHIFT);
+	ret = spillway_pool_precheck(uid, share, size >> PAGE_SHIFT);
 	if (ret)
 		return ERR_PTR(ret);
-	buf = spillway_buffer_alloc(size >> PAGE_SHIFT, uid);
+	buf = spillway_buffer_alloc(size >> PAGE_SHIFT, uid, share);
 	if (!buf)
 		return ERR_PTR(-ENOMEM);
 	ret = spillway_pool_take(buf);

@@ -16,10 +16,13 @@
  * struct spillway_file - one open of /dev/spillway
  * @lock:	serialises read() on this file
  * @cursor:	sequence number of the next event record this file reads
+ * @share:	the cgroup v2 of the opener at open(), charged for the buffers
+ *		allocated through this file (as the opener's uid is)
  */
 struct spillway_file {
 	struct mutex lock;	/* one read() at a time on this file */
 	u64 cursor;
+	struct spillway_share_node *share;
 };
 
 static int spillway_open(struct inode *inode, struct file *file)
@@ -29,6 +32,11 @@ static int spillway_open(struct inode *inode, struct file *file)
 	sf = kzalloc(sizeof(*sf), GFP_KERNEL);
 	if (!sf)
 		return -ENOMEM;
+	sf->share = spillway_share_open();
+	if (IS_ERR(sf->share)) {
+		kfree(sf);
+		return -ENOMEM;
+	}
 	mutex_init(&sf->lock);
 	sf->cursor = spillway_events_cursor();
 	file->private_data = sf;
@@ -37,8 +45,19 @@ static int spillway_open(struct inode *inode, struct file *file)
 
 static int spillway_release(struct inode *inode, struct file *file)
 {
-	kfree(file->private_data);
+	struct spillway_file *sf = file->private_data;
+
+	spillway_share_close(sf->share);
+	kfree(sf);
 	return 0;
+}
+
+/* The cgroup charged for what is allocated through @file: its opener's. */
+struct spillway_share_node *spillway_file_share(struct file *file)
+{
+	struct spillway_file *sf = file->private_data;
+
+	return sf->share;
 }
 
 static ssize_t spillway_read(struct file *file, char __user *ubuf, size_t len,

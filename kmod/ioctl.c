@@ -80,6 +80,7 @@ union spillway_ioctl_arg {
 	struct spillway_resize resize;
 	struct spillway_watermarks marks;
 	struct spillway_list list;
+	struct spillway_share share;
 	struct spillway_test_pin test_pin;
 };
 
@@ -126,7 +127,8 @@ static long spillway_ioctl_alloc(struct spillway_ioctl_call *call, void *arg)
 		return -EINVAL;
 
 	dmabuf = spillway_buffer_export(PAGE_ALIGN(req->size),
-					spillway_file_uid(call->file), &req->id);
+					spillway_file_uid(call->file),
+					spillway_file_share(call->file), &req->id);
 	if (IS_ERR(dmabuf))
 		return PTR_ERR(dmabuf);
 	fd = get_unused_fd_flags(O_CLOEXEC);
@@ -184,6 +186,35 @@ static long spillway_ioctl_list(struct spillway_ioctl_call *call, void *arg)
 	return ret;
 }
 
+static long spillway_ioctl_set_share(struct spillway_ioctl_call *call, void *arg)
+{
+	return spillway_share_set(arg);
+}
+
+/* Every cgroup's share and usage: sizes and cgroup ids, no pid or uid. */
+static long spillway_ioctl_list_shares(struct spillway_ioctl_call *call,
+				       void *arg)
+{
+	struct spillway_share *entries = NULL;
+	struct spillway_list *req = arg;
+	size_t bytes;
+	long ret = 0;
+
+	if (req->reserved[0] || req->reserved[1] || req->capacity > SPILLWAY_LIST_MAX)
+		return -EINVAL;
+	if (req->capacity) {
+		entries = kvcalloc(req->capacity, sizeof(*entries), GFP_KERNEL_ACCOUNT);
+		if (!entries)
+			return -ENOMEM;
+	}
+	req->count = spillway_share_list(entries, req->capacity);
+	bytes = min(req->count, req->capacity) * sizeof(*entries);
+	if (bytes && copy_to_user(u64_to_user_ptr(req->entries), entries, bytes))
+		ret = -EFAULT;
+	kvfree(entries);
+	return ret;
+}
+
 /* Test-only: proves a range pins the way cuMemHostRegister pins it. */
 static long spillway_ioctl_test_pin(struct spillway_ioctl_call *call, void *arg)
 {
@@ -221,6 +252,9 @@ static const struct spillway_ioctl_desc spillway_ioctls[] = {
 	SPILLWAY_IOCTL_DEF(SET_WATERMARKS, struct spillway_watermarks,
 			   spillway_ioctl_set_watermarks, SPILLWAY_IOCTL_ADMIN),
 	SPILLWAY_IOCTL_DEF(LIST_BUFFERS, struct spillway_list, spillway_ioctl_list, 0),
+	SPILLWAY_IOCTL_DEF(SET_SHARE, struct spillway_share, spillway_ioctl_set_share,
+			   SPILLWAY_IOCTL_ADMIN),
+	SPILLWAY_IOCTL_DEF(LIST_SHARES, struct spillway_list, spillway_ioctl_list_shares, 0),
 	SPILLWAY_IOCTL_DEF(TEST_PIN, struct spillway_test_pin, spillway_ioctl_test_pin,
 			   SPILLWAY_IOCTL_TEST),
 };

@@ -37,13 +37,13 @@ static struct spillway_pool *const pool = &spillway.pool;
  */
 #define SPILLWAY_TAKE_BATCH	(8 * SPILLWAY_CHUNK_PAGES)
 
-static void spillway_pool_lock(void)
+void spillway_pool_lock(void)
 {
 	mutex_lock(&pool->lock);
 	pool->locked_at = spillway_timing_start();
 }
 
-static void spillway_pool_unlock(void)
+void spillway_pool_unlock(void)
 {
 	spillway_timing_end(&spillway.timing.pool_lock_max_ns, pool->locked_at);
 	mutex_unlock(&pool->lock);
@@ -277,8 +277,12 @@ static struct spillway_user *spillway_user_find_locked(uid_t uid)
 	return NULL;
 }
 
-/* -EDQUOT over the per-user limit, -ENOMEM when the pool has too little. */
-static int spillway_pool_check_locked(uid_t uid, unsigned long nr_pages)
+/*
+ * -EDQUOT over the per-user limit or a cgroup's limit, -ENOMEM when the
+ * pool has too little (other cgroups' guarantees left aside).
+ */
+static int spillway_pool_check_locked(uid_t uid, struct spillway_share_node *share,
+				      unsigned long nr_pages)
 {
 	u64 limit = (u64)spillway_user_limit_mb << (20 - PAGE_SHIFT);
 	struct spillway_user *user = spillway_user_find_locked(uid);
@@ -289,19 +293,20 @@ static int spillway_pool_check_locked(uid_t uid, unsigned long nr_pages)
 		return -EDQUOT;
 	if (nr_pages > pool->nr_pages - pool->used_pages)
 		return -ENOMEM;
-	return 0;
+	return spillway_share_check_locked(share, nr_pages);
 }
 
 /*
  * The checks of spillway_pool_take() before a buffer's page arrays are
  * allocated, so that a request that must fail allocates nothing.
  */
-int spillway_pool_precheck(uid_t uid, unsigned long nr_pages)
+int spillway_pool_precheck(uid_t uid, struct spillway_share_node *share,
+			   unsigned long nr_pages)
 {
 	int ret;
 
 	spillway_pool_lock();
-	ret = spillway_pool_check_locked(uid, nr_pages);
+	ret = spillway_pool_check_locked(uid, share, nr_pages);
 	spillway_pool_unlock();
 	return ret;
 }
@@ -363,12 +368,17 @@ static void spillway_pool_put_locked(struct spillway_buffer *buf,
 	pool->used_pages -= end - start;
 }
 
-/* Uncharges @buf's user; returns the entry to free when it is the last. */
-static struct spillway_user *spillway_user_uncharge_locked(struct spillway_buffer *buf)
+/*
+ * Uncharges @buf's user and cgroup; returns the user entry to free when it
+ * is the last, and puts share nodes to free on @unlinked.
+ */
+static struct spillway_user *spillway_user_uncharge_locked(struct spillway_buffer *buf,
+							   struct hlist_head *unlinked)
 {
 	struct spillway_user *user = buf->user;
 
 	lockdep_assert_held(&pool->lock);
+	spillway_share_uncharge_locked(buf->share, buf->nr_pages, unlinked);
 	user->pages -= buf->nr_pages;
 	if (user->pages)
 		return NULL;
@@ -413,13 +423,14 @@ int spillway_pool_take(struct spillway_buffer *buf)
 {
 	struct spillway_user *spare, *user;
 	unsigned long n = 0, end, filled;
+	HLIST_HEAD(unlinked);
 	int ret;
 
 	spare = kzalloc(sizeof(*spare), GFP_KERNEL_ACCOUNT);
 	if (!spare)
 		return -ENOMEM;
 	spillway_pool_lock();
-	ret = spillway_pool_check_locked(buf->uid, buf->nr_pages);
+	ret = spillway_pool_check_locked(buf->uid, buf->share, buf->nr_pages);
 	if (ret) {
 		spillway_pool_unlock();
 		kfree(spare);
@@ -434,6 +445,7 @@ int spillway_pool_take(struct spillway_buffer *buf)
 	}
 	user->pages += buf->nr_pages;
 	buf->user = user;
+	spillway_share_charge_locked(buf->share, buf->nr_pages);
 	pool->used_pages += buf->nr_pages;
 	spillway_pool_unlock();
 	kfree(spare);
@@ -454,9 +466,10 @@ int spillway_pool_take(struct spillway_buffer *buf)
 	if (n != buf->nr_pages) {
 		spillway_pool_put_locked(buf, 0, n);
 		pool->used_pages -= buf->nr_pages - n;
-		user = spillway_user_uncharge_locked(buf);
+		user = spillway_user_uncharge_locked(buf, &unlinked);
 		spillway_pool_unlock();
 		kfree(user);
+		spillway_share_free(&unlinked);
 		return -ENOMEM;
 	}
 	pool->nr_buffers++;
@@ -502,13 +515,15 @@ void spillway_pool_put(struct spillway_buffer *buf)
 	unsigned long start, end, lost;
 	u64 t0 = spillway_timing_start();
 	struct spillway_user *user;
+	HLIST_HEAD(unlinked);
 
 	spillway_pool_lock();
 	list_del(&buf->node);
 	pool->nr_buffers--;
-	user = spillway_user_uncharge_locked(buf);
+	user = spillway_user_uncharge_locked(buf, &unlinked);
 	spillway_pool_unlock();
 	kfree(user);
+	spillway_share_free(&unlinked);
 
 	lost = spillway_buffer_scrub(buf);
 	for (start = 0; start < buf->nr_pages; start = end) {
@@ -534,6 +549,7 @@ void spillway_pool_init(unsigned long pages)
 	INIT_LIST_HEAD(&pool->chunks);
 	INIT_LIST_HEAD(&pool->buffers);
 	hash_init(pool->users);
+	spillway_share_init();
 	if (pages)
 		spillway_pool_resize(pages);
 	pr_info("pool: %lu MiB reserved\n", pool->nr_pages >> (20 - PAGE_SHIFT));
@@ -543,6 +559,7 @@ void spillway_pool_exit(void)
 {
 	/* Every dma-buf holds a module reference: no buffer can be live. */
 	WARN_ON(pool->used_pages || !list_empty(&pool->buffers));
+	spillway_share_exit();
 	spillway_chunks_free(&pool->chunks);
 	pool->nr_pages = 0;
 }
@@ -599,7 +616,7 @@ u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity,
 			out[n].size = (u64)buf->nr_pages << PAGE_SHIFT;
 			out[n].pid = buf->pid;
 			out[n].uid = buf->uid;
-			out[n].cgroup_id = 0;
+			out[n].cgroup_id = buf->share->cgroup_id;
 		}
 		n++;
 	}

@@ -72,6 +72,8 @@ struct spillway_chunk {
  * @lost_pages:		pages lost at buffer release (still referenced), in total
  * @nr_buffers:		live buffers
  * @users:		struct spillway_user by uid, for the per-user limit
+ * @shares:		struct spillway_share_node by cgroup id (share.c)
+ * @guaranteed:		the share nodes whose min_pages is not zero
  * @locked_at:		when @lock was taken (test-only timing), else 0
  *
  * Nothing allocates memory while holding @lock, so that the OOM notifier can
@@ -91,6 +93,8 @@ struct spillway_pool {
 	unsigned long lost_pages;
 	unsigned long nr_buffers;
 	DECLARE_HASHTABLE(users, 6);
+	DECLARE_HASHTABLE(shares, 6);
+	struct list_head guaranteed;
 	u64 locked_at;
 };
 
@@ -104,6 +108,35 @@ struct spillway_user {
 	struct hlist_node node;
 	uid_t uid;
 	unsigned long pages;
+};
+
+/**
+ * struct spillway_share_node - one cgroup v2 in the tree of shares (share.c)
+ * @hash:	in spillway_pool.shares by @cgroup_id; on a free list once unlinked
+ * @guaranteed:	in spillway_pool.guaranteed while @min_pages is not zero
+ * @cgroup_id:	the cgroup's id (the inode number of its directory)
+ * @cgrp:	the cgroup, referenced, so that its removal can be seen
+ * @parent:	the parent cgroup's node, referenced; NULL for the root
+ * @refs:	open files and buffers charged to this cgroup, and child nodes
+ * @max_pages:	limit on @used_pages, 0 = none
+ * @min_pages:	guarantee, 0 = none
+ * @used_pages:	pages of live buffers charged to this cgroup and its
+ *		descendants
+ *
+ * A node exists while it has references or a share (@max_pages or
+ * @min_pages); its ancestors exist as long as it does.  Every field is
+ * under spillway_pool.lock.
+ */
+struct spillway_share_node {
+	struct hlist_node hash;
+	struct list_head guaranteed;
+	u64 cgroup_id;
+	struct cgroup *cgrp;
+	struct spillway_share_node *parent;
+	unsigned long refs;
+	u64 max_pages;
+	u64 min_pages;
+	unsigned long used_pages;
 };
 
 /**
@@ -204,6 +237,7 @@ extern struct spillway spillway;
  * @uid:	the uid charged: the real uid of the opener of the /dev/spillway
  *		file it was allocated through (initial user namespace)
  * @user:	that uid's accounting entry
+ * @share:	the cgroup charged: the opener's at open(), referenced
  * @lock:	protects @mappings
  * @mappings:	struct spillway_mapping of importers' DMA mappings
  */
@@ -216,18 +250,22 @@ struct spillway_buffer {
 	pid_t pid;
 	uid_t uid;
 	struct spillway_user *user;
+	struct spillway_share_node *share;
 	struct mutex lock;	/* the importers' mappings */
 	struct list_head mappings;
 };
 
 /* pool.c */
+void spillway_pool_lock(void);
+void spillway_pool_unlock(void);
 void spillway_pool_init(unsigned long pages);
 void spillway_pool_exit(void);
 unsigned long spillway_pool_resize(unsigned long pages);
 unsigned long spillway_pool_release_free(void);
 unsigned long spillway_pool_regrow(void);
 bool spillway_pool_short(void);
-int spillway_pool_precheck(uid_t uid, unsigned long nr_pages);
+int spillway_pool_precheck(uid_t uid, struct spillway_share_node *share,
+			   unsigned long nr_pages);
 int spillway_pool_take(struct spillway_buffer *buf);
 void spillway_pool_put(struct spillway_buffer *buf);
 u64 spillway_pool_free_bytes(void);
@@ -238,8 +276,25 @@ void spillway_pool_fill_info(struct spillway_info *info);
 u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity,
 		       bool filter, uid_t only_uid);
 
+/* share.c */
+void spillway_share_init(void);
+void spillway_share_exit(void);
+struct spillway_share_node *spillway_share_open(void);
+void spillway_share_close(struct spillway_share_node *node);
+int spillway_share_check_locked(struct spillway_share_node *node,
+				unsigned long nr_pages);
+void spillway_share_charge_locked(struct spillway_share_node *node,
+				  unsigned long nr_pages);
+void spillway_share_uncharge_locked(struct spillway_share_node *node,
+				    unsigned long nr_pages,
+				    struct hlist_head *unlinked);
+void spillway_share_free(struct hlist_head *unlinked);
+long spillway_share_set(struct spillway_share *req);
+u32 spillway_share_list(struct spillway_share *out, u32 capacity);
+
 /* buffer.c */
-struct dma_buf *spillway_buffer_export(u64 size, uid_t uid, u64 *id);
+struct dma_buf *spillway_buffer_export(u64 size, uid_t uid,
+				       struct spillway_share_node *share, u64 *id);
 
 /* events.c */
 void spillway_events_init(void);
@@ -274,6 +329,7 @@ void spillway_timing_exit(void);
 
 /* dev.c, ioctl.c, sysfs.c */
 extern const struct file_operations spillway_fops;
+struct spillway_share_node *spillway_file_share(struct file *file);
 long spillway_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 extern const struct attribute_group *spillway_groups[];
 void spillway_info_fill(struct spillway_info *info);
