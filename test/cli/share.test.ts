@@ -15,6 +15,7 @@ import {
   sortShares,
 } from '../../cli/src/lib/share.js'
 import { GiB, MiB } from '../../cli/src/lib/sizes.js'
+import { renderHolders } from '../../cli/src/lib/status.js'
 
 const mount = '/sys/fs/cgroup'
 
@@ -124,4 +125,24 @@ t.test('share command line', async (t) => {
   t.same((await parse(['share', 'clear', 'a'])).calls, [{ name: 'clear', ctx: { cgroup: 'a', json: false } }])
   t.same((await parse(['share'])).calls, [{ name: 'list', ctx: { json: false } }], 'list is the default')
   t.same((await parse(['share', 'list', '--json'])).calls, [{ name: 'list', ctx: { json: true } }])
+})
+
+t.test('ps: a CGROUP column when the module reports cgroups', async (t) => {
+  const rows = [
+    { pid: 7, uid: 0, user: 'root', command: 'python3', buffers: 2, bytes: GiB, share: 0.5 },
+    { pid: 12, uid: 0, user: 'root', command: 'x', buffers: 1, bytes: MiB, share: null },
+  ]
+  const cgroups = new Map([
+    [7, '/system.slice/slurmstepd.scope/job_3'],
+    [12, '(id 99)'],
+  ])
+  t.same(
+    renderHolders(rows, (h) => cgroups.get(h.pid) ?? '-'),
+    [
+      '  PID      USER        BUFFERS  SIZE        SHARE  CGROUP                               COMMAND',
+      '  7        root        2        1 GiB       50.0%  /system.slice/slurmstepd.scope/job_3 python3',
+      '  12       root        1        1 MiB       -      (id 99)                              x',
+    ],
+  )
+  t.equal(renderHolders(rows)[0], '  PID      USER        BUFFERS  SIZE        SHARE  COMMAND', 'without: as before')
 })

@@ -12,7 +12,8 @@ set -u
 repo=$(pwd)
 ko=${SPILLWAY_KO:?}
 debs=${SPILLWAY_SLURM_DEBS:?}
-cli="node $repo/cli/bin/spillway.js"
+# slurmd runs the hooks with a bare environment: node by its full path.
+cli="$(command -v node) $repo/cli/bin/spillway.js"
 work=/tmp/slurm-test
 n=0
 failed=0
@@ -36,6 +37,7 @@ info_used() { $cli status --json 2>/dev/null | node -e 'let s="";process.stdin.o
 say() { echo "slurm-test: [$(cut -d' ' -f1 /proc/uptime) s] $*"; }
 export DEBIAN_FRONTEND=noninteractive
 ip link set lo up 2>/dev/null
+hostname localhost # slurmctld must find itself as SlurmctldHost
 [ -f /sys/fs/cgroup/cgroup.controllers ] || mount -t cgroup2 none /sys/fs/cgroup
 mkdir -p $work /var/log/slurm /var/spool/slurmctld /var/spool/slurmd /run/munge /etc/slurm
 
