@@ -279,7 +279,7 @@ static struct spillway_user *spillway_user_find_locked(uid_t uid)
 
 /*
  * -EDQUOT over the per-user limit or a cgroup's limit, -ENOMEM when the
- * pool has too little (other cgroups' guarantees left aside).
+ * pool has too little once other cgroups' guarantees are left aside.
  */
 static int spillway_pool_check_locked(uid_t uid, struct spillway_share_node *share,
 				      unsigned long nr_pages)
@@ -291,8 +291,6 @@ static int spillway_pool_check_locked(uid_t uid, struct spillway_share_node *sha
 	lockdep_assert_held(&pool->lock);
 	if (limit && charged + nr_pages > limit)
 		return -EDQUOT;
-	if (nr_pages > pool->nr_pages - pool->used_pages)
-		return -ENOMEM;
 	return spillway_share_check_locked(share, nr_pages);
 }
 

@@ -25,6 +25,7 @@
 #include <linux/cgroup.h>
 #include <linux/file.h>
 #include <linux/hashtable.h>
+#include <linux/minmax.h>
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
 
@@ -121,19 +122,19 @@ spillway_share_get_locked(struct cgroup *cgrp, struct hlist_head *spare,
  */
 static struct spillway_share_node *spillway_share_get(struct cgroup *cgrp)
 {
-	struct spillway_share_node *node = NULL;
+	struct spillway_share_node *node = NULL, *extra;
 	unsigned int have = 0, need = 0;
 	struct hlist_node *tmp;
 	HLIST_HEAD(spare);
 
 	for (;;) {
 		while (have < need) {
-			node = kzalloc(sizeof(*node), GFP_KERNEL_ACCOUNT);
-			if (!node) {
+			extra = kzalloc(sizeof(*extra), GFP_KERNEL_ACCOUNT);
+			if (!extra) {
 				node = ERR_PTR(-ENOMEM);
 				goto out;
 			}
-			hlist_add_head(&node->hash, &spare);
+			hlist_add_head(&extra->hash, &spare);
 			have++;
 		}
 		spillway_pool_lock();
@@ -143,8 +144,8 @@ static struct spillway_share_node *spillway_share_get(struct cgroup *cgrp)
 			break;
 	}
 out:
-	hlist_for_each_entry_safe(node, tmp, &spare, hash)
-		kfree(node);
+	hlist_for_each_entry_safe(extra, tmp, &spare, hash)
+		kfree(extra);
 	return node;
 }
 
@@ -276,11 +277,12 @@ static u64 spillway_share_guaranteed_locked(void)
 }
 
 /**
- * spillway_share_check_locked - the share checks of an ALLOC
+ * spillway_share_check_locked - the share and free-page checks of an ALLOC
  * @node:	the node the buffer would be charged to
  * @nr_pages:	its size
  *
- * -EDQUOT when @node or one of its ancestors would go above its limit.
+ * -EDQUOT when @node or one of its ancestors would go above its limit (a
+ * limit is an error of its own even when the pool is short too).
  * -ENOMEM when the pool's free pages, less the unused part of every
  * guarantee outside @node's line (those that no guarantee above contains;
  * see docs/kernel-module.md on nested guarantees), are fewer than
@@ -414,9 +416,11 @@ static struct cgroup *spillway_share_cgroup(struct spillway_share *req)
 	return cgrp;
 }
 
+/* Rounded up, but never so far that the bytes no longer fit in a u64. */
 static u64 spillway_bytes_to_pages(u64 bytes)
 {
-	return (bytes >> PAGE_SHIFT) + !!(bytes & ~PAGE_MASK);
+	return min((bytes >> PAGE_SHIFT) + !!(bytes & ~PAGE_MASK),
+		   U64_MAX >> PAGE_SHIFT);
 }
 
 /**

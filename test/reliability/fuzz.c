@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/dma-buf.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -30,6 +31,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -134,6 +137,7 @@ static struct {
 	pthread_mutex_t report_lock;
 	int reports;
 	uint64_t model_pool; /* exact phase: the pool's size as last resized */
+	uint64_t cgroup_id;  /* this process's cgroup v2, charged for its buffers; 0: unknown */
 } g = { .report_lock = PTHREAD_MUTEX_INITIALIZER };
 
 static void report(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -865,6 +869,7 @@ static void op_list(struct ctx *c)
 		for (int i = 0; i < c->nbufs && !known; i++)
 			known = c->bufs[i].id == e[k].id && c->bufs[i].size == e[k].size;
 		if (!known || e[k].pid != getpid() || e[k].uid != 0 ||
+		    (g.cgroup_id && e[k].cgroup_id != g.cgroup_id) ||
 		    !e[k].size || e[k].size % PAGE) {
 			report(c,
 			       "LIST_BUFFERS entry %u: id %" PRIu64 " size %" PRIu64
@@ -1069,7 +1074,7 @@ static void op_read(struct ctx *c)
 static const unsigned long spillway_cmds[] = {
 	SPILLWAY_IOC_VERSION,  SPILLWAY_IOC_INFO,	    SPILLWAY_IOC_ALLOC,
 	SPILLWAY_IOC_RESIZE,   SPILLWAY_IOC_SET_WATERMARKS, SPILLWAY_IOC_LIST_BUFFERS,
-	SPILLWAY_IOC_TEST_PIN,
+	SPILLWAY_IOC_SET_SHARE, SPILLWAY_IOC_LIST_SHARES, SPILLWAY_IOC_TEST_PIN,
 };
 #define N_CMDS (sizeof(spillway_cmds) / sizeof(spillway_cmds[0]))
 
@@ -1147,7 +1152,7 @@ static void op_bad_cmd(struct ctx *c)
 
 		do {
 			nr = rng_below(&c->rng, 256);
-		} while (nr <= 5 || nr == 0x40);
+		} while (nr <= _IOC_NR(SPILLWAY_IOC_LIST_SHARES) || nr == 0x40);
 		cmd = _IOC(dirs[rng_below(&c->rng, 4)], SPILLWAY_IOC_MAGIC, nr,
 			   rng_below(&c->rng, 512));
 	} else if (r < 8) {
@@ -1344,6 +1349,39 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
+
+/*
+ * This process's cgroup v2 id, the inode number of its directory: the
+ * module charges buffers to the cgroup their /dev/spillway was opened in.
+ * Until cgroup2 is first mounted, /proc/self/cgroup has no "0::" line and
+ * every process is in the root cgroup (a move needs the filesystem): id 1,
+ * the inode number of a kernfs root on 64-bit.  Mounted elsewhere than on
+ * /sys/fs/cgroup, outside the root cgroup: 0, unknown.
+ */
+static uint64_t own_cgroup_id(void)
+{
+	char line[4096], path[4200];
+	uint64_t id = 1;
+	struct statfs sfs;
+	struct stat st;
+	FILE *f = fopen("/proc/self/cgroup", "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		snprintf(path, sizeof(path), "/sys/fs/cgroup%s", line + 3);
+		if (!statfs("/sys/fs/cgroup", &sfs) && sfs.f_type == CGROUP2_SUPER_MAGIC &&
+		    !stat(path, &st))
+			id = st.st_ino;
+		else if (strcmp(line + 3, "/"))
+			id = 0;
+	}
+	if (f)
+		fclose(f);
+	return id;
+}
+
 static int setup_globals(void)
 {
 	struct spillway_version v;
@@ -1397,6 +1435,12 @@ static int setup_globals(void)
 		g.total_ram = (uint64_t)si.totalram * si.mem_unit;
 	}
 	close(g.closed_fd);
+	g.cgroup_id = own_cgroup_id();
+	if (g.cgroup_id)
+		printf("# cgroup v2 id %" PRIu64 ": every LIST_BUFFERS entry must have it\n",
+		       g.cgroup_id);
+	else
+		printf("# cgroup v2 id unknown (cgroup2 not on /sys/fs/cgroup): not checked\n");
 	return g.null_fd < 0 || g.memfd < 0 ? -1 : 0;
 }
 

@@ -160,9 +160,11 @@ struct spillway_info {
  *
  * Errors: EINVAL (size 0, or above both the pool and the size last asked
  * for; flags or reserved not zero), ENOMEM (the pool has too little free,
- * also when pressure shrank it under the request), EDQUOT (the per-user
- * limit, charged to the real uid of the process that opened
- * /dev/spillway).
+ * also when pressure shrank it under the request, or when the rest is
+ * guaranteed to cgroups outside the opener's: struct spillway_share),
+ * EDQUOT (the per-user limit, charged to the real uid of the process that
+ * opened /dev/spillway; or, ABI 1.2, the max of that process's cgroup at
+ * open() or of one of its ancestors).
  */
 struct spillway_alloc {
 	__u64 size;
@@ -263,17 +265,21 @@ struct spillway_list {
  * struct spillway_share - SPILLWAY_IOC_SET_SHARE, and one entry of
  *			   SPILLWAY_IOC_LIST_SHARES: a cgroup's share of the pool
  * @cgroup_id:	the cgroup v2's id (the inode number of its directory in the
- *		cgroup2 filesystem).  SET: in when @cgroup_fd is -1; out always.
+ *		cgroup2 filesystem).  SET: in when @cgroup_fd is -1 (else
+ *		ignored); out always.
  * @cgroup_fd:	SET in: an fd open on the cgroup's directory, or -1 to name
  *		it by @cgroup_id.  LIST out: -1.
  * @flags:	zero
  * @max_bytes:	the live buffer bytes charged to the cgroup and its
  *		descendants may not go above this (ALLOC fails with EDQUOT);
- *		0 = no limit.  Rounded up to a page.
+ *		0 = no limit.  Rounded up to a page (SET writes back the
+ *		rounded value).
  * @min_bytes:	guaranteed: while the pool holds its requested size, buffers
  *		charged outside the cgroup's subtree can not take the unused
  *		part of it (ALLOC fails with ENOMEM).  0 = none.  Rounded up to
- *		a page.
+ *		a page (written back).  Only the guarantees none of whose
+ *		ancestors has one are kept from others; one below another
+ *		guarantee is not kept from its siblings.
  * @used_bytes:	out: live buffer bytes charged to the cgroup and its
  *		descendants
  * @reserved:	zero
@@ -282,12 +288,15 @@ struct spillway_list {
  * was in at open(); limits and guarantees apply down the hierarchy as cgroup
  * v2 limits do.  SET needs CAP_SYS_ADMIN (EPERM); both limits 0 removes the
  * share (its usage is still listed while buffers are charged).  A share is
- * dropped when its cgroup is removed.  SET errors: EBADF or ENOTDIR (@cgroup_fd
- * is not a cgroup v2 directory), ENOENT (no cgroup has @cgroup_id), EINVAL
- * (min above a non-zero max, flags or reserved not zero), ENOSPC (the
+ * dropped when its cgroup is removed.  SET errors: EBADF (@cgroup_fd is not
+ * an open fd), ENOTDIR (it is open but not on a cgroup v2 directory), ENOENT
+ * (no live cgroup has @cgroup_id, or @cgroup_fd's cgroup was removed),
+ * EINVAL (min above a non-zero max, flags or reserved not zero), ENOSPC (the
  * guarantees of cgroups none of whose ancestors has one would add up to more
- * than the pool's requested size).  LIST_SHARES takes struct spillway_list
- * and lists every cgroup with a share or with buffers charged to it.
+ * than the pool's requested size; a SET that does not raise that sum is
+ * never refused).  LIST_SHARES takes struct spillway_list, is open to
+ * anyone with the fd, and lists every cgroup with a share or with buffers
+ * charged to it, in no particular order.
  */
 struct spillway_share {
 	__u64 cgroup_id;
