@@ -25,11 +25,13 @@ check() { # check NAME COMMAND...: ok when it exits 0, else its output as diagno
 	if out=$("$@" 2>&1); then ok "$name"; else nok "$name" "$out"; fi
 }
 logs() { for f in /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log; do echo "--- $f"; tail -n 25 "$f" 2>/dev/null; done; }
-wait_for() { # wait_for SECONDS COMMAND...
-	t=$(($1 * 5))
+wait_for() { # wait_for SECONDS COMMAND...: until COMMAND succeeds, at most SECONDS (uptime)
+	end=$(($(cut -d. -f1 /proc/uptime) + $1))
 	shift
-	while ! "$@" >/dev/null 2>&1 && [ $t -gt 0 ]; do sleep 0.2; t=$((t - 1)); done
-	"$@" >/dev/null 2>&1
+	until "$@" >/dev/null 2>&1; do
+		[ "$(cut -d. -f1 /proc/uptime)" -ge $end ] && return 1
+		sleep 0.2
+	done
 }
 finish() { echo "1..$n"; exit $failed; }
 info_used() { $cli status --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).pool?.usedBytes))'; }
@@ -46,7 +48,8 @@ say "installing $(ls $debs/*.deb | wc -l) packages"
 printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
 rm -f /var/lib/man-db/auto-update # no man-db trigger: minutes under TCG
 chmod 755 /usr/sbin/policy-rc.d
-check "dpkg installs slurmctld, slurmd, slurm-client and munge" sh -c "timeout 180 dpkg -i $debs/*.deb </dev/null"
+check "dpkg installs slurmctld, slurmd, slurm-client and munge" sh -c "timeout 240 dpkg --force-unsafe-io -i $debs/*.deb </dev/null"
+say "installed"
 for f in slurmctld slurmd scontrol sbatch munged; do
 	command -v $f >/dev/null || { nok "$f is installed"; finish; }
 done
@@ -109,6 +112,7 @@ chown munge:munge /run/munge /var/lib/munge /var/log/munge 2>/dev/null
 check "munged starts" runuser -u munge -- munged
 slurmctld
 slurmd -N localhost
+say "daemons: $(pgrep -l 'munged|slurm' | tr '\n' ' ')"
 if wait_for 60 sh -c 'sinfo -h -N -o %T | grep -qE "^idle"'; then
 	ok "slurmctld and slurmd run; the node is idle with $(scontrol show node localhost | grep -o 'Gres=[^ ]*')"
 else
@@ -125,10 +129,10 @@ export LD_LIBRARY_PATH=$repo/test/shim/build FAKE_CUDA_VRAM=64M
 d=$work/j$share
 mkdir -p \$d
 env | grep -E '^(SPILLWAY_|LD_PRELOAD)' | sort | sed 's/^/ENV /'
-echo "ADJ \$(cat /proc/self/oom_score_adj)"
 echo "CGROUP \$(cat /proc/self/cgroup)"
 /usr/bin/python3 $repo/test/slurm/cuda-job.py 768 \$d/held1 \$d/release1 | sed 's/^/P1 /' &
 while [ ! -e \$d/held1 ]; do sleep 0.1; done
+echo "ADJ \$(cat /proc/\$\$/oom_score_adj)"
 touch $work/running$share
 while [ ! -e $work/go ]; do sleep 0.1; done
 /usr/bin/python3 $repo/test/slurm/cuda-job.py 768 \$d/held2 \$d/release2 </dev/null | sed 's/^/P2 /' &
