@@ -39,8 +39,18 @@ info_used() { $cli status --json 2>/dev/null | node -e 'let s="";process.stdin.o
 say() { echo "slurm-test: [$(cut -d' ' -f1 /proc/uptime) s] $*"; }
 export DEBIAN_FRONTEND=noninteractive
 ip link set lo up 2>/dev/null
+# glibc's getaddrinfo (AI_ADDRCONFIG) resolves nothing on a machine whose only IPv4 address is
+# 127.0.0.1, so Slurm could not find "localhost": one more address, on lo.
+ip addr add 10.99.0.1/32 dev lo 2>/dev/null
 hostname localhost # slurmctld must find itself as SlurmctldHost
 [ -f /sys/fs/cgroup/cgroup.controllers ] || mount -t cgroup2 none /sys/fs/cgroup
+# Slurm's cgroup/v2 with IgnoreSystemd=yes makes its scope under system.slice, which systemd would
+# have made, with the controllers enabled on the way.
+mkdir -p /sys/fs/cgroup/system.slice
+for c in cpuset cpu memory pids; do
+	echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+	echo "+$c" >/sys/fs/cgroup/system.slice/cgroup.subtree_control 2>/dev/null
+done
 mkdir -p $work /var/log/slurm /var/spool/slurmctld /var/spool/slurmd /run/munge /etc/slurm
 
 # Install: nothing may start services (policy-rc.d) and there is no systemd to talk to.

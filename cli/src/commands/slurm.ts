@@ -191,12 +191,12 @@ export async function slurmGuard(ctx: { jobId: string }): Promise<number> {
     throw new CliError(`no prolog state for job ${ctx.jobId}`, 'the guard is started by `spillway slurm prolog`', EXIT.usage)
   const done = new Set<number>()
   const deadline = Date.now() + 10_000
+  let stopped = false
   return new Promise((resolve) => {
     const tick = (): void => {
-      if (!fs.existsSync(state.cgroup)) {
-        // not made yet (the prolog may run before the job's steps) or already removed
-        if (done.size > 0 || Date.now() > deadline) return resolve(0)
-      }
+      if (stopped) return resolve(0)
+      // Not made yet (the prolog may run before the job's steps), or removed: the job has ended.
+      if (!fs.existsSync(state.cgroup) && (done.size > 0 || Date.now() > deadline)) return resolve(0)
       for (const pid of pidsBelow(state.cgroup)) {
         if (done.has(pid)) continue
         try {
@@ -208,7 +208,9 @@ export async function slurmGuard(ctx: { jobId: string }): Promise<number> {
       }
       setTimeout(tick, 250)
     }
-    process.on('SIGTERM', () => resolve(0))
+    process.on('SIGTERM', () => {
+      stopped = true
+    })
     tick()
   })
 }
