@@ -23,7 +23,7 @@ const JOB = `JobId=7 JobName=big
    NumNodes=2 NumCPUs=2 NumTasks=2 CPUs/Task=1 ReqB:S:C:T=0:0:*:*
    TRES=cpu=2,node=2,billing=2,gres/spillway=4
    JOB_GRES=spillway:2
-     Nodes=node01 CPU_IDs=0 Mem=0 GRES=spillway:2
+     Nodes=node01 CPU_IDs=0 Mem=0 GRES=spillway(CNT:2)
      Nodes=node02 CPU_IDs=0 Mem=0 GRES=gpu:1(IDX:0),spillway:3
    MinCPUsNode=1 MinMemoryNode=0 MinTmpDiskNode=0
    TresPerNode=gres:spillway:2
@@ -46,6 +46,8 @@ t.test('GRES lists as scontrol writes them', async (t) => {
   t.equal(gresCountIn('gpu:a100:1(IDX:0),spillway:fast:6(IDX:0-5)'), 6)
   t.equal(gresCountIn('spillway'), 1, 'no count is one')
   t.equal(gresCountIn('spillway:1K'), 1024)
+  t.equal(gresCountIn('spillway(CNT:2)'), 2, "22.05's per-node count-only GRES")
+  t.equal(gresCountIn('gpu(CNT:1),spillway(CNT:3)'), 3)
   t.equal(gresCountIn('gpu:2,spillwayx:3'), null)
   t.equal(gresCountIn(''), null)
 })
@@ -57,7 +59,7 @@ t.test('host lists', async (t) => {
 })
 
 t.test("a job's allocation on this node", async (t) => {
-  t.same(jobAllocation(JOB, 'node01'), { gib: 2, from: 'Nodes=node01 GRES=spillway:2' })
+  t.same(jobAllocation(JOB, 'node01'), { gib: 2, from: 'Nodes=node01 GRES=spillway(CNT:2)' })
   t.same(jobAllocation(JOB, 'node02'), { gib: 3, from: 'Nodes=node02 GRES=gpu:1(IDX:0),spillway:3' })
   const noPerNode = JOB.split('\n')
     .filter((l) => !/^\s+Nodes=/.test(l))
@@ -109,8 +111,13 @@ t.test("the tasks' environment", async (t) => {
 })
 
 t.test('the state the prolog leaves for the epilog, and job ids', async (t) => {
-  const state = { jobId: '12', gib: 2, cgroup: '/sys/fs/cgroup/a/job_12', cgroupId: 99 }
+  const state = { jobId: '12', gib: 2, cgroup: '/sys/fs/cgroup/a/job_12', cgroupId: 99, error: null }
   t.same(parseJobState(JSON.stringify(state)), state)
+  const pending = { jobId: '12', gib: 2, cgroup: null, cgroupId: null, error: null }
+  t.same(parseJobState(JSON.stringify(pending)), pending, 'before the guard found the cgroup')
+  const failed = { ...pending, error: 'no cgroup' }
+  t.same(parseJobState(JSON.stringify(failed)), failed)
+  t.equal(parseJobState(JSON.stringify({ ...state, cgroupId: '99' })), null)
   t.equal(parseJobState('{"jobId":"x"}'), null)
   t.equal(parseJobState('not json'), null)
   t.equal(checkJobId('42'), '42')

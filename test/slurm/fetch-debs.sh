@@ -1,7 +1,7 @@
 #!/bin/sh
 # Fetches Debian bookworm's Slurm (slurmctld, slurmd, slurm-client) and munge, with every dependency
 # this machine lacks, into the test cache, for test/slurm/slurm.test.ts: the VM guest sees this
-# machine's root (read-only, under a tmpfs overlay) and `dpkg -i`s them there. The system's apt
+# machine's root (read-only, under a tmpfs overlay) and unpacks them there. The system's apt
 # state is not touched: private lists under $SPILLWAY_CACHE/apt/slurm; dependencies are resolved
 # against this machine's dpkg status, which is the guest's.
 #

@@ -28,6 +28,8 @@ export interface SlurmActions {
 const stateDir = (): string => path.join(runDir(), 'slurm')
 const stateFile = (jobId: string): string => path.join(stateDir(), `${jobId}.json`)
 const guardPidFile = (jobId: string): string => path.join(stateDir(), `${jobId}.guard.pid`)
+/** How long the guard waits for Slurm to make the job's cgroup, and the TaskProlog for its share. */
+const CGROUP_WAIT_MS = 60_000
 const shortHost = (): string => os.hostname().split('.')[0] ?? os.hostname()
 
 function jobIdFromEnv(): string {
@@ -126,36 +128,54 @@ export async function slurmGres(ctx: { node: string; output: string | null; json
   return 0
 }
 
+function writeState(state: SlurmJobState): void {
+  fs.mkdirSync(stateDir(), { recursive: true, mode: 0o755 })
+  const tmp = `${stateFile(state.jobId)}.${process.pid}.tmp`
+  fs.writeFileSync(tmp, JSON.stringify(state) + '\n', { mode: 0o644 })
+  fs.renameSync(tmp, stateFile(state.jobId))
+}
+
+/**
+ * Slurm 22.05 makes the job's cgroup (the extern step of PrologFlags=Contain) only after the
+ * prolog has returned, so the prolog records the allocation and starts the guard, which sets the
+ * share as soon as the cgroup exists; the TaskProlog waits for that before the job's tasks run.
+ */
 export async function slurmProlog(): Promise<number> {
   const jobId = jobIdFromEnv()
   const node = process.env.SLURMD_NODENAME ?? shortHost()
   const alloc = jobAllocation(scontrolJob(jobId), node)
   if (alloc.gib <= 0) return 0 // the job asked for no spillway GRES: nothing to give or protect
-  const cgroup = findJobCgroup(jobId)
-  if (!cgroup) {
-    throw new CliError(
-      `job ${jobId} has ${alloc.gib} GiB of spillway but no cgroup job_${jobId} under ${cgroupRoot()}`,
-      'use ProctrackType=proctrack/cgroup, TaskPlugin=task/cgroup, CgroupPlugin=cgroup/v2 and PrologFlags=Contain (docs/cluster.md)',
-      EXIT.failed,
-    )
+  // Fail here, where Slurm reports it, when no share can be set at all.
+  const device = Device.open({ writable: false })
+  try {
+    device.listShares()
+  } finally {
+    device.close()
   }
-  const bytes = alloc.gib * GiB
-  const row = applyShare(cgroup, bytes, bytes)
-  const state: SlurmJobState = { jobId, gib: alloc.gib, cgroup, cgroupId: row.cgroupId }
-  fs.mkdirSync(stateDir(), { recursive: true, mode: 0o755 })
-  fs.writeFileSync(stateFile(jobId), JSON.stringify(state) + '\n')
-  // Registered with watch, which freezes the job at critical pressure instead of the OOM killer.
-  writeJob({
-    id: `slurm-${jobId}`,
-    pid: pidsBelow(cgroup)[0] ?? process.pid,
-    cgroup,
-    command: ['slurm', `job ${jobId}`],
-    uid: Number(process.env.SLURM_JOB_UID ?? 0) || 0,
-    startedAt: new Date().toISOString(),
-  })
+  writeState({ jobId, gib: alloc.gib, cgroup: null, cgroupId: null, error: null })
   startGuard(jobId)
-  progress(`job ${jobId}: ${alloc.gib} GiB of the pool (${alloc.from}) for ${cgroup}, registered with watch`)
+  progress(`job ${jobId}: ${alloc.gib} GiB of the pool (${alloc.from}); the guard sets its cgroup's share`)
   return 0
+}
+
+/** Sets the job's share on its cgroup and registers it with watch; the state says how it went. */
+function shareJobCgroup(state: SlurmJobState, cgroup: string): SlurmJobState {
+  const bytes = state.gib * GiB
+  try {
+    const row = applyShare(cgroup, bytes, bytes)
+    // Registered with watch, which freezes the job at critical pressure instead of the OOM killer.
+    writeJob({
+      id: `slurm-${state.jobId}`,
+      pid: pidsBelow(cgroup)[0] ?? process.pid,
+      cgroup,
+      command: ['slurm', `job ${state.jobId}`],
+      uid: Number(process.env.SLURM_JOB_UID ?? 0) || 0,
+      startedAt: new Date().toISOString(),
+    })
+    return { ...state, cgroup, cgroupId: row.cgroupId }
+  } catch (error) {
+    return { ...state, cgroup, error: error instanceof Error ? error.message : String(error) }
+  }
 }
 
 /** Starts `spillway slurm guard JOBID` in its own session, outside the job, for the job's lifetime. */
@@ -181,23 +201,38 @@ function stopGuard(jobId: string): void {
 }
 
 /**
- * What `spillway run --oom-safe` gives its job, for a Slurm job whose processes slurmstepd starts
- * after the prolog: oom_score_adj -1000 for every process in the job's cgroup, checked every
- * 250 ms, until the cgroup is gone or the epilog stops it.
+ * Started by the prolog, outside the job, for the job's lifetime: waits for Slurm to make the
+ * job's cgroup (at most CGROUP_WAIT_MS), sets its share, then gives every process in it
+ * oom_score_adj -1000 (what `spillway run --oom-safe` gives its job), checking every 250 ms, until
+ * the cgroup is gone or the epilog stops it.
  */
 export async function slurmGuard(ctx: { jobId: string }): Promise<number> {
-  const state = parseJobState(readOr(stateFile(ctx.jobId)))
+  let state = parseJobState(readOr(stateFile(ctx.jobId)))
   if (!state)
     throw new CliError(`no prolog state for job ${ctx.jobId}`, 'the guard is started by `spillway slurm prolog`', EXIT.usage)
+  const deadline = Date.now() + CGROUP_WAIT_MS
   const done = new Set<number>()
-  const deadline = Date.now() + 10_000
   let stopped = false
   return new Promise((resolve) => {
     const tick = (): void => {
-      if (stopped) return resolve(0)
-      // Not made yet (the prolog may run before the job's steps), or removed: the job has ended.
-      if (!fs.existsSync(state.cgroup) && (done.size > 0 || Date.now() > deadline)) return resolve(0)
-      for (const pid of pidsBelow(state.cgroup)) {
+      if (stopped || !state) return resolve(0)
+      if (state.cgroup === null) {
+        const cgroup = findJobCgroup(ctx.jobId)
+        if (cgroup === null) {
+          if (Date.now() < deadline) return void setTimeout(tick, 100)
+          writeState({
+            ...state,
+            error: `Slurm made no cgroup job_${ctx.jobId} under ${cgroupRoot()} (cgroup/v2 and PrologFlags=Contain?)`,
+          })
+          return resolve(1)
+        }
+        state = shareJobCgroup(state, cgroup)
+        writeState(state)
+        if (state.error) return resolve(1)
+      }
+      const cgroup = state.cgroup as string
+      if (!fs.existsSync(cgroup)) return resolve(0) // the job has ended
+      for (const pid of pidsBelow(cgroup)) {
         if (done.has(pid)) continue
         try {
           fs.writeFileSync(`/proc/${pid}/oom_score_adj`, '-1000')
@@ -229,8 +264,8 @@ export async function slurmEpilog(): Promise<number> {
   stopGuard(jobId)
   removeJob(`slurm-${jobId}`)
   if (!state) return 0 // the prolog gave this job nothing
-  const row = readShares().find((s) => s.cgroupId === state.cgroupId)
-  if (row && fs.existsSync(state.cgroup)) {
+  const row = state.cgroupId === null ? undefined : readShares().find((s) => s.cgroupId === state.cgroupId)
+  if (row && state.cgroup && fs.existsSync(state.cgroup)) {
     try {
       applyShare(state.cgroup, 0, 0)
     } catch (error) {
@@ -239,15 +274,28 @@ export async function slurmEpilog(): Promise<number> {
     }
   }
   const left = row ? formatSize(row.usedBytes) : '0 B'
-  progress(`job ${jobId}: share of ${state.gib} GiB released; pool memory still charged to the job: ${left}`)
+  const problem = state.error ? ` (the share was never set: ${state.error})` : ''
+  progress(`job ${jobId}: share of ${state.gib} GiB released${problem}; pool memory still charged to the job: ${left}`)
   fs.rmSync(stateFile(jobId), { force: true })
   return 0
 }
 
+/** The state once the guard has set the share (or failed to), waiting at most CGROUP_WAIT_MS. */
+async function settledState(jobId: string): Promise<SlurmJobState | null> {
+  const deadline = Date.now() + CGROUP_WAIT_MS
+  for (;;) {
+    const state = parseJobState(readOr(stateFile(jobId)))
+    if (!state || state.cgroupId !== null || state.error !== null || Date.now() > deadline) return state
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
 export async function slurmTaskProlog(): Promise<number> {
   const jobId = jobIdFromEnv()
-  const state = parseJobState(readOr(stateFile(jobId)))
+  const state = await settledState(jobId)
   if (!state) return 0
+  if (state.cgroupId === null)
+    process.stdout.write(`print spillway: job ${jobId} runs without its pool share: ${state.error ?? 'not set in time'}\n`)
   const shim = shimCandidates(process.env, repoDir()).find((f) => fs.existsSync(f)) ?? null
   const lines = exportLines(taskEnv({ gib: state.gib, shim, env: process.env }))
   // TaskProlog's stdout is read by slurmstepd: only `export`, `unset` and `print` lines.

@@ -43,7 +43,10 @@ export function splitGresList(text: string): string[] {
  */
 export function gresCountIn(list: string, name = GRES_NAME): number | null {
   for (const item of splitGresList(list)) {
+    // 22.05 writes a count-only GRES of a node as "spillway(CNT:2)"
+    const cnt = /\(CNT:(\d+)\)$/.exec(item)?.[1]
     const bare = item.replace(/\(.*\)$/, '').replace(/^gres[:/]/, '')
+    if (cnt !== undefined && bare.split(/[:=]/)[0] === name) return Number(cnt)
     const parts = bare.split(/[:=]/)
     if (parts[0] !== name) continue
     const last = parts.length > 1 ? parts[parts.length - 1] : '1'
@@ -183,27 +186,41 @@ export function exportLines(vars: ReadonlyArray<[string, string]>): string[] {
   return vars.map(([k, v]) => `export ${k}=${v}`)
 }
 
-/** What the prolog remembers for the epilog, in the run directory. */
+/**
+ * What the prolog and its guard record for the TaskProlog and the epilog, in the run directory:
+ * the allocation, then (once Slurm has made the job's cgroup and the guard has set its share) the
+ * cgroup, or why the share could not be set.
+ */
 export interface SlurmJobState {
   jobId: string
   gib: number
-  cgroup: string
-  cgroupId: number
+  cgroup: string | null
+  cgroupId: number | null
+  error: string | null
 }
 
 export function parseJobState(text: string): SlurmJobState | null {
   try {
     const raw = JSON.parse(text) as Record<string, unknown>
+    const nullable = (v: unknown, type: 'string' | 'number'): boolean => v === null || typeof v === type
     if (
       typeof raw.jobId === 'string' &&
       /^\d+$/.test(raw.jobId) &&
       typeof raw.gib === 'number' &&
-      typeof raw.cgroup === 'string' &&
-      typeof raw.cgroupId === 'number'
-    )
-      return { jobId: raw.jobId, gib: raw.gib, cgroup: raw.cgroup, cgroupId: raw.cgroupId }
+      nullable(raw.cgroup, 'string') &&
+      nullable(raw.cgroupId, 'number') &&
+      nullable(raw.error ?? null, 'string')
+    ) {
+      return {
+        jobId: raw.jobId,
+        gib: raw.gib,
+        cgroup: raw.cgroup as string | null,
+        cgroupId: raw.cgroupId as number | null,
+        error: (raw.error ?? null) as string | null,
+      }
+    }
   } catch {
-    // a torn or foreign file: the epilog then works from the cgroup it finds
+    // a torn or foreign file: treated as none
   }
   return null
 }
