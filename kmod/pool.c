@@ -370,8 +370,9 @@ static void spillway_pool_put_locked(struct spillway_buffer *buf,
  * Uncharges @buf's user and cgroup; returns the user entry to free when it
  * is the last, and puts share nodes to free on @unlinked.
  */
-static struct spillway_user *spillway_user_uncharge_locked(struct spillway_buffer *buf,
-							   struct hlist_head *unlinked)
+static struct spillway_user *
+spillway_buffer_uncharge_locked(struct spillway_buffer *buf,
+				struct hlist_head *unlinked)
 {
 	struct spillway_user *user = buf->user;
 
@@ -464,7 +465,7 @@ int spillway_pool_take(struct spillway_buffer *buf)
 	if (n != buf->nr_pages) {
 		spillway_pool_put_locked(buf, 0, n);
 		pool->used_pages -= buf->nr_pages - n;
-		user = spillway_user_uncharge_locked(buf, &unlinked);
+		user = spillway_buffer_uncharge_locked(buf, &unlinked);
 		spillway_pool_unlock();
 		kfree(user);
 		spillway_share_free(&unlinked);
@@ -518,7 +519,7 @@ void spillway_pool_put(struct spillway_buffer *buf)
 	spillway_pool_lock();
 	list_del(&buf->node);
 	pool->nr_buffers--;
-	user = spillway_user_uncharge_locked(buf, &unlinked);
+	user = spillway_buffer_uncharge_locked(buf, &unlinked);
 	spillway_pool_unlock();
 	kfree(user);
 	spillway_share_free(&unlinked);

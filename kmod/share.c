@@ -241,16 +241,6 @@ static void spillway_share_prune_locked(struct hlist_head *unlinked)
 	} while (again);
 }
 
-/* Whether @node is @ancestor or below it. */
-static bool spillway_share_within(struct spillway_share_node *node,
-				  struct spillway_share_node *ancestor)
-{
-	for (; node; node = node->parent)
-		if (node == ancestor)
-			return true;
-	return false;
-}
-
 /* A guarantee in force, that no guarantee above it contains. */
 static bool spillway_share_top_guarantee(struct spillway_share_node *node)
 {
@@ -262,6 +252,22 @@ static bool spillway_share_top_guarantee(struct spillway_share_node *node)
 		if (up->min_pages && !spillway_cgroup_removed(up->cgrp))
 			return false;
 	return true;
+}
+
+/*
+ * The top-level guarantee that contains @node: its highest ancestor-or-self
+ * with a guarantee in force, or NULL.  Top-level guarantees are disjoint
+ * subtrees, so this is the only one that is @node's own.
+ */
+static struct spillway_share_node *
+spillway_share_own_guarantee(struct spillway_share_node *node)
+{
+	struct spillway_share_node *top = NULL;
+
+	for (; node; node = node->parent)
+		if (node->min_pages && !spillway_cgroup_removed(node->cgrp))
+			top = node;
+	return top;
 }
 
 /* The guarantees that count against the pool's requested size, in pages. */
@@ -294,7 +300,7 @@ int spillway_share_check_locked(struct spillway_share_node *node,
 				unsigned long nr_pages)
 {
 	unsigned long free_pages = pool->nr_pages - pool->used_pages;
-	struct spillway_share_node *up, *g;
+	struct spillway_share_node *up, *g, *own;
 	u64 reserved = 0;
 
 	lockdep_assert_held(&pool->lock);
@@ -302,9 +308,10 @@ int spillway_share_check_locked(struct spillway_share_node *node,
 		if (up->max_pages && !spillway_cgroup_removed(up->cgrp) &&
 		    up->used_pages + nr_pages > up->max_pages)
 			return -EDQUOT;
+	own = spillway_share_own_guarantee(node);
 	list_for_each_entry(g, &pool->guaranteed, guaranteed) {
-		if (g->used_pages >= g->min_pages ||
-		    !spillway_share_top_guarantee(g) || spillway_share_within(node, g))
+		if (g == own || g->used_pages >= g->min_pages ||
+		    !spillway_share_top_guarantee(g))
 			continue;
 		reserved += g->min_pages - g->used_pages;
 	}

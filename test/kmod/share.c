@@ -409,6 +409,152 @@ static void test_set_errors(void)
 	close(cga);
 }
 
+#define CHURN_CGROUPS	6
+#define CHURN_WORKERS	4
+#define CHURN_MS	3000
+
+/* What the workers did, in memory shared with them: buffers, EDQUOT, ENOMEM. */
+static unsigned long *churn_counts;
+
+static void churn_path(char *buf, size_t len, int i)
+{
+	snprintf(buf, len, P "/churn%d", i);
+}
+
+/*
+ * A worker: moves itself into a random churn cgroup (made if missing),
+ * opens the device there, moves back to P so that the cgroup can be
+ * removed, allocates, holds the buffer a moment, frees it.  Exit status 0,
+ * or the step that went wrong.
+ */
+static void churn_worker(unsigned int seed, double until)
+{
+	char cg[128], procs[160], pid[32];
+	int d, fd;
+
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	srand(seed);
+	while (now_ms() < until) {
+		churn_path(cg, sizeof(cg), rand() % CHURN_CGROUPS);
+		mkdir(cg, 0755);
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+		if (write_file(procs, pid))
+			continue;	/* removed meanwhile */
+		d = open("/dev/" SPILLWAY_DEVICE_NAME, O_RDWR | O_CLOEXEC);
+		if (write_file(P "/cgroup.procs", pid))
+			_exit(2);
+		if (d < 0)
+			_exit(3);
+		fd = alloc_buf(d, (1 + rand() % 16) * 64 * 1024, NULL);
+		if (fd < 0 && errno != EDQUOT && errno != ENOMEM)
+			_exit(4);
+		__atomic_add_fetch(&churn_counts[fd >= 0 ? 0 : errno == EDQUOT ? 1 : 2], 1,
+				   __ATOMIC_RELAXED);
+		close(d);
+		usleep(rand() % 2000);
+		if (fd >= 0)
+			close(fd);
+	}
+	_exit(0);
+}
+
+/*
+ * In one LIST_SHARES snapshot, the root cgroup and P each use exactly what
+ * the churn cgroups (all of the other entries) use: every buffer is in one.
+ */
+static bool churn_snapshot_adds_up(void)
+{
+	uint64_t root = 0, parent = 0, children = 0, root_id = cg_id(CGROOT);
+
+	if (list_shares())
+		return false;
+	for (uint32_t i = 0; i < nshares && i < 64; i++) {
+		if (shares[i].cgroup_id == root_id)
+			root = shares[i].used_bytes;
+		else if (shares[i].cgroup_id == id_p)
+			parent = shares[i].used_bytes;
+		else
+			children += shares[i].used_bytes;
+	}
+	return root == parent && parent == children;
+}
+
+/*
+ * Workers open, allocate and free in cgroups that this process meanwhile
+ * gives shares, lists and removes: every errno is one the header documents,
+ * every snapshot adds up, and afterwards nothing is left.
+ */
+static void test_churn(void)
+{
+	unsigned long sets = 0, set_bad = 0, lists = 0, list_bad = 0, rmdirs = 0;
+	int status, failed = 0, ret, i;
+	pid_t workers[CHURN_WORKERS];
+	double until = now_ms() + CHURN_MS;
+	struct spillway_info info;
+	uint64_t max, min;
+	char cg[128];
+
+	churn_counts = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (!ok(churn_counts != MAP_FAILED, "shared counters for the churn"))
+		return;
+	fflush(stdout);
+	for (i = 0; i < CHURN_WORKERS; i++) {
+		workers[i] = fork();
+		if (workers[i] == 0)
+			churn_worker(i + 1, until);
+	}
+	srand(42);
+	while (now_ms() < until) {
+		churn_path(cg, sizeof(cg), rand() % CHURN_CGROUPS);
+		switch (rand() % 4) {
+		case 0:
+			max = (uint64_t)(rand() % 5) * MiB;
+			min = max ? (uint64_t)rand() % (max + 1) : (uint64_t)(rand() % 3) * MiB;
+			ret = set_share(cg_id(cg), max, min);
+			sets++;
+			/* ENOENT: the cgroup is gone (id 0 when stat failed). */
+			if (ret && errno != ENOENT)
+				set_bad++;
+			break;
+		case 1:
+			if (!rmdir(cg))
+				rmdirs++;
+			break;
+		case 2:
+			lists++;
+			if (!churn_snapshot_adds_up())
+				list_bad++;
+			break;
+		default:
+			usleep(500);
+		}
+	}
+	for (i = 0; i < CHURN_WORKERS; i++) {
+		waitpid(workers[i], &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			failed++;
+	}
+	ok(!failed && churn_counts[0],
+	   "%d workers opened, allocated and freed in churning cgroups (%d failed): %lu buffers,"
+	   " %lu EDQUOT, %lu ENOMEM", CHURN_WORKERS, failed, churn_counts[0], churn_counts[1],
+	   churn_counts[2]);
+	ok(sets && !set_bad, "%lu SET_SHARE meanwhile, each 0 or ENOENT (%lu not)", sets, set_bad);
+	ok(lists && !list_bad && rmdirs,
+	   "%lu LIST_SHARES snapshots: root = parent = the sum of its children (%lu not); %lu rmdirs",
+	   lists, list_bad, rmdirs);
+	for (i = 0; i < CHURN_CGROUPS; i++) {
+		churn_path(cg, sizeof(cg), i);
+		set_share(cg_id(cg), 0, 0);
+		cg_rmdir(cg);
+	}
+	list_shares();
+	get_info(dev, &info);
+	ok(nshares == 0 && info.used_bytes == 0 && info.buffers == 0,
+	   "after the churn nothing is listed (%u) or used (%llu bytes, %llu buffers)", nshares,
+	   (unsigned long long)info.used_bytes, (unsigned long long)info.buffers);
+	munmap(churn_counts, 4096);
+}
+
 static void test_done(void)
 {
 	struct spillway_info info;
@@ -434,6 +580,7 @@ int main(void)
 	test_removed();
 	test_list();
 	test_set_errors();
+	test_churn();
 	test_done();
 	close(dev);
 	return tap_exit();
