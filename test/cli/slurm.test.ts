@@ -14,6 +14,7 @@ import {
   taskEnv,
 } from '../../cli/src/lib/slurm.js'
 import { GiB, MiB } from '../../cli/src/lib/sizes.js'
+import { parseJobRecord } from '../../cli/src/lib/jobs.js'
 
 // `scontrol show job -d` of Slurm 22.05 (Debian bookworm), one node, --gres=spillway:2.
 const JOB = `JobId=7 JobName=big
@@ -123,4 +124,16 @@ t.test('the state the prolog leaves for the epilog, and job ids', async (t) => {
   t.equal(checkJobId('42'), '42')
   t.equal(checkJobId('42;rm'), null)
   t.equal(checkJobId(undefined), null)
+})
+
+t.test('watch accepts a Slurm job registered with its job_ID cgroup, and nothing else outside its own', async (t) => {
+  const base = '/sys/fs/cgroup/spillway'
+  const record = (id: string, cgroup: string): string =>
+    JSON.stringify({ id, pid: 5, cgroup, command: ['slurm', 'job 7'], uid: 0, startedAt: '2026-12-06T00:00:00Z' })
+  t.equal(parseJobRecord(record('slurm-7', '/sys/fs/cgroup/system.slice/slurmstepd.scope/job_7'), base).id, 'slurm-7')
+  t.throws(() => parseJobRecord(record('slurm-7', '/sys/fs/cgroup/system.slice/slurmstepd.scope/job_8'), base), /cgroup must be/)
+  t.throws(() => parseJobRecord(record('slurm-7', '/sys/fs/cgroup/../etc/job_7'), base), /cgroup must be/)
+  t.throws(() => parseJobRecord(record('slurm-7', '/elsewhere/job_7'), base), /cgroup must be/)
+  t.throws(() => parseJobRecord(record('job-1', '/sys/fs/cgroup/x/job_1'), base), /cgroup must be/)
+  t.equal(parseJobRecord(record('job-1', `${base}/job-1`), base).id, 'job-1', 'run --oom-safe jobs as before')
 })
