@@ -180,6 +180,15 @@ process.stdin.on("data", (d) => (s += d)).on("end", () => {
 })' 2>&1)
 expect=$(printf '%s\n' "$id1:1:1" "$id2:2:2" | sort | tr '\n' ' ' | sed 's/ $//')
 if [ "$shares" = "$expect" ]; then ok "share list shows the jobs' cgroups with max = min = their GRES ($shares)"; else nok "share list shows each job's share" "got: $shares" "want: $expect"; fi
+# watch's view: `status --json` lists registered jobs whose record it accepts and cgroup exists.
+registered=$($cli status --json 2>&1 | node -e '
+let s = ""
+process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).jobs.map((j) => j.id).sort().join(" ")))' 2>&1)
+if [ "$registered" = "slurm-$id1 slurm-$id2" ]; then
+	ok "both jobs are registered with watch while they run ($registered)"
+else
+	nok "both jobs are registered with watch while they run" "got: $registered" "$(ls -l /run/spillway/jobs 2>&1)"
+fi
 say "letting the second processes allocate"
 touch $work/go
 wait_for 90 test -e $work/held1 -a -e $work/held2
