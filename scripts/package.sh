@@ -69,6 +69,8 @@ mkdir -p "$lib/slurm"
 for hook in prolog epilog task-prolog; do
 	sed 's|@SPILLWAY@|/usr/bin/spillway|' "packaging/slurm/$hook" > "$lib/slurm/$hook"
 done
+mkdir -p "$root/usr/lib/systemd/system/slurmd.service.d"
+install -m 0644 packaging/slurm/slurmd-spillway.conf "$root/usr/lib/systemd/system/slurmd.service.d/spillway.conf"
 sed -e 's|@SPILLWAY@|/usr/bin/spillway|' -e 's|^Documentation=.*|Documentation=man:spillway(8)|' \
 	-e '/^# Installed by `spillway install`/,/^# "The watch daemon"/c\# Installed by the spillway package; enabled by `spillway install`. See spillway(8).' \
 	systemd/spillway-watch.service > "$root/usr/lib/systemd/system/spillway-watch.service"
