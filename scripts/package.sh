@@ -64,6 +64,13 @@ git ls-files -- kmod | while read -r f; do mkdir -p "$src/$(dirname "$f")" && cp
 [ -f "$src/kmod/Makefile" ] || die "git ls-files found no kmod/ sources (build from a git checkout)"
 
 install -m 0644 udev/60-spillway.rules "$root/usr/lib/udev/rules.d/"
+# Slurm's Prolog, Epilog and TaskProlog (paths without arguments): docs/cluster.md.
+mkdir -p "$lib/slurm"
+for hook in prolog epilog task-prolog; do
+	sed 's|@SPILLWAY@|/usr/bin/spillway|' "packaging/slurm/$hook" > "$lib/slurm/$hook"
+done
+mkdir -p "$root/usr/lib/systemd/system/slurmd.service.d"
+install -m 0644 packaging/slurm/slurmd-spillway.conf "$root/usr/lib/systemd/system/slurmd.service.d/spillway.conf"
 sed -e 's|@SPILLWAY@|/usr/bin/spillway|' -e 's|^Documentation=.*|Documentation=man:spillway(8)|' \
 	-e '/^# Installed by `spillway install`/,/^# "The watch daemon"/c\# Installed by the spillway package; enabled by `spillway install`. See spillway(8).' \
 	systemd/spillway-watch.service > "$root/usr/lib/systemd/system/spillway-watch.service"
@@ -82,11 +89,12 @@ gzip -9n < packaging/deb/changelog > "$doc/changelog.Debian.gz"
 gzip -9n < CHANGELOG.md > "$doc/changelog.gz"
 install -m 0644 README.md "$doc/"
 gzip -9n < docs/admin-guide.md > "$doc/admin-guide.md.gz"
+gzip -9n < docs/cluster.md > "$doc/cluster.md.gz"
 
 # Modes as dpkg expects them; dates from SOURCE_DATE_EPOCH.
 find "$root" -type d -exec chmod 0755 {} +
 find "$root" -type f ! -path '*/DEBIAN/*' -exec chmod 0644 {} +
-chmod 0755 "$root/usr/bin/spillway" "$lib/cli/bin/spillway.js"
+chmod 0755 "$root/usr/bin/spillway" "$lib/cli/bin/spillway.js" "$lib/slurm/prolog" "$lib/slurm/epilog" "$lib/slurm/task-prolog"
 [ -z "$scripts" ] || echo "$scripts" | xargs -d '\n' chmod 0755
 find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 

@@ -20,6 +20,9 @@ for series in $(echo "${SPILLWAY_KERNELS:-6.1,6.12,7.2}" | tr ',' ' '); do
 		sh test/vm/sid-chroot.sh prepare "$dir/headers" >/dev/null
 	fi
 done
+say "Debian's Slurm and munge for test/slurm (the packages this machine lacks)"
+{ sh test/slurm/fetch-debs.sh >"$out"; } 2>&1 | grep -E '^(Get:|slurm-debs:)' >&2 || true
+[ -f "$(tail -1 "$out")/.complete" ] || { echo "prepare: fetching Slurm failed: run sh test/slurm/fetch-debs.sh" >&2; exit 1; }
 if [ "$(id -u)" = 0 ]; then
 	say "the Debian 13 image of the package boot test"
 	sh test/package/trixie-image.sh >/dev/null

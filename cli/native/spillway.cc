@@ -175,11 +175,59 @@ Napi::Value ListBuffers(const Napi::CallbackInfo& info) {
     b.Set("size", U64(env, entries[i].size));
     b.Set("pid", entries[i].pid);
     b.Set("uid", entries[i].uid);
+    b.Set("cgroupId", U64(env, entries[i].cgroup_id));
     buffers[i] = b;
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("count", l.count);
   out.Set("buffers", buffers);
+  return out;
+}
+
+Napi::Object ShareObject(Napi::Env env, const spillway_share& s) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("cgroupId", U64(env, s.cgroup_id));
+  out.Set("maxBytes", U64(env, s.max_bytes));
+  out.Set("minBytes", U64(env, s.min_bytes));
+  out.Set("usedBytes", U64(env, s.used_bytes));
+  return out;
+}
+
+// setShare(fd, cgroupFd, cgroupId, maxBytes, minBytes): cgroupFd -1 names the cgroup by cgroupId.
+Napi::Value SetShare(const Napi::CallbackInfo& info) {
+  ExpectArgs(info, 5, "setShare(fd: number, cgroupFd: number, cgroupId: number, maxBytes: number, minBytes: number)");
+  Napi::Env env = info.Env();
+  spillway_share s{};
+  int fd = FdArg(info, 0);
+  if (!info[1].IsNumber()) ThrowType(env, "cgroupFd must be a number");
+  double cgroup_fd = info[1].As<Napi::Number>().DoubleValue();
+  if (cgroup_fd < -1 || cgroup_fd > INT32_MAX || cgroup_fd != static_cast<int32_t>(cgroup_fd))
+    ThrowType(env, "cgroupFd must be -1 or a non-negative integer");
+  s.cgroup_fd = static_cast<int32_t>(cgroup_fd);
+  s.cgroup_id = U64Arg(info, 2, "cgroupId");
+  s.max_bytes = U64Arg(info, 3, "maxBytes");
+  s.min_bytes = U64Arg(info, 4, "minBytes");
+  DoIoctl(env, fd, SPILLWAY_IOC_SET_SHARE, "SPILLWAY_IOC_SET_SHARE", &s);
+  return ShareObject(env, s);
+}
+
+Napi::Value ListShares(const Napi::CallbackInfo& info) {
+  ExpectArgs(info, 2, "listShares(fd: number, capacity: number)");
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  uint64_t capacity = U64Arg(info, 1, "capacity");
+  if (capacity > SPILLWAY_LIST_MAX) ThrowType(env, "capacity must be at most SPILLWAY_LIST_MAX");
+  std::vector<spillway_share> entries(capacity);
+  spillway_list l{};
+  l.entries = reinterpret_cast<uintptr_t>(entries.data());
+  l.capacity = static_cast<uint32_t>(capacity);
+  DoIoctl(env, fd, SPILLWAY_IOC_LIST_SHARES, "SPILLWAY_IOC_LIST_SHARES", &l);
+  uint32_t written = l.count < l.capacity ? l.count : l.capacity;
+  Napi::Array shares = Napi::Array::New(env, written);
+  for (uint32_t i = 0; i < written; i++) shares[i] = ShareObject(env, entries[i]);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("count", l.count);
+  out.Set("shares", shares);
   return out;
 }
 
@@ -300,6 +348,8 @@ Napi::Object Constants(Napi::Env env) {
   SET_CONST(c, SPILLWAY_IOC_RESIZE);
   SET_CONST(c, SPILLWAY_IOC_SET_WATERMARKS);
   SET_CONST(c, SPILLWAY_IOC_LIST_BUFFERS);
+  SET_CONST(c, SPILLWAY_IOC_SET_SHARE);
+  SET_CONST(c, SPILLWAY_IOC_LIST_SHARES);
   SET_CONST(c, POLLIN);
   SET_CONST(c, POLLPRI);
   SET_CONST(c, POLLERR);
@@ -316,6 +366,7 @@ Napi::Object Sizes(Napi::Env env) {
   s.Set("spillway_watermarks", sizeof(struct spillway_watermarks));
   s.Set("spillway_buffer_info", sizeof(struct spillway_buffer_info));
   s.Set("spillway_list", sizeof(struct spillway_list));
+  s.Set("spillway_share", sizeof(struct spillway_share));
   return s;
 }
 
@@ -343,6 +394,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resize", Napi::Function::New(env, Resize, "resize"));
   exports.Set("setWatermarks", Napi::Function::New(env, SetWatermarks, "setWatermarks"));
   exports.Set("listBuffers", Napi::Function::New(env, ListBuffers, "listBuffers"));
+  exports.Set("setShare", Napi::Function::New(env, SetShare, "setShare"));
+  exports.Set("listShares", Napi::Function::New(env, ListShares, "listShares"));
   exports.Set("FdWatch", FdWatch::Define(env));
   exports.Set("constants", Constants(env));
   exports.Set("sizes", Sizes(env));

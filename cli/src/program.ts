@@ -9,6 +9,8 @@ import { loadCommand } from './commands/load.js'
 import { poolCommand } from './commands/pool.js'
 import { psCommand } from './commands/ps.js'
 import { runCommand } from './commands/run.js'
+import { shareCommand } from './commands/share.js'
+import { slurmCommand } from './commands/slurm.js'
 import { statusCommand } from './commands/status.js'
 import { uninstallCommand } from './commands/uninstall.js'
 import { unloadCommand } from './commands/unload.js'
@@ -76,6 +78,8 @@ export function defaultCommands(): Command[] {
     watchCommand(),
     runCommand(),
     psCommand(),
+    shareCommand(),
+    slurmCommand(),
     doctorCommand(),
     vmCommand(),
     versionCommand(),

@@ -273,8 +273,8 @@ t.test('every command has help with examples and exit codes', async (t) => {
   program.commands.forEach(walk)
   t.equal(
     leaves.length,
-    16,
-    'status, pool show/set/auto/watermarks, up, load, unload, install, uninstall, watch, run, ps, doctor, vm, version',
+    24,
+    'status, pool show/set/auto/watermarks, up, load, unload, install, uninstall, watch, run, ps, share set/clear/list, slurm gres/prolog/epilog/task-prolog/guard, doctor, vm, version',
   )
   for (const c of leaves) {
     let help = ''

@@ -3,6 +3,9 @@ import { Command } from 'commander'
 import { print, printJson } from '../io/console.js'
 import { Device } from '../io/device.js'
 import { readText, userName } from '../io/system.js'
+import { cgroupPaths } from '../io/cgroup.js'
+import { cgroupRoot } from '../io/jobs.js'
+import { displayCgroup } from '../lib/share.js'
 import { holders } from '../lib/holders.js'
 import type { Holder } from '../lib/holders.js'
 import { formatSize } from '../lib/sizes.js'
@@ -13,20 +16,31 @@ export async function psAction(ctx: { json: boolean }): Promise<number> {
   const device = Device.open({ writable: false })
   let rows: Holder[]
   let poolBytes: number
+  // The cgroup each process's buffers are charged to (ABI 1.2; 0 from older modules): by pid.
+  const cgroupIds = new Map<number, number>()
   try {
     poolBytes = device.info().poolBytes
     const buffers = device.listBuffers().map((b) => ({ ...b, command: readText(`/proc/${b.pid}/comm`)?.trim() ?? null }))
+    for (const b of buffers) if (b.cgroupId && !cgroupIds.has(b.pid)) cgroupIds.set(b.pid, b.cgroupId)
     rows = holders(buffers, poolBytes, userName)
   } finally {
     device.close()
   }
+  const mount = cgroupRoot()
+  const paths = cgroupPaths(cgroupIds.values(), mount)
+  const cgroupOf = (pid: number): string | null => {
+    const id = cgroupIds.get(pid)
+    if (id === undefined) return null
+    const dir = paths.get(id)
+    return dir === undefined ? `(id ${id})` : displayCgroup(dir, mount)
+  }
   if (ctx.json) {
-    printJson({ poolBytes, processes: rows })
+    printJson({ poolBytes, processes: rows.map((h) => ({ ...h, cgroup: cgroupOf(h.pid) })) })
     return 0
   }
   const used = rows.reduce((sum, h) => sum + h.bytes, 0)
   print(`pool ${formatSize(poolBytes)}: ${formatSize(used)} held by ${rows.length} process${rows.length === 1 ? '' : 'es'}`)
-  if (rows.length) print(renderHolders(rows).join('\n'))
+  if (rows.length) print(renderHolders(rows, cgroupIds.size ? (h) => cgroupOf(h.pid) ?? '-' : undefined).join('\n'))
   return 0
 }
 

@@ -3,9 +3,11 @@ import fs from 'node:fs'
 import { CliError, EXIT, errnoCode } from '../errors.js'
 import { decodeEvents } from '../lib/events.js'
 import type { SpillwayEvent } from '../lib/events.js'
+import { shareErrorText } from '../lib/share.js'
+import type { ShareAction } from '../lib/share.js'
 import { DEVICE_PATH, EVENT_SIZE, LIST_MAX } from '../lib/uapi.js'
 import { loadBinding } from './native.js'
-import type { FdWatch, NativeBinding, NativeBuffer, NativeInfo, NativeVersion } from './native.js'
+import type { FdWatch, NativeBinding, NativeBuffer, NativeInfo, NativeShare, NativeVersion } from './native.js'
 
 export function binding(): NativeBinding {
   const loaded = loadBinding()
@@ -110,6 +112,43 @@ export class Device {
       const { count, buffers } = this.call('LIST_BUFFERS', () => this.native.listBuffers(this.fd, capacity))
       if (count <= capacity || capacity === LIST_MAX) return buffers
       capacity = Math.min(LIST_MAX, count + 64)
+    }
+  }
+
+  /** An errno of SET_SHARE / LIST_SHARES as the share contract explains it, else as any ioctl's. */
+  private shareError(error: unknown, action: ShareAction, cgroup: string): CliError {
+    let abi: NativeVersion | null = null
+    try {
+      abi = this.native.version(this.fd)
+    } catch {
+      // no VERSION either: the message says "older than 1.2"
+    }
+    const text = shareErrorText(errnoCode(error), action, cgroup, abi)
+    if (!text) return deviceError(error, action === 'list' ? 'LIST_SHARES' : 'SET_SHARE', this.path)
+    return new CliError(text.message, text.hint, EXIT[text.kind], { cause: error })
+  }
+
+  /** Sets (or with both 0, clears) the share of the cgroup open on cgroupFd; cgroup names it in errors. */
+  setShare(cgroupFd: number, cgroup: string, maxBytes: number, minBytes: number): NativeShare {
+    try {
+      return this.native.setShare(this.fd, cgroupFd, 0, maxBytes, minBytes)
+    } catch (error) {
+      throw this.shareError(error, maxBytes === 0 && minBytes === 0 ? 'clear' : 'set', cgroup)
+    }
+  }
+
+  /** Every cgroup with a share or with buffers charged to it; asks again when more appeared. */
+  listShares(): NativeShare[] {
+    let capacity = 64
+    for (;;) {
+      let result: { count: number; shares: NativeShare[] }
+      try {
+        result = this.native.listShares(this.fd, capacity)
+      } catch (error) {
+        throw this.shareError(error, 'list', 'any cgroup')
+      }
+      if (result.count <= capacity || capacity === LIST_MAX) return result.shares
+      capacity = Math.min(LIST_MAX, result.count + 64)
     }
   }
 

@@ -31,6 +31,16 @@ export interface NativeBuffer {
   size: number
   pid: number
   uid: number
+  /** the cgroup v2 charged for it (ABI 1.2; 0 from older modules) */
+  cgroupId: number
+}
+
+/** struct spillway_share: a cgroup's share of the pool (ABI 1.2). */
+export interface NativeShare {
+  cgroupId: number
+  maxBytes: number
+  minBytes: number
+  usedBytes: number
 }
 
 /** Called with an error (the watch has then ended) or the poll() bits that are set (POLLIN, POLLPRI). */
@@ -49,6 +59,9 @@ export interface NativeBinding {
   resize(fd: number, poolBytes: number): number
   setWatermarks(fd: number, warn: number, critical: number): void
   listBuffers(fd: number, capacity: number): { count: number; buffers: NativeBuffer[] }
+  /** cgroupFd -1 names the cgroup by cgroupId. */
+  setShare(fd: number, cgroupFd: number, cgroupId: number, maxBytes: number, minBytes: number): NativeShare
+  listShares(fd: number, capacity: number): { count: number; shares: NativeShare[] }
   /** Watches fd on node's event loop (uv_poll) until stop(); see FdWatchCallback. */
   FdWatch: new (fd: number, events: number, callback: FdWatchCallback) => FdWatch
   constants: Record<string, number | string>

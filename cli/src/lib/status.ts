@@ -73,9 +73,13 @@ export function statusExitCode(r: StatusReport): number {
 }
 
 /** The per-process table of `status` and `ps`. */
-export function renderHolders(rows: readonly Holder[]): string[] {
-  const lines = ['  PID      USER        BUFFERS  SIZE        SHARE  COMMAND']
-  for (const h of rows) {
+/** The holders table; with cgroupOf, a CGROUP column (the cgroup charged) before COMMAND. */
+export function renderHolders(rows: readonly Holder[], cgroupOf?: (h: Holder) => string): string[] {
+  const cgroups = cgroupOf ? rows.map(cgroupOf) : []
+  const width = Math.max(6, ...cgroups.map((c) => c.length))
+  const cgroupHead = cgroupOf ? `${'CGROUP'.padEnd(width)} ` : ''
+  const lines = [`  PID      USER        BUFFERS  SIZE        SHARE  ${cgroupHead}COMMAND`]
+  rows.forEach((h, i) => {
     const share = h.share === null ? '-' : `${(h.share * 100).toFixed(1)}%`
     const cells = [
       String(h.pid).padEnd(8),
@@ -83,8 +87,9 @@ export function renderHolders(rows: readonly Holder[]): string[] {
       String(h.buffers).padEnd(8),
       formatSize(h.bytes).padEnd(11),
     ]
-    lines.push(`  ${cells.join(' ')} ${share.padEnd(6)} ${h.command ?? '?'}`)
-  }
+    const cgroup = cgroupOf ? `${(cgroups[i] ?? '').padEnd(width)} ` : ''
+    lines.push(`  ${cells.join(' ')} ${share.padEnd(6)} ${cgroup}${h.command ?? '?'}`)
+  })
   return lines
 }
 
