@@ -59,8 +59,10 @@ static inline int open_in(const char *cg)
 {
 	char procs[256], pid[32], cbuf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { .iov_base = pid, .iov_len = 1 };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = cbuf,
+			      .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *cm;
 	int sv[2], fd = -1, status;
 	pid_t child;

@@ -24,15 +24,15 @@
 #include "cgroup.h"
 #include "kmod.h"
 
-#define CGROOT	"/sys/fs/cgroup"
-#define P	CGROOT "/spillway-share"	/* parent of A, B, C, D */
-#define A	P "/a"
-#define B	P "/b"
-#define C	P "/c"
-#define D	P "/d"
-#define O	CGROOT "/spillway-share-other"	/* P's sibling */
-#define POOL	(64 * MiB)
-#define PAGE	4096ULL
+#define CGROOT "/sys/fs/cgroup"
+#define P      CGROOT "/spillway-share" /* parent of A, B, C, D */
+#define A      P "/a"
+#define B      P "/b"
+#define C      P "/c"
+#define D      P "/d"
+#define O      CGROOT "/spillway-share-other" /* P's sibling */
+#define POOL   (64 * MiB)
+#define PAGE   4096ULL
 
 static int dev;
 static uint64_t id_p, id_a, id_b, id_o;
@@ -40,8 +40,9 @@ static uint64_t id_p, id_a, id_b, id_o;
 static int set_share_fd(int cgfd, uint64_t id, uint64_t max, uint64_t min,
 			struct spillway_share *out)
 {
-	struct spillway_share req = { .cgroup_id = id, .cgroup_fd = cgfd,
-				      .max_bytes = max, .min_bytes = min };
+	struct spillway_share req = {
+		.cgroup_id = id, .cgroup_fd = cgfd, .max_bytes = max, .min_bytes = min
+	};
 	int ret = ioctl(dev, SPILLWAY_IOC_SET_SHARE, &req);
 
 	if (out)
@@ -114,8 +115,8 @@ static void test_setup(void)
 	id_a = cg_id(A);
 	id_b = cg_id(B);
 	id_o = cg_id(O);
-	diag("cgroup ids: P %" PRIu64 ", a %" PRIu64 ", b %" PRIu64 ", other %" PRIu64,
-	     id_p, id_a, id_b, id_o);
+	diag("cgroup ids: P %" PRIu64 ", a %" PRIu64 ", b %" PRIu64 ", other %" PRIu64, id_p, id_a,
+	     id_b, id_o);
 	list_shares();
 	ok(nshares == 0, "LIST_SHARES lists nothing before any buffer or share (%u)", nshares);
 }
@@ -145,7 +146,8 @@ static void test_charging(void)
 	ok(used == (long long)(6 * MiB), "the root cgroup (id %" PRIu64 ") uses 6 MiB too (%lld)",
 	   cg_id(CGROOT), used);
 	ok(used_of(id_o) == -1, "the sibling, with nothing, is not listed");
-	ok(!ioctl(dev, SPILLWAY_IOC_LIST_BUFFERS, &req) && req.count == 2, "LIST_BUFFERS: 2 buffers");
+	ok(!ioctl(dev, SPILLWAY_IOC_LIST_BUFFERS, &req) && req.count == 2,
+	   "LIST_BUFFERS: 2 buffers");
 	for (uint32_t i = 0; i < req.count && i < 8; i++) {
 		if (e[i].id == ida)
 			seen_a = e[i].cgroup_id == id_a;
@@ -187,7 +189,8 @@ static void test_max(void)
 	ok(!set_share(id_p, 10 * MiB, 0), "SET the parent max 10 MiB");
 	fb1 = alloc_buf(db, 2 * MiB, NULL);
 	ok(fb1 >= 0, "b takes the parent's last 2 MiB");
-	alloc_fails(db, PAGE, EDQUOT, "b, without a max of its own: one page over the parent's max");
+	alloc_fails(db, PAGE, EDQUOT,
+		    "b, without a max of its own: one page over the parent's max");
 	close(fa2);
 	fb2 = alloc_buf(db, 4 * MiB, NULL);
 	ok(fb2 >= 0, "once a freed 4 MiB, b takes them (the parent at 10 MiB again)");
@@ -238,11 +241,13 @@ static void test_min(void)
 	fa = alloc_buf(da, 32 * MiB, NULL);
 	ok(fa >= 0, "a still gets its whole min, 32 MiB");
 	get_info(dev, &info);
-	ok(info.free_bytes == 0, "the pool is full (%llu free)", (unsigned long long)info.free_bytes);
+	ok(info.free_bytes == 0, "the pool is full (%llu free)",
+	   (unsigned long long)info.free_bytes);
 	close(fa);
 	close(fo);
 	fa = alloc_buf(da, 16 * MiB, NULL);
-	alloc_fails(db, 32 * MiB + PAGE, ENOMEM, "a using 16 of its 32 MiB: b gets no 32 MiB + a page of the 48 free");
+	alloc_fails(db, 32 * MiB + PAGE, ENOMEM,
+		    "a using 16 of its 32 MiB: b gets no 32 MiB + a page of the 48 free");
 	fd = alloc_buf(db, 32 * MiB, NULL);
 	ok(fa >= 0 && fd >= 0, "b gets 32 MiB: what a's unused 16 MiB leave");
 	close(fd);
@@ -261,7 +266,8 @@ static void test_min(void)
 	ok(fo >= 0 && fp >= 0,
 	   "the sibling takes its 32 MiB, b the parent's 32 (a's nested min is not kept from b)");
 	ok(!set_share(id_b, 0, 0) && !set_share(id_p, 0, 0) && !set_share(id_o, 0, 0) &&
-		   !set_share(id_a, 0, 0), "SET 0/0 removes every min");
+		   !set_share(id_a, 0, 0),
+	   "SET 0/0 removes every min");
 	close(fp);
 	close(fo);
 	list_shares();
@@ -283,7 +289,8 @@ static void test_removed(void)
 	id_c = cg_id(C);
 	id_d = cg_id(D);
 	ok(!set_share(id_c, 56 * MiB, 48 * MiB), "SET c max 56 MiB, min 48 MiB");
-	alloc_fails(dev, 17 * MiB, ENOMEM, "outside c, 17 MiB does not fit beside c's 48 MiB guarantee");
+	alloc_fails(dev, 17 * MiB, ENOMEM,
+		    "outside c, 17 MiB does not fit beside c's 48 MiB guarantee");
 	cgfd = open(C, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ok(!rmdir(C), "rmdir c");
 	fd = alloc_buf(dev, 17 * MiB, NULL);
@@ -311,7 +318,8 @@ static void test_removed(void)
 	ok(fd2 >= 0 && used == (long long)(10 * MiB),
 	   "d's fd allocates past d's dropped max, charged to removed d (%lld)", used);
 	close(dd);
-	ok(used_of(id_d) == (long long)(10 * MiB), "closing the device fd leaves the buffers charged");
+	ok(used_of(id_d) == (long long)(10 * MiB),
+	   "closing the device fd leaves the buffers charged");
 	close(fd1);
 	close(fd2);
 	list_shares();
@@ -339,10 +347,12 @@ static void test_list(void)
 	ok_errno(ioctl(dev, SPILLWAY_IOC_LIST_SHARES, &req), EINVAL, "LIST_SHARES capacity 65537");
 	req.capacity = 4;
 	req.reserved[1] = 1;
-	ok_errno(ioctl(dev, SPILLWAY_IOC_LIST_SHARES, &req), EINVAL, "LIST_SHARES reserved not zero");
+	ok_errno(ioctl(dev, SPILLWAY_IOC_LIST_SHARES, &req), EINVAL,
+		 "LIST_SHARES reserved not zero");
 	req.reserved[1] = 0;
 	req.entries = 8;
-	ok_errno(ioctl(dev, SPILLWAY_IOC_LIST_SHARES, &req), EFAULT, "LIST_SHARES to a bad pointer");
+	ok_errno(ioctl(dev, SPILLWAY_IOC_LIST_SHARES, &req), EFAULT,
+		 "LIST_SHARES to a bad pointer");
 	fflush(stdout);
 	if (fork() == 0) {
 		/* A group member without CAP_SYS_ADMIN may list, not set. */
@@ -409,9 +419,9 @@ static void test_set_errors(void)
 	close(cga);
 }
 
-#define CHURN_CGROUPS	6
-#define CHURN_WORKERS	4
-#define CHURN_MS	3000
+#define CHURN_CGROUPS 6
+#define CHURN_WORKERS 4
+#define CHURN_MS      3000
 
 /* What the workers did, in memory shared with them: buffers, EDQUOT, ENOMEM. */
 static unsigned long *churn_counts;
@@ -439,7 +449,7 @@ static void churn_worker(unsigned int seed, double until)
 		mkdir(cg, 0755);
 		snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
 		if (write_file(procs, pid))
-			continue;	/* removed meanwhile */
+			continue; /* removed meanwhile */
 		d = open("/dev/" SPILLWAY_DEVICE_NAME, O_RDWR | O_CLOEXEC);
 		if (write_file(P "/cgroup.procs", pid))
 			_exit(2);
@@ -448,8 +458,10 @@ static void churn_worker(unsigned int seed, double until)
 		fd = alloc_buf(d, (1 + rand() % 16) * 64 * 1024, NULL);
 		if (fd < 0 && errno != EDQUOT && errno != ENOMEM)
 			_exit(4);
-		__atomic_add_fetch(&churn_counts[fd >= 0 ? 0 : errno == EDQUOT ? 1 : 2], 1,
-				   __ATOMIC_RELAXED);
+		__atomic_add_fetch(&churn_counts[fd >= 0	   ? 0
+						 : errno == EDQUOT ? 1
+								   : 2],
+				   1, __ATOMIC_RELAXED);
 		close(d);
 		usleep(rand() % 2000);
 		if (fd >= 0)
@@ -536,8 +548,8 @@ static void test_churn(void)
 	}
 	ok(!failed && churn_counts[0],
 	   "%d workers opened, allocated and freed in churning cgroups (%d failed): %lu buffers,"
-	   " %lu EDQUOT, %lu ENOMEM", CHURN_WORKERS, failed, churn_counts[0], churn_counts[1],
-	   churn_counts[2]);
+	   " %lu EDQUOT, %lu ENOMEM",
+	   CHURN_WORKERS, failed, churn_counts[0], churn_counts[1], churn_counts[2]);
 	ok(sets && !set_bad, "%lu SET_SHARE meanwhile, each 0 or ENOENT (%lu not)", sets, set_bad);
 	ok(lists && !list_bad && rmdirs,
 	   "%lu LIST_SHARES snapshots: root = parent = the sum of its children (%lu not); %lu rmdirs",

@@ -13,11 +13,11 @@
 #include "cgroup.h"
 #include "kmod.h"
 
-#define CGROOT	"/sys/fs/cgroup"
-#define BENCH	CGROOT "/spillway-bench"
-#define DEEP	BENCH "/r/s/t"
-#define ROUNDS	5000
-#define TIMING	"/sys/kernel/debug/spillway/timing"
+#define CGROOT "/sys/fs/cgroup"
+#define BENCH  CGROOT "/spillway-bench"
+#define DEEP   BENCH "/r/s/t"
+#define ROUNDS 5000
+#define TIMING "/sys/kernel/debug/spillway/timing"
 
 static int dev;
 static double lat[ROUNDS];
@@ -31,8 +31,9 @@ static int cmp_double(const void *a, const void *b)
 
 static int set_share(const char *path, uint64_t max, uint64_t min)
 {
-	struct spillway_share req = { .cgroup_fd = -1, .cgroup_id = cg_id(path),
-				      .max_bytes = max, .min_bytes = min };
+	struct spillway_share req = {
+		.cgroup_fd = -1, .cgroup_id = cg_id(path), .max_bytes = max, .min_bytes = min
+	};
 
 	return ioctl(dev, SPILLWAY_IOC_SET_SHARE, &req);
 }

@@ -869,8 +869,8 @@ static void op_list(struct ctx *c)
 		for (int i = 0; i < c->nbufs && !known; i++)
 			known = c->bufs[i].id == e[k].id && c->bufs[i].size == e[k].size;
 		if (!known || e[k].pid != getpid() || e[k].uid != 0 ||
-		    (g.cgroup_id && e[k].cgroup_id != g.cgroup_id) ||
-		    !e[k].size || e[k].size % PAGE) {
+		    (g.cgroup_id && e[k].cgroup_id != g.cgroup_id) || !e[k].size ||
+		    e[k].size % PAGE) {
 			report(c,
 			       "LIST_BUFFERS entry %u: id %" PRIu64 " size %" PRIu64
 			       " pid %d uid %u"
@@ -1072,9 +1072,9 @@ static void op_read(struct ctx *c)
 }
 
 static const unsigned long spillway_cmds[] = {
-	SPILLWAY_IOC_VERSION,  SPILLWAY_IOC_INFO,	    SPILLWAY_IOC_ALLOC,
-	SPILLWAY_IOC_RESIZE,   SPILLWAY_IOC_SET_WATERMARKS, SPILLWAY_IOC_LIST_BUFFERS,
-	SPILLWAY_IOC_SET_SHARE, SPILLWAY_IOC_LIST_SHARES, SPILLWAY_IOC_TEST_PIN,
+	SPILLWAY_IOC_VERSION,	SPILLWAY_IOC_INFO,	     SPILLWAY_IOC_ALLOC,
+	SPILLWAY_IOC_RESIZE,	SPILLWAY_IOC_SET_WATERMARKS, SPILLWAY_IOC_LIST_BUFFERS,
+	SPILLWAY_IOC_SET_SHARE, SPILLWAY_IOC_LIST_SHARES,    SPILLWAY_IOC_TEST_PIN,
 };
 #define N_CMDS (sizeof(spillway_cmds) / sizeof(spillway_cmds[0]))
 
@@ -1348,7 +1348,6 @@ static void *thread_main(void *arg)
 	run_ops(c, c->quota);
 	return NULL;
 }
-
 
 /*
  * This process's cgroup v2 id, the inode number of its directory: the
