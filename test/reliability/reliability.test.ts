@@ -45,7 +45,7 @@ const SUITES: Suite[] = [
     label: 'oom victim',
     script: 'oom-victim.sh',
     timeoutS: 480,
-    env: { SPILLWAY_OOM_VICTIM_ROUNDS: process.env.SPILLWAY_OOM_VICTIM_ROUNDS ?? '2' },
+    env: { SPILLWAY_OOM_VICTIM_ROUNDS: process.env.SPILLWAY_OOM_VICTIM_ROUNDS ?? '1' },
   },
 ]
 
