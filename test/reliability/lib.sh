@@ -39,3 +39,22 @@ tap_number() {
 		{ print; fflush() }
 		END { print "1.." n; exit failed ? 1 : 0 }'
 }
+
+wait_for() { # wait_for SECONDS COMMAND...: until COMMAND succeeds, polled every 0.1 s
+	n=$(($1 * 10))
+	shift
+	while ! "$@" && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
+	"$@"
+}
+
+# exempt_harness: this shell and its ancestors up to init (the guest's job shells) at -1000; what
+# the scenario starts inherits it, so the processes under test are started through `choom -n`.
+exempt_harness() {
+	p=$$
+	while [ "$p" -gt 1 ]; do
+		echo -1000 >"/proc/$p/oom_score_adj"
+		p=$(awk '/^PPid:/ { print $2 }' "/proc/$p/status")
+	done
+}
+
+adj_of() { cat "/proc/$1/oom_score_adj" 2>/dev/null; }

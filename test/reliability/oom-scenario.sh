@@ -37,27 +37,11 @@ require_vm "$0" "it drives the machine into the OOM killer"
 field() { sed -n "s/^OOMWATCH.* $1=\([^ ]*\).*/\1/p" "$2"; }
 # lt A B: A < B for decimals, where -1 means never
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= 0 && (b < 0 || a < b)) }'; }
-wait_for() { # wait_for SECONDS COMMAND...
-	n=$(($1 * 10))
-	shift
-	while ! "$@" && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
-	"$@"
-}
 
 cli=$repo/cli/bin/spillway.js
 
-# exempt_harness: this shell and its ancestors up to init (the guest's job shells) at -1000; what
-# the scenario starts inherits it, so the processes under test are started through `choom -n`.
-exempt_harness() {
-	p=$$
-	while [ "$p" -gt 1 ]; do
-		echo -1000 >"/proc/$p/oom_score_adj"
-		p=$(awk '/^PPid:/ { print $2 }' "/proc/$p/status")
-	done
-}
 # rss_at_least PID KB
 rss_at_least() { [ "$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null)" -ge "$2" ] 2>/dev/null; }
-adj_of() { cat "/proc/$1/oom_score_adj" 2>/dev/null; }
 
 one_run() {
 	run=$1

@@ -35,20 +35,6 @@ bystander=0
 . "$here/lib.sh"
 require_vm "$0" "it drives the machine into the OOM killer"
 
-wait_for() { # wait_for SECONDS COMMAND...
-	n=$(($1 * 10))
-	shift
-	while ! "$@" && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
-	"$@"
-}
-exempt_harness() {
-	p=$$
-	while [ "$p" -gt 1 ]; do
-		echo -1000 >"/proc/$p/oom_score_adj"
-		p=$(awk '/^PPid:/ { print $2 }' "/proc/$p/status")
-	done
-}
-adj_of() { cat "/proc/$1/oom_score_adj" 2>/dev/null; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 alive() { [ "$1" -gt 1 ] 2>/dev/null && kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 adj_negative() { [ "$(adj_of "$1")" -lt 0 ] 2>/dev/null; }

@@ -20,14 +20,14 @@ export function gresConfig(poolBytes: number, nodeName: string): { gresConf: str
   }
 }
 
-/** Splits at commas outside parentheses: "gpu:2(IDX:0,2),spillway:4" -> two items. */
-export function splitGresList(text: string): string[] {
+/** Splits at commas outside the brackets open..close: "a(1,2),b" -> ["a(1,2)", "b"]. */
+function splitOutside(text: string, open: string, close: string): string[] {
   const items: string[] = []
   let depth = 0
   let current = ''
   for (const ch of text) {
-    if (ch === '(') depth++
-    if (ch === ')') depth = Math.max(0, depth - 1)
+    if (ch === open) depth++
+    if (ch === close) depth = Math.max(0, depth - 1)
     if (ch === ',' && depth === 0) {
       items.push(current)
       current = ''
@@ -35,6 +35,11 @@ export function splitGresList(text: string): string[] {
   }
   items.push(current)
   return items.map((s) => s.trim()).filter(Boolean)
+}
+
+/** Splits at commas outside parentheses: "gpu:2(IDX:0,2),spillway:4" -> two items. */
+export function splitGresList(text: string): string[] {
+  return splitOutside(text, '(', ')')
 }
 
 /**
@@ -78,19 +83,7 @@ export function expandHostlist(list: string): string[] {
 }
 
 function splitHostItems(list: string): string[] {
-  const items: string[] = []
-  let depth = 0
-  let current = ''
-  for (const ch of list) {
-    if (ch === '[') depth++
-    if (ch === ']') depth--
-    if (ch === ',' && depth === 0) {
-      items.push(current)
-      current = ''
-    } else current += ch
-  }
-  items.push(current)
-  return items.map((s) => s.trim()).filter(Boolean)
+  return splitOutside(list, '[', ']')
 }
 
 export interface JobAllocation {
