@@ -5,7 +5,7 @@
 export const HEADER = {
   SPILLWAY_DEVICE_NAME: 'spillway',
   SPILLWAY_ABI_MAJOR: 1,
-  SPILLWAY_ABI_MINOR: 2,
+  SPILLWAY_ABI_MINOR: 3,
   SPILLWAY_DMABUF_NAME_PREFIX: 'spillway:',
   SPILLWAY_LEVEL_OK: 0,
   SPILLWAY_LEVEL_WARN: 1,
@@ -30,6 +30,7 @@ export const HEADER = {
   SPILLWAY_LIST_SIZE: 32,
   SPILLWAY_LIST_MAX: 65536,
   SPILLWAY_SHARE_SIZE: 64,
+  SPILLWAY_LOAN_SIZE: 40,
   SPILLWAY_TEST_PIN_SIZE: 48,
   SPILLWAY_IOC_MAGIC: 183,
   SPILLWAY_IOC_VERSION: 2149627648,
@@ -40,6 +41,9 @@ export const HEADER = {
   SPILLWAY_IOC_LIST_BUFFERS: 3223369477,
   SPILLWAY_IOC_SET_SHARE: 3225466630,
   SPILLWAY_IOC_LIST_SHARES: 3223369479,
+  SPILLWAY_IOC_LEND: 3223893768,
+  SPILLWAY_IOC_RETURN: 1076410121,
+  SPILLWAY_IOC_LIST_LOANS: 3223369482,
   SPILLWAY_IOC_TEST_PIN: 3224418112,
 } as const
 
@@ -94,7 +98,8 @@ export const STRUCTS = {
       watchdog_ms: { offset: 128, size: 4, type: 'u32' },
       reserved0: { offset: 132, size: 4, type: 'u32' },
       lost_bytes: { offset: 136, size: 8, type: 'u64' },
-      reserved: { offset: 144, size: 48, type: 'u64[6]' },
+      lent_bytes: { offset: 144, size: 8, type: 'u64' },
+      reserved: { offset: 152, size: 40, type: 'u64[5]' },
     },
   },
   spillway_alloc: {
@@ -156,6 +161,16 @@ export const STRUCTS = {
       min_bytes: { offset: 24, size: 8, type: 'u64' },
       used_bytes: { offset: 32, size: 8, type: 'u64' },
       reserved: { offset: 40, size: 24, type: 'u64[3]' },
+    },
+  },
+  spillway_loan: {
+    size: 40,
+    fields: {
+      size: { offset: 0, size: 8, type: 'u64' },
+      flags: { offset: 8, size: 4, type: 'u32' },
+      reserved0: { offset: 12, size: 4, type: 'u32' },
+      id: { offset: 16, size: 8, type: 'u64' },
+      reserved: { offset: 24, size: 16, type: 'u64[2]' },
     },
   },
   spillway_test_pin: {

@@ -23,7 +23,7 @@
  * changes meaning; the minor number when something is added.
  */
 #define SPILLWAY_ABI_MAJOR		1
-#define SPILLWAY_ABI_MINOR		2
+#define SPILLWAY_ABI_MINOR		3
 
 /*
  * Every buffer's dma-buf is named SPILLWAY_DMABUF_NAME_PREFIX followed by its
@@ -127,6 +127,8 @@ struct spillway_version {
  * @swap_rate:		swap-in + swap-out pages per second at the last sample
  * @watchdog_ms:	sampling period
  * @reserved0:		zero
+ * @lent_bytes:		pool capacity lent to GPU drivers (SPILLWAY_IOC_LEND)
+ *			and not yet returned (ABI 1.3)
  * @lost_bytes:		bytes lost at buffer release because another holder
  *			still referenced them (a pin, a pipe), in total (ABI 1.1)
  * @reserved:		zero
@@ -152,7 +154,8 @@ struct spillway_info {
 	__u32 watchdog_ms;
 	__u32 reserved0;
 	__u64 lost_bytes;
-	__u64 reserved[6];
+	__u64 lent_bytes;
+	__u64 reserved[5];
 };
 
 #define SPILLWAY_INFO_SIZE		192
@@ -318,6 +321,40 @@ struct spillway_share {
 #define SPILLWAY_SHARE_SIZE		64
 
 /**
+ * struct spillway_loan - SPILLWAY_IOC_LEND and SPILLWAY_IOC_RETURN (ABI 1.3)
+ * @size:	LEND in: bytes a GPU driver is about to allocate from the
+ *		kernel for this caller (host memory that can not come from a
+ *		dma-buf, e.g. cuMemCreate on a host NUMA node); out: the size
+ *		lent, rounded up to whole pool chunks.  RETURN: ignored.
+ * @flags:	zero
+ * @reserved0:	zero
+ * @id:		LEND out: the loan's id (never 0); RETURN in: the loan to end
+ * @reserved:	zero
+ *
+ * LEND shrinks the pool by @size (whole free chunks go back to the page
+ * allocator) so that the driver's allocation takes capacity that was
+ * reserved for GPU jobs, not memory of other processes; the loan is charged
+ * to the opener's user limit like a buffer and belongs to the open file.
+ * RETURN (or the release of the file) ends the loan and the pool grows back
+ * by its size in the background.  LEND errors: EINVAL (size 0, flags or
+ * reserved not zero), EDQUOT (the user's limit), ENOMEM (fewer whole free
+ * chunks than @size, or the pressure level is critical).  RETURN errors:
+ * EINVAL (no such loan on this file).  Loans are listed by
+ * SPILLWAY_IOC_LIST_LOANS (struct spillway_list of struct
+ * spillway_buffer_info, the entry's @id the loan's), with the same
+ * visibility rules as SPILLWAY_IOC_LIST_BUFFERS.
+ */
+struct spillway_loan {
+	__u64 size;
+	__u32 flags;
+	__u32 reserved0;
+	__u64 id;
+	__u64 reserved[2];
+};
+
+#define SPILLWAY_LOAN_SIZE		40
+
+/**
  * struct spillway_test_pin - SPILLWAY_IOC_TEST_PIN (test builds only)
  * @addr:	in: page-aligned user address of a mapping
  * @size:	in: bytes, page multiple, > 0, at most 1 GiB
@@ -351,6 +388,9 @@ struct spillway_test_pin {
 #define SPILLWAY_IOC_LIST_BUFFERS	_IOWR(SPILLWAY_IOC_MAGIC, 0x05, struct spillway_list)
 #define SPILLWAY_IOC_SET_SHARE		_IOWR(SPILLWAY_IOC_MAGIC, 0x06, struct spillway_share)
 #define SPILLWAY_IOC_LIST_SHARES	_IOWR(SPILLWAY_IOC_MAGIC, 0x07, struct spillway_list)
+#define SPILLWAY_IOC_LEND		_IOWR(SPILLWAY_IOC_MAGIC, 0x08, struct spillway_loan)
+#define SPILLWAY_IOC_RETURN		_IOW(SPILLWAY_IOC_MAGIC, 0x09, struct spillway_loan)
+#define SPILLWAY_IOC_LIST_LOANS		_IOWR(SPILLWAY_IOC_MAGIC, 0x0A, struct spillway_list)
 #define SPILLWAY_IOC_TEST_PIN		_IOWR(SPILLWAY_IOC_MAGIC, 0x40, struct spillway_test_pin)
 
 #endif /* _UAPI_LINUX_SPILLWAY_H */
