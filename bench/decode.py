@@ -25,6 +25,17 @@ def sync():
     torch.cuda.synchronize()
 
 
+T_START = time.perf_counter()
+
+
+def phase(name):
+    """Progress on stderr (with SPILLWAY_BENCH_TRACE=SECONDS, also every thread's stack that
+    often: where a configuration that runs out of its time limit spent it)."""
+    if os.environ.get("SPILLWAY_BENCH_TRACE"):
+        print(f"[decode.py +{time.perf_counter() - T_START:.1f}s] {name}", file=sys.stderr,
+              flush=True)
+
+
 def prefill(model, ids):
     sync()
     t0 = time.perf_counter()
@@ -120,8 +131,10 @@ def place_hybrid(model, config, a, res):
     check_ids = torch.randint(0, config.vocab_size, (1, 64), generator=gen).to("cuda")
     ref = None
     if a.check_tokens:
+        phase("reference tokens")
         with torch.inference_mode():
             ref = greedy(model, check_ids, a.check_tokens)
+    phase("place")
     model = spillway.place(model, int(a.budget_gib * models.GIB),
                            reserve=int(a.reserve_gib * models.GIB))
     info = model.spillway.summary()
@@ -140,6 +153,7 @@ def place_hybrid(model, config, a, res):
         measured=dict(host_bytes=plan.host_bytes, vram_bytes=models.total_bytes(model)
                       + plan.vram_weight_bytes, host_touched=touched,
                       vram_touched=vram_touched))
+    phase("placed")
     if ref is not None:
         with torch.inference_mode():
             got = greedy(model, check_ids, a.check_tokens)
@@ -156,6 +170,7 @@ def place_hybrid(model, config, a, res):
             max_rel_logit_err=max(rel[:max(same, 1)]), rel_logit_err=[round(x, 5) for x in rel],
             ref_top2_gap=[float(r.topk(2).values[0] - r.topk(2).values[1]) for r in ref[1]])
     torch.cuda.synchronize()
+    phase("checked")
     return model
 
 
@@ -178,6 +193,10 @@ def main():
                     help="hybrid: greedy tokens compared with the all-in-VRAM model first")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    trace = float(os.environ.get("SPILLWAY_BENCH_TRACE") or 0)
+    if trace > 0:
+        import faulthandler
+        faulthandler.dump_traceback_later(trace, repeat=True)
 
     preloaded = "spillway" in os.environ.get("LD_PRELOAD", "")
     if (a.mode == "shim") != preloaded and not (a.mode == "vram" and a.label):
@@ -190,6 +209,7 @@ def main():
     torch.backends.cuda.enable_cudnn_sdp(False)
 
     t_setup = time.perf_counter()
+    phase("build")
     config = models.make_config(a.arch)
     model = models.build_on(config, "cuda")
     dm = models.split_device_map(model, a.budget_gib, a.reserve_gib)
@@ -233,13 +253,17 @@ def main():
 
     with torch.inference_mode():
         # Warm-up: kernels, cuBLAS handles, accelerate's hooks.
+        phase("warm-up")
         w = decode(model, ids(16), 3, 1e9, min_tokens=3)
         torch.cuda.reset_peak_memory_stats()
         if preloaded:
             res["shim_stats_before_timing"] = shim_stats()
         free0, total = torch.cuda.mem_get_info()
+        phase(f"warm-up decode {w['ms_per_token_mean']:.1f} ms/token; prefill {a.prompt}")
         res["prefill_short"] = timed_prefill(model, ids(a.prompt), 8)
+        phase("decode")
         res["decode"] = decode(model, ids(a.prompt), a.new, a.max_decode_s)
+        phase(f"decode {res['decode']['tokens_per_s']:.2f} tok/s; prefill {a.prefill}")
         res["prefill_long"] = timed_prefill(model, ids(a.prefill), 8) if a.prefill > 0 else None
         if a.mode == "vram" and not a.label:
             # Why cuDNN attention is off: the same decode with it on.

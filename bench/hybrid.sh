@@ -75,7 +75,7 @@ for c in "${configs[@]}"; do
 			--label cpusplit-bf16 --prefill 0 --out "$out" ;;
 	offload) step "$arch: offload (accelerate)" 150 "${common[@]}" --mode offload --out "$out" ;;
 	hybrid)
-		step "$arch: hybrid" 180 "${common[@]}" --mode hybrid \
+		step "$arch: hybrid" "${HYBRID_MAX_S:-180}" "${common[@]}" --mode hybrid \
 			--check-tokens "${CHECK_TOKENS:-32}" --out "$out" ;;
 	*) echo "unknown configuration $c" >&2 ;;
 	esac

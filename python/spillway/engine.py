@@ -2,12 +2,16 @@
 streamer. One engine per placed model.
 
 A split unit's decode step (spillway.units) is:
-  main thread: copy x to pinned memory (async), record an event, submit the CPU part to the
-               worker, queue the GPU part, queue "wait until flag >= seq", queue the join.
-  worker:      wait for the event, compute the CPU part into pinned memory, store seq in the
-               flag.
+  main thread: copy x to pinned memory (async), queue "write seq to the ready flag", submit
+               the CPU part to the worker, queue the GPU part, queue "wait until the done flag
+               >= seq", queue the join.
+  worker:      poll the ready flag until it reaches seq, compute the CPU part into pinned
+               memory, store seq in the done flag.
 The main thread never blocks, so it keeps queueing the GPU's work ahead; the GPU waits only
-where it needs the CPU's result.
+where it needs the CPU's result. The worker makes no CUDA call at all: the main thread runs
+so far ahead that its launches block on a full queue, inside the driver, while the GPU waits
+for the worker; a worker that then called the driver (to wait for an event, or to destroy
+one) hung the whole decode on the H100 (2026-12-06).
 
 With device "cpu" the engine simulates the GPU road on the CPU (same units, same worker, same
 flag; the join waits on the flag in the calling thread): the whole mechanism runs in tests
@@ -56,8 +60,11 @@ class Engine:
         self.decode_max_rows = decode_max_rows
         self.cpu_threads = cpu_threads or default_cpu_threads()
         self.on_gpu = device.type == "cuda"
-        self._flag_mem = torch.zeros(16, dtype=torch.int32, pin_memory=self.on_gpu)
-        self.flag = Flag(self._flag_mem)
+        # Two counters a cache line apart: "done" (the worker writes, the GPU waits on it) and
+        # "ready" (the GPU writes once a task's input is in host memory, the worker polls it).
+        self._flag_mem = torch.zeros(32, dtype=torch.int32, pin_memory=self.on_gpu)
+        self.flag = Flag(self._flag_mem[:16])
+        self.ready = Flag(self._flag_mem[16:])
         self.worker = CpuWorker(self.flag, self.cpu_threads)
         self.ops = StreamOps() if self.on_gpu else None
         self.seq = 0
@@ -68,11 +75,11 @@ class Engine:
         """After the main stream's work queued so far (the input copies), runs `work` on the
         CPU. Returns the sequence number to join on."""
         wait = None
-        if self.on_gpu:
-            ev = torch.cuda.Event()
-            ev.record()
-            wait = ev.synchronize
         self.seq += 1
+        if self.ops is not None:
+            seq, ready = self.seq, self.ready
+            self.ops.write(torch.cuda.current_stream().cuda_stream, ready.address, seq)
+            wait = lambda: ready.wait_until(seq)  # noqa: E731
         self.worker.submit(wait, work, self.seq)
         self.stats["cpu_tasks"] += 1
         return self.seq

@@ -21,9 +21,13 @@ Act = Callable[[torch.Tensor], torch.Tensor]
 
 
 def rows_part(x: torch.Tensor, w: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    # F.linear, the call the calibration times: torch.mm(..., out=) may take another CPU path
+    # (bf16 GEMV through mv ran at 18 GB/s against 74 for F.linear, shared/notes/cuda.md).
+    y = F.linear(x, w)
     if out is not None:
-        return torch.mm(x, w.t(), out=out)
-    return F.linear(x, w)
+        out.copy_(y)
+        return out
+    return y
 
 
 def mlp_part(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor, act: Act) -> torch.Tensor:

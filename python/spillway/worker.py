@@ -11,6 +11,7 @@ kernel launches. Pure CPU: testable without a GPU.
 from __future__ import annotations
 
 import ctypes
+import os
 import queue
 import threading
 from typing import Callable, Optional
@@ -35,6 +36,18 @@ class Flag:
 
     def load(self) -> int:
         return self._cell.value
+
+    def reached(self, value: int) -> bool:
+        """Whether the counter is at or past `value` (32-bit, wrapping as the GPU compares)."""
+        return (self._cell.value - value) & 0xFFFFFFFF < 0x80000000
+
+    def wait_until(self, value: int) -> None:
+        """Polls until the counter reaches `value`, yielding the CPU (and the GIL) between
+        looks. Makes no CUDA call: the worker must never wait in the driver while the GPU waits
+        for the worker (a launch blocked on a full queue holds the driver, and the GPU waits
+        for this thread: seen on the H100 as a hang of the whole decode, 2026-12-06)."""
+        while not self.reached(value):
+            os.sched_yield()
 
 
 class CpuWorker:

@@ -21,6 +21,23 @@ class WorkerTest(unittest.TestCase):
         self.flag.tensor[0] = 9
         self.assertEqual(self.flag.load(), 9)
 
+    def test_reached_compares_as_the_gpu_does(self):
+        self.flag.store(5)
+        self.assertTrue(self.flag.reached(5))
+        self.assertTrue(self.flag.reached(4))
+        self.assertFalse(self.flag.reached(6))
+        self.flag.store(2)  # wrapped past 2**32: ahead of a value just below it
+        self.assertTrue(self.flag.reached((1 << 32) - 3))
+
+    def test_wait_until_polls_without_cuda(self):
+        t = threading.Timer(0.05, lambda: self.flag.store(3))
+        t.start()
+        t0 = time.perf_counter()
+        self.flag.wait_until(3)
+        self.assertGreaterEqual(time.perf_counter() - t0, 0.04)
+        self.assertEqual(self.flag.load(), 3)
+        t.join()
+
     def test_flag_needs_int32_cpu(self):
         with self.assertRaises(ValueError):
             Flag(torch.zeros(1, dtype=torch.int64))

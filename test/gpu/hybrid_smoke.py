@@ -7,6 +7,7 @@ flag, prefill streamer), compared with the unplaced model; then the round-trip c
 
 import os
 import sys
+import time
 
 import torch
 
@@ -40,10 +41,39 @@ def check(moe: bool, rows: int) -> None:
     model.spillway.engine.close()
 
 
+def queue_full(moe: bool, calls: int = 300) -> None:
+    """Many decode calls queued without a synchronisation, so that the thread running the model
+    fills the GPU's launch queue and blocks in the driver while the GPU waits for the CPU worker:
+    the full-size models hung there when the worker waited on a CUDA event (2026-12-06). Run
+    under `timeout`: a hang is the failure."""
+    ref_model = tiny(moe).cuda()
+    ids = torch.randint(0, 97, (1, 1), generator=torch.Generator().manual_seed(5)).cuda()
+    with torch.no_grad():
+        ref = ref_model(ids).float()
+    model = tiny(moe)
+    found = spillway.find_units(model)
+    resident = sum(p.numel() * 2 for p in model.parameters()) - sum(f.unit.nbytes for f in found)
+    model = spillway.place(model, resident + 16 * 1024, reserve=0, device="cuda",
+                           gpu_fraction=0.5, use_pool=False, decode_max_rows=4)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(calls):
+            got = model(ids)
+    torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    err = (got.float() - ref).abs().max().item() / ref.abs().max().item()
+    print(f"{'moe' if moe else 'dense'} queue full: {calls} calls without a sync in {dt:.2f} s, "
+          f"{model.spillway.engine.stats['cpu_tasks']} CPU tasks, max rel err {err:.4f}", flush=True)
+    assert err < 3e-2, "hybrid result differs from the reference"
+    model.spillway.engine.close()
+
+
 def main() -> None:
     for moe in (False, True):
         for rows in (1, 2, 9):
             check(moe, rows)
+    for moe in (False, True):
+        queue_full(moe)
     from spillway.calibrate import measure_round_trip
     from spillway.engine import Engine
     eng = Engine(torch.device("cuda", 0))
