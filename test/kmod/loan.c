@@ -5,7 +5,8 @@
  * RETURN, close and a killed holder grow it back; bad arguments, the user
  * limit, a short or fragmented pool, the critical level and foreign or
  * double returns get their errors; LIST_LOANS shows loans with the caller's
- * pid; pressure never releases lent capacity a second time.
+ * pid; pressure never releases lent capacity a second time; a loan is
+ * charged to the opener's cgroup.
  * Needs the module loaded with pool_mb=128 user_limit_mb=96 watchdog_ms=100
  * regrow_ms=500.
  */
@@ -343,6 +344,49 @@ static void test_killed_holder(int dev)
 	ok(wait_pool(dev, POOL), "the pool grew back to 128 MiB");
 }
 
+/* The used bytes of cgroup @id in LIST_SHARES; ~0 when it is not listed. */
+static uint64_t share_used(int dev, uint64_t id)
+{
+	struct spillway_share entries[64];
+	struct spillway_list req = { .entries = (uintptr_t)entries, .capacity = 64 };
+
+	if (ioctl(dev, SPILLWAY_IOC_LIST_SHARES, &req))
+		return ~0ULL;
+	for (uint32_t i = 0; i < req.count && i < req.capacity; i++)
+		if (entries[i].cgroup_id == id)
+			return entries[i].used_bytes;
+	return ~0ULL;
+}
+
+/* A loan is charged to the opener's cgroup like a buffer: its usage, its max. */
+static void test_cgroup_share(int dev)
+{
+	struct spillway_share share = { .cgroup_fd = -1 };
+	struct spillway_buffer_info entry = { 0 };
+	struct spillway_loan loan, more;
+	uint64_t used;
+
+	if (!ok(lend(dev, 8 * MiB, &loan) == 0 && list_loans(dev, &entry, 1) == 1,
+		"LEND 8 MiB, listed"))
+		return;
+	used = share_used(dev, entry.cgroup_id);
+	ok(used == 8 * MiB, "LIST_SHARES: the loan is charged to cgroup %llu (used %llu)",
+	   (unsigned long long)entry.cgroup_id, (unsigned long long)used);
+	share.cgroup_id = entry.cgroup_id;
+	share.max_bytes = 10 * MiB;
+	ok(ioctl(dev, SPILLWAY_IOC_SET_SHARE, &share) == 0, "SET_SHARE max 10 MiB on that cgroup");
+	ok_errno(lend(dev, 4 * MiB, NULL), EDQUOT, "LEND 4 MiB over the cgroup's max");
+	ok(lend(dev, 2 * MiB, &more) == 0 && give_back(dev, more.id) == 0,
+	   "LEND 2 MiB up to the max, and RETURN it");
+	share = (struct spillway_share){ .cgroup_fd = -1, .cgroup_id = entry.cgroup_id };
+	ok(ioctl(dev, SPILLWAY_IOC_SET_SHARE, &share) == 0, "SET_SHARE 0/0 removes the share");
+	ok(give_back(dev, loan.id) == 0, "RETURN the 8 MiB");
+	used = share_used(dev, entry.cgroup_id);
+	ok(used == 0 || used == ~0ULL, "the cgroup is uncharged (used %llu, or not listed)",
+	   (unsigned long long)used);
+	ok(wait_pool(dev, POOL), "the pool grows back");
+}
+
 int main(void)
 {
 	int dev = open_dev();
@@ -354,6 +398,7 @@ int main(void)
 	test_pressure(dev);
 	test_foreign_and_close(dev);
 	test_killed_holder(dev);
+	test_cgroup_share(dev);
 	close(dev);
 	return tap_exit();
 }
