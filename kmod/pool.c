@@ -701,32 +701,19 @@ u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity,
 	return n;
 }
 
-/**
- * spillway_pool_lend - give whole free chunks back to the kernel for a loan
- * @loan:	asks for @loan->nr_pages (whole chunks) for @loan->uid and
- *		@loan->share; on success holds the pages lent (more when the
- *		free chunks that were there do not add up exactly), is charged,
- *		has its id and is listed
- * @spare:	a zeroed user entry, used when the uid has none; freed here
- *
- * Takes the resize mutex, as a resize does, so that loans and resizes come
- * one after the other.  The pages are freed, not zeroed: they are zeroed
- * when they come back into the pool.
- *
- * Return: 0, -EDQUOT (the user's or a cgroup's limit), -ENOMEM (at the
- * critical level, or fewer free chunks than asked for once other cgroups'
- * guarantees are left aside), -EINTR (a fatal signal while waiting).
+/*
+ * One try of spillway_pool_lend(), under the resize mutex.  -EAGAIN: too few
+ * whole free chunks while the pool is short of its target, as it is until
+ * the grow-back after a RETURN has run.
  */
-int spillway_pool_lend(struct spillway_lent *loan, struct spillway_user *spare)
+static int spillway_pool_lend_locked(struct spillway_lent *loan,
+				     struct spillway_user **spare)
 {
 	unsigned long freed;
 	LIST_HEAD(unlinked);
 	int ret;
 
-	if (mutex_lock_killable(&pool->resize_lock)) {
-		kfree(spare);
-		return -EINTR;
-	}
+	lockdep_assert_held(&pool->resize_lock);
 	spillway_pool_lock();
 	ret = spillway_pool_check_locked(loan->uid, loan->share, loan->nr_pages);
 	/* The driver's allocation would be the next one the OOM killer sees. */
@@ -738,7 +725,8 @@ int spillway_pool_lend(struct spillway_lent *loan, struct spillway_user *spare)
 	/* Counted as held again until the loan is sure; nothing is freed yet. */
 	pool->nr_pages += freed;
 	if (freed < loan->nr_pages)
-		ret = -ENOMEM;
+		ret = pool->nr_pages + pool->lent_pages < pool->requested_pages ?
+		      -EAGAIN : -ENOMEM;
 	else if (freed > loan->nr_pages)	/* chunks of a lower order */
 		ret = spillway_pool_check_locked(loan->uid, loan->share, freed);
 	if (ret) {
@@ -747,16 +735,53 @@ int spillway_pool_lend(struct spillway_lent *loan, struct spillway_user *spare)
 	}
 	pool->nr_pages -= freed;
 	loan->nr_pages = freed;
-	loan->user = spillway_charge_locked(loan->uid, loan->share, freed, &spare);
+	loan->user = spillway_charge_locked(loan->uid, loan->share, freed, spare);
 	loan->id = ++pool->next_loan_id;
 	pool->lent_pages += freed;
 	list_add_tail(&loan->node, &pool->loans);
 out:
 	spillway_pool_unlock();
 	spillway_chunks_free(&unlinked);
-	mutex_unlock(&pool->resize_lock);
-	kfree(spare);
 	return ret;
+}
+
+/**
+ * spillway_pool_lend - give whole free chunks back to the kernel for a loan
+ * @loan:	asks for @loan->nr_pages (whole chunks) for @loan->uid and
+ *		@loan->share; on success holds the pages lent (more when the
+ *		free chunks that were there do not add up exactly), is charged,
+ *		has its id and is listed
+ * @spare:	a zeroed user entry, used when the uid has none; freed here
+ *
+ * Takes the resize mutex, as a resize does, so that loans and resizes come
+ * one after the other.  The pages are freed, not zeroed: they are zeroed
+ * when they come back into the pool.  A LEND right after a RETURN would find
+ * the returned capacity not yet grown back: it waits for the grow-back once
+ * and tries again.
+ *
+ * Return: 0, -EDQUOT (the user's or a cgroup's limit), -ENOMEM (at the
+ * critical level, or fewer free chunks than asked for once other cgroups'
+ * guarantees are left aside), -EINTR (a fatal signal while waiting).
+ */
+int spillway_pool_lend(struct spillway_lent *loan, struct spillway_user *spare)
+{
+	bool waited = false;
+	int ret;
+
+	for (;;) {
+		if (mutex_lock_killable(&pool->resize_lock)) {
+			ret = -EINTR;
+			break;
+		}
+		ret = spillway_pool_lend_locked(loan, &spare);
+		mutex_unlock(&pool->resize_lock);
+		if (ret != -EAGAIN || waited)
+			break;
+		flush_work(&pool->growback_work);
+		waited = true;
+	}
+	kfree(spare);
+	return ret == -EAGAIN ? -ENOMEM : ret;
 }
 
 /*

@@ -193,6 +193,27 @@ static void test_user_limit(int dev)
 	ok(wait_pool(dev, POOL), "grown back");
 }
 
+/* A LEND right after a RETURN waits for the grow-back instead of failing. */
+static void test_lend_after_return(int dev)
+{
+	struct spillway_loan a, b;
+	int round, good = 0;
+
+	for (round = 0; round < 5; round++) {
+		if (lend(dev, 80 * MiB, &a))
+			break;
+		if (give_back(dev, a.id) || lend(dev, 80 * MiB, &b))
+			break;
+		if (give_back(dev, b.id))
+			break;
+		good++;
+	}
+	ok(good == 5, "5 rounds of LEND 80 MiB, RETURN, LEND 80 MiB at once, RETURN (%d)", good);
+	if (good < 5)
+		diag("stopped at round %d: %s", round, strerror(errno));
+	ok(wait_pool(dev, POOL) && lent_bytes(dev) == 0, "the pool grew back to 128 MiB");
+}
+
 static void test_short_pool(int dev)
 {
 	struct spillway_resize rs = { .pool_bytes = 8 * MiB };
@@ -394,6 +415,7 @@ int main(void)
 	test_lend_and_return(dev);
 	test_bad_args(dev);
 	test_user_limit(dev);
+	test_lend_after_return(dev);
 	test_short_pool(dev);
 	test_pressure(dev);
 	test_foreign_and_close(dev);
