@@ -703,36 +703,40 @@ u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity,
 
 /*
  * One try of spillway_pool_lend(), under the resize mutex.  -EAGAIN: too few
- * whole free chunks while the pool is short of its target, as it is until
- * the grow-back after a RETURN has run.
+ * free pages or whole free chunks while the pool is short of its target, as
+ * it is until the grow-back after a RETURN has run.
  */
 static int spillway_pool_lend_locked(struct spillway_lent *loan,
 				     struct spillway_user **spare)
 {
-	unsigned long freed;
+	unsigned long freed = 0;
 	LIST_HEAD(unlinked);
 	int ret;
 
 	lockdep_assert_held(&pool->resize_lock);
 	spillway_pool_lock();
-	ret = spillway_pool_check_locked(loan->uid, loan->share, loan->nr_pages);
 	/* The driver's allocation would be the next one the OOM killer sees. */
-	if (!ret && spillway_watchdog_level() >= SPILLWAY_LEVEL_CRITICAL)
+	if (spillway_watchdog_level() >= SPILLWAY_LEVEL_CRITICAL) {
 		ret = -ENOMEM;
-	if (ret)
-		goto out;
-	freed = spillway_pool_unlink_free(0, loan->nr_pages, &unlinked);
-	/* Counted as held again until the loan is sure; nothing is freed yet. */
-	pool->nr_pages += freed;
-	if (freed < loan->nr_pages)
-		ret = pool->nr_pages + pool->lent_pages < pool->requested_pages ?
-		      -EAGAIN : -ENOMEM;
-	else if (freed > loan->nr_pages)	/* chunks of a lower order */
-		ret = spillway_pool_check_locked(loan->uid, loan->share, freed);
-	if (ret) {
-		list_splice_tail_init(&unlinked, &pool->chunks);
 		goto out;
 	}
+	ret = spillway_pool_check_locked(loan->uid, loan->share, loan->nr_pages);
+	if (!ret) {
+		freed = spillway_pool_unlink_free(0, loan->nr_pages, &unlinked);
+		/* Counted as held until the loan is sure; nothing is freed yet. */
+		pool->nr_pages += freed;
+		if (freed < loan->nr_pages)
+			ret = -ENOMEM;
+		else if (freed > loan->nr_pages)	/* chunks of a lower order */
+			ret = spillway_pool_check_locked(loan->uid, loan->share, freed);
+		if (ret)
+			list_splice_tail_init(&unlinked, &pool->chunks);
+	}
+	if (ret == -ENOMEM &&
+	    pool->nr_pages + pool->lent_pages < pool->requested_pages)
+		ret = -EAGAIN;
+	if (ret)
+		goto out;
 	pool->nr_pages -= freed;
 	loan->nr_pages = freed;
 	loan->user = spillway_charge_locked(loan->uid, loan->share, freed, spare);
