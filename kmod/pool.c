@@ -226,14 +226,7 @@ unsigned long spillway_pool_resize(unsigned long pages)
 	return have;
 }
 
-/*
- * Grows the pool back toward the size last asked for, after pressure or
- * pages lost at release shrank it.  The watchdog calls it once the level
- * has been ok for regrow_ms.  It leaves MemAvailable at least the warn mark
- * plus its hysteresis band (so that growing does not itself change the
- * level), stops at any level above ok, and skips its turn while a resize
- * runs.  Returns the pages added.
- */
+/* The regrow, under the resize mutex; returns the pages added. */
 static unsigned long spillway_pool_regrow_locked(void)
 {
 	unsigned long before, after;
@@ -247,6 +240,14 @@ static unsigned long spillway_pool_regrow_locked(void)
 	return after > before ? after - before : 0;
 }
 
+/*
+ * Grows the pool back toward the size last asked for, less what is lent,
+ * after pressure or pages lost at release shrank it.  The watchdog calls it once the level
+ * has been ok for regrow_ms.  It leaves MemAvailable at least the warn mark
+ * plus its hysteresis band (so that growing does not itself change the
+ * level), stops at any level above ok, and skips its turn while a resize
+ * runs.  Returns the pages added.
+ */
 unsigned long spillway_pool_regrow(void)
 {
 	unsigned long pages;
