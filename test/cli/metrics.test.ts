@@ -43,6 +43,7 @@ const snapshot: MetricsSnapshot = {
     floorBytes: 0,
     releasedBytes: 5 * MiB,
     buffers: 1,
+    lentBytes: 64 * MiB,
     events: 7,
     level: 1,
     memAvailable: 3 * GiB,
@@ -52,7 +53,9 @@ const snapshot: MetricsSnapshot = {
   jobs: 2,
   frozenJobs: 1,
   counters: { ...emptyCounters(), freezes: 3, thaws: 2, psiFired: { 'memory full': 4, 'io full': 1 } },
-  holders: holders([{ id: 9, size: 512 * MiB, pid: 77, uid: 1000, command: 'my "job"\\x' }], GiB, users),
+  holders: holders([{ id: 9, size: 512 * MiB, pid: 77, uid: 1000, command: 'my "job"\\x' }], GiB, users, [
+    { id: 3, size: 64 * MiB, pid: 77, uid: 1000, command: 'my "job"\\x' },
+  ]),
 }
 
 t.test('renderMetrics: the text exposition format', async (t) => {
@@ -79,6 +82,8 @@ t.test('renderMetrics: the text exposition format', async (t) => {
   t.match(text, /^spillway_module_level 1$/m, 'while the module says warn')
   t.match(text, /^spillway_pool_used_bytes 536870912$/m)
   t.match(text, /^spillway_pool_released_bytes_total 5242880$/m)
+  t.match(text, /^spillway_pool_lent_bytes 67108864$/m)
+  t.match(text, /^spillway_process_lent_bytes\{pid="77",[^}]*\} 67108864$/m, 'what the process lent')
   t.match(text, /^spillway_jobs_frozen 1$/m)
   t.match(text, /^spillway_freezes_total 3$/m)
   t.match(

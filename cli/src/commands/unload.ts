@@ -1,4 +1,4 @@
-// spillway unload: rmmod, refused while buffers are in use.
+// spillway unload: rmmod, refused while buffers are in use or pool capacity is lent.
 import { Command } from 'commander'
 import { CliError, EXIT } from '../errors.js'
 import { print } from '../io/console.js'
@@ -7,17 +7,20 @@ import { exec } from '../io/exec.js'
 import { moduleLoaded, requireRoot } from '../io/kmod.js'
 import { readSysfs } from '../io/sysfs.js'
 import { readText } from '../io/system.js'
+import { formatSize } from '../lib/sizes.js'
 import { finish } from './common.js'
 
 export interface UnloadContext {
   dryRun: boolean
 }
 
-function bufferOwners(): string {
+/** The processes that hold buffers, or (loans) lent pool capacity to their GPU driver. */
+function owners(what: 'buffers' | 'loans'): string {
   try {
     const device = Device.open({ writable: false })
     try {
-      const owners = device.listBuffers().map((b) => `pid ${b.pid} (${readText(`/proc/${b.pid}/comm`)?.trim() ?? 'exited'})`)
+      const entries = what === 'buffers' ? device.listBuffers() : device.listLoans()
+      const owners = entries.map((b) => `pid ${b.pid} (${readText(`/proc/${b.pid}/comm`)?.trim() ?? 'exited'})`)
       return [...new Set(owners)].join(', ')
     } finally {
       device.close()
@@ -37,9 +40,18 @@ export async function unloadAction(ctx: UnloadContext): Promise<number> {
   if (!(buffers === 0)) {
     const detail = Number.isNaN(buffers)
       ? 'the number of live buffers can not be read'
-      : `${buffers} buffer${buffers === 1 ? ' is' : 's are'} still in use by ${bufferOwners()}`
+      : `${buffers} buffer${buffers === 1 ? ' is' : 's are'} still in use by ${owners('buffers')}`
     throw new CliError(
       `refusing to unload: ${detail}`,
+      'stop the jobs that hold them (or wait for them to finish), then unload again',
+      EXIT.busy,
+    )
+  }
+  // Loans (ABI 1.3) hold the device open; rmmod would fail with "in use".
+  const lent = state?.lentBytes ?? 0
+  if (lent > 0) {
+    throw new CliError(
+      `refusing to unload: ${formatSize(lent)} of the pool is lent to GPU drivers by ${owners('loans')}`,
       'stop the jobs that hold them (or wait for them to finish), then unload again',
       EXIT.busy,
     )

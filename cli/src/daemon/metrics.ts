@@ -7,6 +7,7 @@ import path from 'node:path'
 import { listJobs } from '../io/jobs.js'
 import { readText, userName } from '../io/system.js'
 import { VERSION } from '../io/version.js'
+import type { NativeBuffer } from '../io/native.js'
 import { holders } from '../lib/holders.js'
 import { emptyCounters, parseListen, renderMetrics } from '../lib/metrics.js'
 import type { DaemonCounters, MetricsSnapshot } from '../lib/metrics.js'
@@ -82,8 +83,8 @@ export class MetricsModule implements WatchModule {
       try {
         const info = device.info()
         module = { ...info }
-        const buffers = device.listBuffers().map((b) => ({ ...b, command: readText(`/proc/${b.pid}/comm`)?.trim() ?? null }))
-        held = holders(buffers, info.poolBytes, userName)
+        const withCommand = (b: NativeBuffer) => ({ ...b, command: readText(`/proc/${b.pid}/comm`)?.trim() ?? null })
+        held = holders(device.listBuffers().map(withCommand), info.poolBytes, userName, device.listLoans().map(withCommand))
       } catch {
         module = null // unloaded under us: reported as not loaded
       }

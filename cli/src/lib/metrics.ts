@@ -17,6 +17,8 @@ export interface MetricsSnapshot {
     floorBytes: number
     releasedBytes: number
     buffers: number
+    /** capacity lent to GPU drivers (ABI 1.3) */
+    lentBytes: number
     events: number
     level: number
     memAvailable: number
@@ -92,6 +94,7 @@ export function renderMetrics(s: MetricsSnapshot): string {
       m.releasedBytes,
     )
     out.one('spillway_pool_buffers', 'gauge', 'Live buffers.', m.buffers)
+    out.one('spillway_pool_lent_bytes', 'gauge', 'Pool capacity lent to GPU drivers and not yet returned.', m.lentBytes)
     out.one('spillway_module_events_total', 'counter', 'Event records the module produced since load.', m.events)
     out.one('spillway_mem_available_bytes', 'gauge', "MemAvailable at the watchdog's last sample.", m.memAvailable)
     out.one('spillway_swap_free_bytes', 'gauge', "Free swap at the watchdog's last sample.", m.swapFree)
@@ -130,6 +133,12 @@ export function renderMetrics(s: MetricsSnapshot): string {
       'gauge',
       'Live buffers each process holds.',
       s.holders.map((h) => [labels(h), h.buffers]),
+    )
+    out.metric(
+      'spillway_process_lent_bytes',
+      'gauge',
+      'Pool capacity each process lent to its GPU driver.',
+      s.holders.map((h) => [labels(h), h.lentBytes]),
     )
   }
   return out.text()

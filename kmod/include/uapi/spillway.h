@@ -280,8 +280,8 @@ struct spillway_list {
  * @cgroup_fd:	SET in: an fd open on the cgroup's directory, or -1 to name
  *		it by @cgroup_id.  LIST out: -1.
  * @flags:	zero
- * @max_bytes:	the live buffer bytes charged to the cgroup and its
- *		descendants may not go above this (ALLOC fails with EDQUOT);
+ * @max_bytes:	the live buffer and loan bytes charged to the cgroup and its
+ *		descendants may not go above this (ALLOC and LEND fail with EDQUOT);
  *		0 = no limit.  Rounded up to a page (SET writes back the
  *		rounded value).
  * @min_bytes:	guaranteed: while the pool holds its requested size, buffers
@@ -290,8 +290,8 @@ struct spillway_list {
  *		a page (written back).  Only the guarantees none of whose
  *		ancestors has one are kept from others; one below another
  *		guarantee is not kept from its siblings.
- * @used_bytes:	out: live buffer bytes charged to the cgroup and its
- *		descendants
+ * @used_bytes:	out: live buffer bytes (and, ABI 1.3, loan bytes) charged to
+ *		the cgroup and its descendants
  * @reserved:	zero
  *
  * Buffers are charged to the cgroup the process that opened /dev/spillway
@@ -334,12 +334,15 @@ struct spillway_share {
  * LEND shrinks the pool by @size (whole free chunks go back to the page
  * allocator) so that the driver's allocation takes capacity that was
  * reserved for GPU jobs, not memory of other processes; the loan is charged
- * to the opener's user limit like a buffer and belongs to the open file.
+ * like a buffer, to the opener's user limit and to its cgroup's share
+ * (struct spillway_share), and belongs to the open file.
  * RETURN (or the release of the file) ends the loan and the pool grows back
- * by its size in the background.  LEND errors: EINVAL (size 0, flags or
- * reserved not zero), EDQUOT (the user's limit), ENOMEM (fewer whole free
- * chunks than @size, or the pressure level is critical).  RETURN errors:
- * EINVAL (no such loan on this file).  Loans are listed by
+ * by its size in the background.  LEND errors: EINVAL (size 0, or so large
+ * that rounding it up wraps; flags or reserved not zero), EDQUOT (the user's
+ * limit, or a cgroup's max), ENOMEM (fewer whole free chunks than @size, also
+ * when the rest is guaranteed to cgroups outside the opener's, or the
+ * pressure level is critical).  RETURN errors: EINVAL (no such loan on this
+ * file).  Loans are listed by
  * SPILLWAY_IOC_LIST_LOANS (struct spillway_list of struct
  * spillway_buffer_info, the entry's @id the loan's), with the same
  * visibility rules as SPILLWAY_IOC_LIST_BUFFERS.
