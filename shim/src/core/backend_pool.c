@@ -22,7 +22,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static int pool_fd = -1; /* set once in pool_open, read-only afterwards */
+static int pool_fd = -1;	/* set once in pool_open, read-only afterwards */
 static unsigned int pool_minor; /* the module's ABI minor, set with pool_fd (for the log) */
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 /* Set once when LEND answered ENOTTY: a module that speaks 1.3 without lending. */

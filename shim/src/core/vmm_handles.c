@@ -61,7 +61,8 @@ static void account(struct vmm_handle *v, int sign)
 static void untracked_loan(const struct pool_loan *loan)
 {
 	if (loan && loan->id)
-		spw_log(LOG_WARN, "loan %llu (%llu bytes) stays until exit: its handle is untracked",
+		spw_log(LOG_WARN,
+			"loan %llu (%llu bytes) stays until exit: its handle is untracked",
 			(unsigned long long)loan->id, (unsigned long long)loan->size);
 }
 
