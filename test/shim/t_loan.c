@@ -21,6 +21,7 @@
 #include "spillway.h"
 
 static int fd = -1; /* the test's own /dev/spillway, for INFO and the lists */
+static CUcontext ctx;
 
 /* Loans listed for @pid: how many, and their bytes in *@bytes (-1 when the list fails). */
 static int loans_of(pid_t pid, long long *bytes)
@@ -84,6 +85,7 @@ TEST(a_split_borrows_its_host_part_from_the_pool)
 	struct spillway_info during;
 	CUdeviceptr p;
 	long long bytes;
+	pid_t pid;
 	int n;
 
 	ok(cuMemAlloc_v2(&p, 100 * MiB) == CUDA_SUCCESS && stat_of(NULL, "splits") == 1,
@@ -108,6 +110,16 @@ TEST(a_split_borrows_its_host_part_from_the_pool)
 	ok(logged("spill 104857600 bytes on device 0: 58720256 in VRAM, 46137344 in host memory "
 		  "(pool-loan, host NUMA node 1): past SPILLWAY_VRAM_LIMIT"),
 	   "the info line names the backend: pool-loan");
+	pid = fork();
+	if (pid == 0) {
+		/* The shim drops the context's records (the driver refuses the rest in a child). */
+		cuCtxDestroy_v2(ctx);
+		_exit(0);
+	}
+	ok(pid > 0 && waitpid(pid, NULL, 0) == pid && loans_of(getpid(), &bytes) == 1 &&
+		   info().lent_bytes == before.lent_bytes + 44 * MiB,
+	   "a forked child that destroys the context (sharing the shim's open file) leaves the "
+	   "parent's loan alone");
 	ok(cuMemFree_v2(p) == CUDA_SUCCESS, "cuMemFree of the split");
 	ok(loans_of(getpid(), &bytes) == 0 && info().lent_bytes == before.lent_bytes,
 	   "free returned the loan: none listed, lent_bytes back to %llu",
@@ -234,7 +246,6 @@ TEST(in_a_fragmented_pool_a_refused_loan_spills_whole_as_a_dma_buf)
  */
 static int child(void)
 {
-	CUcontext ctx;
 	CUdeviceptr p;
 	long long bytes;
 	int n;
@@ -305,10 +316,11 @@ int main(int argc, char **argv)
 	before = info();
 	before.pool_bytes = pool_back_to(before.requested_bytes);
 	shim_log_to("t_loan");
-	if (!shim_setup("SPILLWAY_BACKEND=pool", "SPILLWAY_VRAM_LIMIT=64M", "SPILLWAY_RESERVE=8M",
-			"SPILLWAY_LARGE=4M", "SPILLWAY_CHUNK=16M", "SPILLWAY_HEADROOM=16M",
-			"FAKE_CUDA_VRAM=1G", "FAKE_CUDA_NUMA_NODES=2", "FAKE_CUDA_HOST_NUMA_ID=1",
-			NULL))
+	ctx = shim_setup("SPILLWAY_BACKEND=pool", "SPILLWAY_VRAM_LIMIT=64M", "SPILLWAY_RESERVE=8M",
+			 "SPILLWAY_LARGE=4M", "SPILLWAY_CHUNK=16M", "SPILLWAY_HEADROOM=16M",
+			 "FAKE_CUDA_VRAM=1G", "FAKE_CUDA_NUMA_NODES=2", "FAKE_CUDA_HOST_NUMA_ID=1",
+			 NULL);
+	if (!ctx)
 		return done_testing();
 	rc = tap_run();
 	shim_log_remove();

@@ -25,6 +25,11 @@
 static int pool_fd = -1;	/* set once in pool_open, read-only afterwards */
 static unsigned int pool_minor; /* the module's ABI minor, set with pool_fd (for the log) */
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+/*
+ * The process that opened pool_fd: a forked child shares the open file, and with it the parent's
+ * loans, which only the parent may end (the child's copies of the records are stale).
+ */
+static pid_t pool_owner;
 /* Set once when LEND answered ENOTTY: a module that speaks 1.3 without lending. */
 static _Atomic int lend_unsupported;
 
@@ -49,6 +54,7 @@ static void pool_open(void)
 		return;
 	}
 	pool_minor = v.minor;
+	pool_owner = getpid();
 	pool_fd = fd;
 }
 
@@ -105,7 +111,7 @@ int pool_lend(uint64_t size, struct pool_loan *loan)
 
 	loan->id = 0;
 	loan->size = 0;
-	if (!pool_lends())
+	if (!pool_lends() || getpid() != pool_owner)
 		return -ENOTTY;
 	if (ioctl(pool_fd, SPILLWAY_IOC_LEND, &req) != 0) {
 		int err = errno;
@@ -133,7 +139,10 @@ void pool_return(struct pool_loan *loan)
 
 	if (!loan->id)
 		return;
-	if (ioctl(pool_fd, SPILLWAY_IOC_RETURN, &req) != 0)
+	if (getpid() != pool_owner)
+		spw_log(LOG_DEBUG, "loan %llu is the parent's: a forked child does not end it",
+			(unsigned long long)loan->id);
+	else if (ioctl(pool_fd, SPILLWAY_IOC_RETURN, &req) != 0)
 		spw_log(LOG_WARN,
 			"SPILLWAY_IOC_RETURN of loan %llu (%llu bytes): %s; the module ends it when "
 			"the process exits",
