@@ -241,51 +241,86 @@ TEST(in_a_fragmented_pool_a_refused_loan_spills_whole_as_a_dma_buf)
 }
 
 /*
- * The child of the last case: a fresh process (exec'd, so its shim starts anew) that splits
- * 100 MiB and exits with the split live.  It prints its loans for the parent to check.
+ * The children of the last cases: fresh processes (exec'd, so their shims start anew) that print
+ * what they saw for the parent to check.  "exit" splits 100 MiB and exits with the split live;
+ * "auto" (SPILLWAY_BACKEND=auto) splits 100 MiB, then asks for 160 MiB, whose host part the pool
+ * can not lend.
  */
-static int child(void)
+static int child(const char *mode)
 {
-	CUdeviceptr p;
+	CUdeviceptr p, q;
 	long long bytes;
 	int n;
 
 	if (cuInit(0) != CUDA_SUCCESS || cuCtxCreate_v4(&ctx, NULL, 0, 0) != CUDA_SUCCESS ||
 	    cuMemAlloc_v2(&p, 100 * MiB) != CUDA_SUCCESS)
 		return 2;
+	if (strcmp(mode, "auto") == 0 && cuMemAlloc_v2(&q, 160 * MiB) != CUDA_SUCCESS)
+		return 3;
 	n = loans_of(getpid(), &bytes);
-	printf("loans %d %lld\n", n, bytes);
-	return 0; /* the split stays live: exit must end the loan */
+	printf("loans %d %lld splits %lld host %lld pool %lld\n", n, bytes, stat_of(NULL, "splits"),
+	       stat_of("\"host\"", "bytes"), stat_of("\"pool\"", "bytes"));
+	return 0; /* what it allocated stays live: exit must end the loan */
 }
 
-TEST(a_process_that_exits_with_a_live_split_leaves_no_loan)
+/* Run child(@mode) with SPILLWAY_BACKEND=@backend: its first line in @out, its pid in *@pid. */
+static int run_child(const char *mode, const char *backend, char *out, size_t len, pid_t *pid)
 {
-	char out[256] = "", report[96];
+	char report[96];
 	int pipefd[2], status = -1;
-	long long bytes;
 	ssize_t n = 0;
-	pid_t pid;
 
+	out[0] = '\0';
 	if (pipe(pipefd) != 0)
-		return (void)ok(0, "pipe: %s", strerror(errno));
-	snprintf(report, sizeof(report), "info,stats:%s", shim_log_path);
-	pid = fork();
-	if (pid == 0) {
+		return -1;
+	/* Only "exit" writes its exit report: the last case looks for it. */
+	snprintf(report, sizeof(report), "%s:%s", strcmp(mode, "exit") ? "info" : "info,stats",
+		 shim_log_path);
+	*pid = fork();
+	if (*pid == 0) {
 		dup2(pipefd[1], 1);
 		close(pipefd[0]);
 		setenv("SPILLWAY_LOG", report, 1);
-		execl("/proc/self/exe", "t_loan", "child", (char *)NULL);
+		setenv("SPILLWAY_BACKEND", backend, 1);
+		execl("/proc/self/exe", "t_loan", mode, (char *)NULL);
 		_exit(127);
 	}
 	close(pipefd[1]);
-	if (pid > 0) {
-		n = read(pipefd[0], out, sizeof(out) - 1);
-		waitpid(pid, &status, 0);
+	if (*pid > 0) {
+		n = read(pipefd[0], out, len - 1);
+		waitpid(*pid, &status, 0);
 	}
 	close(pipefd[0]);
 	out[n > 0 ? n : 0] = '\0';
 	out[strcspn(out, "\n")] = '\0';
-	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strcmp(out, "loans 1 46137344") == 0,
+	return status;
+}
+
+TEST(with_backend_auto_a_refused_loan_spills_whole_into_host_memory)
+{
+	char out[256];
+	long long bytes;
+	pid_t pid;
+	int status = run_child("auto", "auto", out, sizeof(out), &pid);
+
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+		   strcmp(out, "loans 1 46137344 splits 1 host 167772160 pool 0") == 0,
+	   "SPILLWAY_BACKEND=auto: 100 MiB split with a 44 MiB loan; 160 MiB, whose 104 MiB host "
+	   "part the pool can not lend, spilled whole into host memory (status %#x: %s)",
+	   status, out[0] ? out : "no output");
+	ok(loans_of(pid, &bytes) == 0 && pool_back_to(before.pool_bytes) == before.pool_bytes,
+	   "it exited: no loan left, the pool grew back");
+}
+
+TEST(a_process_that_exits_with_a_live_split_leaves_no_loan)
+{
+	char out[256];
+	long long bytes;
+	pid_t pid;
+	int status = run_child("exit", "pool", out, sizeof(out), &pid);
+
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+		   strcmp(out, "loans 1 46137344 splits 1 host 0 pool 0") == 0,
 	   "a child split 100 MiB with a 44 MiB loan and exited without freeing (status %#x: %s)",
 	   status, out[0] ? out : "no output");
 	ok(loans_of(pid, &bytes) == 0 && info().lent_bytes == before.lent_bytes,
@@ -306,8 +341,8 @@ int main(int argc, char **argv)
 		       "1..1\n");
 		return 0;
 	}
-	if (argc > 1 && strcmp(argv[1], "child") == 0)
-		return child();
+	if (argc > 1)
+		return child(argv[1]);
 	rc = ioctl(fd, SPILLWAY_IOC_LEND, &probe);
 	if (!ok(rc == 0 && ioctl(fd, SPILLWAY_IOC_RETURN, &probe) == 0,
 		"the module lends and takes back 2 MiB (SPILLWAY_IOC_LEND/RETURN, ABI 1.3): %s",
