@@ -47,6 +47,8 @@ static int spillway_release(struct inode *inode, struct file *file)
 {
 	struct spillway_file *sf = file->private_data;
 
+	/* Before the share: the loans hold references to it too. */
+	spillway_loan_release(file);
 	spillway_share_close(sf->share);
 	kfree(sf);
 	return 0;

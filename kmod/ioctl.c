@@ -11,7 +11,8 @@
  * reserved fields that are not zero) and acts on a kernel copy; the
  * dispatcher copies the reply out.  A handler that makes a new fd leaves
  * the file in the call: it gets its fd number only once the reply has
- * reached userspace, so a reply that can not be written leaks nothing.
+ * reached userspace, so a reply that can not be written leaks nothing; a
+ * loan whose reply can not be written is returned at once.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -36,11 +37,14 @@
  * @install:	set by a handler that made a new file (a dma-buf): installed
  *		as fd @fd after the reply is copied out, else released
  * @fd:		the fd number reserved for @install
+ * @loan_id:	set by LEND: the loan is returned if the reply can not be
+ *		written, since the caller never learns its id
  */
 struct spillway_ioctl_call {
 	struct file *file;
 	struct file *install;
 	int fd;
+	u64 loan_id;
 };
 
 typedef long (*spillway_ioctl_fn)(struct spillway_ioctl_call *call, void *arg);
@@ -81,6 +85,7 @@ union spillway_ioctl_arg {
 	struct spillway_watermarks marks;
 	struct spillway_list list;
 	struct spillway_share share;
+	struct spillway_loan loan;
 	struct spillway_test_pin test_pin;
 };
 
@@ -103,7 +108,7 @@ static long spillway_ioctl_info(struct spillway_ioctl_call *call, void *arg)
 }
 
 /* The uid charged for what is allocated through @file: its opener's. */
-static uid_t spillway_file_uid(struct file *file)
+uid_t spillway_file_uid(struct file *file)
 {
 	return from_kuid(&init_user_ns, file->f_cred->uid);
 }
@@ -161,10 +166,14 @@ static long spillway_ioctl_set_watermarks(struct spillway_ioctl_call *call,
 	return spillway_watchdog_set_marks(req->warn, req->critical);
 }
 
-static long spillway_ioctl_list(struct spillway_ioctl_call *call, void *arg)
+typedef u32 (*spillway_list_fn)(struct spillway_buffer_info *out, u32 capacity,
+				bool filter, uid_t only_uid);
+
+/* LIST_BUFFERS and LIST_LOANS: the same entries, the same visibility. */
+static long spillway_list_entries(struct spillway_ioctl_call *call,
+				  struct spillway_list *req, spillway_list_fn list)
 {
 	struct spillway_buffer_info *entries = NULL;
-	struct spillway_list *req = arg;
 	size_t bytes;
 	long ret = 0;
 
@@ -176,14 +185,40 @@ static long spillway_ioctl_list(struct spillway_ioctl_call *call, void *arg)
 			return -ENOMEM;
 	}
 	/* Other users' pids and uids are only root's business. */
-	req->count = spillway_pool_list(entries, req->capacity,
-					!capable(CAP_SYS_ADMIN),
-					spillway_file_uid(call->file));
+	req->count = list(entries, req->capacity, !capable(CAP_SYS_ADMIN),
+			  spillway_file_uid(call->file));
 	bytes = min(req->count, req->capacity) * sizeof(*entries);
 	if (bytes && copy_to_user(u64_to_user_ptr(req->entries), entries, bytes))
 		ret = -EFAULT;
 	kvfree(entries);
 	return ret;
+}
+
+static long spillway_ioctl_list(struct spillway_ioctl_call *call, void *arg)
+{
+	return spillway_list_entries(call, arg, spillway_pool_list);
+}
+
+static long spillway_ioctl_lend(struct spillway_ioctl_call *call, void *arg)
+{
+	struct spillway_loan *req = arg;
+	long ret;
+
+	ret = spillway_loan_lend(call->file, req);
+	if (!ret)
+		call->loan_id = req->id;
+	return ret;
+}
+
+static long spillway_ioctl_return(struct spillway_ioctl_call *call, void *arg)
+{
+	return spillway_loan_return(call->file, arg);
+}
+
+static long spillway_ioctl_list_loans(struct spillway_ioctl_call *call,
+				      void *arg)
+{
+	return spillway_list_entries(call, arg, spillway_loan_list);
 }
 
 static long spillway_ioctl_set_share(struct spillway_ioctl_call *call, void *arg)
@@ -255,6 +290,9 @@ static const struct spillway_ioctl_desc spillway_ioctls[] = {
 	SPILLWAY_IOCTL_DEF(SET_SHARE, struct spillway_share, spillway_ioctl_set_share,
 			   SPILLWAY_IOCTL_ADMIN),
 	SPILLWAY_IOCTL_DEF(LIST_SHARES, struct spillway_list, spillway_ioctl_list_shares, 0),
+	SPILLWAY_IOCTL_DEF(LEND, struct spillway_loan, spillway_ioctl_lend, 0),
+	SPILLWAY_IOCTL_DEF(RETURN, struct spillway_loan, spillway_ioctl_return, 0),
+	SPILLWAY_IOCTL_DEF(LIST_LOANS, struct spillway_list, spillway_ioctl_list_loans, 0),
 	SPILLWAY_IOCTL_DEF(TEST_PIN, struct spillway_test_pin, spillway_ioctl_test_pin,
 			   SPILLWAY_IOCTL_TEST),
 };
@@ -310,6 +348,11 @@ long spillway_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 			/* The fd table now owns the file's reference. */
 			fd_install(call.fd, call.install);
 		}
+	}
+	if (call.loan_id && ret) {
+		struct spillway_loan undo = { .id = call.loan_id };
+
+		spillway_loan_return(file, &undo);
 	}
 	return ret;
 }

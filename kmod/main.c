@@ -95,6 +95,7 @@ static void spillway_check_abi(void)
 	BUILD_BUG_ON(sizeof(struct spillway_buffer_info) != SPILLWAY_BUFFER_INFO_SIZE);
 	BUILD_BUG_ON(sizeof(struct spillway_list) != SPILLWAY_LIST_SIZE);
 	BUILD_BUG_ON(sizeof(struct spillway_share) != SPILLWAY_SHARE_SIZE);
+	BUILD_BUG_ON(sizeof(struct spillway_loan) != SPILLWAY_LOAN_SIZE);
 	BUILD_BUG_ON(sizeof(struct spillway_test_pin) != SPILLWAY_TEST_PIN_SIZE);
 }
 

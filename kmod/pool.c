@@ -97,19 +97,22 @@ static unsigned long spillway_chunk_held(struct spillway_chunk *chunk)
 	return (1UL << chunk->order) - chunk->gone;
 }
 
-/* Pages still missing for @target; the pool may have shrunk meanwhile. */
+/*
+ * Pages still missing for @target; the pool may have shrunk meanwhile.
+ * Lent pages count as held: they come back when their loans end.
+ */
 static unsigned long spillway_pool_missing(unsigned long target)
 {
 	unsigned long have;
 
 	spillway_pool_lock();
-	have = pool->nr_pages;
+	have = pool->nr_pages + pool->lent_pages;
 	spillway_pool_unlock();
 	return target > have ? target - have : 0;
 }
 
 /*
- * Adds chunks until the pool holds @target pages.  Called under
+ * Adds chunks until the pool and its loans hold @target pages.  Called under
  * @resize_lock, so no other resize runs; pressure (the watchdog at the
  * critical level, the OOM notifier) and pages lost to pins at buffer release
  * may still shrink the pool meanwhile, so the deficit is read again before
@@ -152,10 +155,12 @@ static void spillway_pool_grow(unsigned long target, unsigned long reserve,
 
 /*
  * Unlinks chunks that no buffer uses onto @out while the pool stays at or
- * above @target pages; the caller frees them after dropping the lock.  The
- * newest chunks go first.  Returns the pages unlinked.
+ * above @target pages, until @want pages are unlinked; the caller frees them
+ * after dropping the lock.  The newest chunks go first.  Returns the pages
+ * unlinked.
  */
 static unsigned long spillway_pool_unlink_free(unsigned long target,
+					       unsigned long want,
 					       struct list_head *out)
 {
 	struct spillway_chunk *chunk, *tmp;
@@ -163,7 +168,7 @@ static unsigned long spillway_pool_unlink_free(unsigned long target,
 
 	lockdep_assert_held(&pool->lock);
 	list_for_each_entry_safe_reverse(chunk, tmp, &pool->chunks, node) {
-		if (pool->nr_pages <= target)
+		if (pool->nr_pages <= target || freed >= want)
 			break;
 		held = spillway_chunk_held(chunk);
 		/* used_pages may hold pages reserved and not yet taken. */
@@ -180,13 +185,16 @@ static unsigned long spillway_pool_unlink_free(unsigned long target,
 /* Returns the pool's size in pages afterwards. */
 unsigned long spillway_pool_resize(unsigned long pages)
 {
-	unsigned long have, freed;
+	unsigned long have, freed, lent, target;
 	LIST_HEAD(unlinked);
 
 	mutex_lock(&pool->resize_lock);
 	spillway_pool_lock();
 	WRITE_ONCE(pool->requested_pages, pages);
-	freed = spillway_pool_unlink_free(pages, &unlinked);
+	/* What is lent is part of the request: the pool aims at the rest. */
+	lent = pool->lent_pages;
+	target = pages > lent ? pages - lent : 0;
+	freed = spillway_pool_unlink_free(target, ULONG_MAX, &unlinked);
 	spillway_pool_unlock();
 	spillway_chunks_free(&unlinked);
 
@@ -199,6 +207,7 @@ unsigned long spillway_pool_resize(unsigned long pages)
 
 	spillway_pool_lock();
 	have = pool->nr_pages;
+	lent = pool->lent_pages;
 	spillway_pool_unlock();
 	mutex_unlock(&pool->resize_lock);
 
@@ -206,10 +215,14 @@ unsigned long spillway_pool_resize(unsigned long pages)
 		pr_info("pool: released %lu MiB of free chunks\n",
 			freed >> (20 - PAGE_SHIFT));
 	/* A notice: the caller learns the outcome too (the ioctl's result, sysfs pool_bytes). */
-	if (have != pages)
+	if (lent)
+		pr_info("pool: %lu KiB of the request is lent\n",
+			lent << (PAGE_SHIFT - 10));
+	target = pages > lent ? pages - lent : 0;
+	if (have != target)
 		pr_notice("pool: asked for %lu KiB, holds %lu KiB%s\n",
-			  pages << (PAGE_SHIFT - 10), have << (PAGE_SHIFT - 10),
-			  have > pages ? " (only whole free chunks go)" : " (memory short)");
+			  target << (PAGE_SHIFT - 10), have << (PAGE_SHIFT - 10),
+			  have > target ? " (only whole free chunks go)" : " (memory short)");
 	return have;
 }
 
@@ -221,25 +234,59 @@ unsigned long spillway_pool_resize(unsigned long pages)
  * level), stops at any level above ok, and skips its turn while a resize
  * runs.  Returns the pages added.
  */
-unsigned long spillway_pool_regrow(void)
+static unsigned long spillway_pool_regrow_locked(void)
 {
 	unsigned long before, after;
 
-	if (!mutex_trylock(&pool->resize_lock))
-		return 0;
+	lockdep_assert_held(&pool->resize_lock);
 	before = READ_ONCE(pool->nr_pages);
 	spillway_pool_grow(READ_ONCE(pool->requested_pages),
 			   spillway_watchdog_ok_mark() >> PAGE_SHIFT,
 			   SPILLWAY_LEVEL_WARN);
 	after = READ_ONCE(pool->nr_pages);
-	mutex_unlock(&pool->resize_lock);
 	return after > before ? after - before : 0;
 }
 
-/* Whether the pool holds less than was last asked for; lockless. */
+unsigned long spillway_pool_regrow(void)
+{
+	unsigned long pages;
+
+	if (!mutex_trylock(&pool->resize_lock))
+		return 0;
+	pages = spillway_pool_regrow_locked();
+	mutex_unlock(&pool->resize_lock);
+	return pages;
+}
+
+/*
+ * Grows the pool back after loans ended, by the regrow rules.  It waits for
+ * a resize or a LEND rather than skipping its turn: a loan's end comes once.
+ * What it can not get now is a shortfall, which the watchdog's regrow
+ * retries every regrow_ms while the level is ok.
+ */
+static void spillway_pool_growback_work(struct work_struct *work)
+{
+	unsigned long pages;
+
+	mutex_lock(&pool->resize_lock);
+	pages = spillway_pool_regrow_locked();
+	mutex_unlock(&pool->resize_lock);
+	if (pages)
+		pr_debug("pool: grew back by %lu KiB after loans\n",
+			 pages << (PAGE_SHIFT - 10));
+}
+
+/* Queues the grow-back after a loan ended. */
+void spillway_pool_growback(void)
+{
+	queue_work(system_unbound_wq, &pool->growback_work);
+}
+
+/* Whether the pool and its loans hold less than was last asked for; lockless. */
 bool spillway_pool_short(void)
 {
-	return READ_ONCE(pool->nr_pages) < READ_ONCE(pool->requested_pages);
+	return READ_ONCE(pool->nr_pages) + READ_ONCE(pool->lent_pages) <
+	       READ_ONCE(pool->requested_pages);
 }
 
 /*
@@ -255,7 +302,7 @@ unsigned long spillway_pool_release_free(void)
 	LIST_HEAD(unlinked);
 
 	spillway_pool_lock();
-	freed = spillway_pool_unlink_free(pool->floor_pages, &unlinked);
+	freed = spillway_pool_unlink_free(pool->floor_pages, ULONG_MAX, &unlinked);
 	pool->released_pages += freed;
 	spillway_pool_unlock();
 	spillway_chunks_free(&unlinked);
@@ -279,7 +326,8 @@ static struct spillway_user *spillway_user_find_locked(uid_t uid)
 
 /*
  * -EDQUOT over the per-user limit or a cgroup's limit, -ENOMEM when the
- * pool has too little once other cgroups' guarantees are left aside.
+ * pool has too little once other cgroups' guarantees are left aside.  The
+ * limits count buffers and loans together.
  */
 static int spillway_pool_check_locked(uid_t uid, struct spillway_share_node *share,
 				      unsigned long nr_pages)
@@ -367,22 +415,52 @@ static void spillway_pool_put_locked(struct spillway_buffer *buf,
 }
 
 /*
- * Uncharges @buf's user and cgroup; returns the user entry to free when it
+ * Charges @nr_pages to @uid and @share, after spillway_pool_check_locked();
+ * @spare becomes the uid's entry when it has none (and is then NULL).
+ * Returns the uid's entry.
+ */
+static struct spillway_user *
+spillway_charge_locked(uid_t uid, struct spillway_share_node *share,
+		       unsigned long nr_pages, struct spillway_user **spare)
+{
+	struct spillway_user *user = spillway_user_find_locked(uid);
+
+	lockdep_assert_held(&pool->lock);
+	if (!user) {
+		user = *spare;
+		*spare = NULL;
+		user->uid = uid;
+		hash_add(pool->users, &user->node, user->uid);
+	}
+	user->pages += nr_pages;
+	spillway_share_charge_locked(share, nr_pages);
+	return user;
+}
+
+/*
+ * Undoes spillway_charge_locked(); returns the user entry to free when it
  * is the last, and puts share nodes to free on @unlinked.
  */
 static struct spillway_user *
-spillway_buffer_uncharge_locked(struct spillway_buffer *buf,
-				struct hlist_head *unlinked)
+spillway_uncharge_locked(struct spillway_user *user,
+			 struct spillway_share_node *share,
+			 unsigned long nr_pages, struct hlist_head *unlinked)
 {
-	struct spillway_user *user = buf->user;
-
 	lockdep_assert_held(&pool->lock);
-	spillway_share_uncharge_locked(buf->share, buf->nr_pages, unlinked);
-	user->pages -= buf->nr_pages;
+	spillway_share_uncharge_locked(share, nr_pages, unlinked);
+	user->pages -= nr_pages;
 	if (user->pages)
 		return NULL;
 	hash_del(&user->node);
 	return user;
+}
+
+static struct spillway_user *
+spillway_buffer_uncharge_locked(struct spillway_buffer *buf,
+				struct hlist_head *unlinked)
+{
+	return spillway_uncharge_locked(buf->user, buf->share, buf->nr_pages,
+					unlinked);
 }
 
 /*
@@ -435,16 +513,8 @@ int spillway_pool_take(struct spillway_buffer *buf)
 		kfree(spare);
 		return ret;
 	}
-	user = spillway_user_find_locked(buf->uid);
-	if (!user) {
-		user = spare;
-		spare = NULL;
-		user->uid = buf->uid;
-		hash_add(pool->users, &user->node, user->uid);
-	}
-	user->pages += buf->nr_pages;
-	buf->user = user;
-	spillway_share_charge_locked(buf->share, buf->nr_pages);
+	buf->user = spillway_charge_locked(buf->uid, buf->share, buf->nr_pages,
+					   &spare);
 	pool->used_pages += buf->nr_pages;
 	spillway_pool_unlock();
 	kfree(spare);
@@ -547,6 +617,8 @@ void spillway_pool_init(unsigned long pages)
 	mutex_init(&pool->lock);
 	INIT_LIST_HEAD(&pool->chunks);
 	INIT_LIST_HEAD(&pool->buffers);
+	INIT_LIST_HEAD(&pool->loans);
+	INIT_WORK(&pool->growback_work, spillway_pool_growback_work);
 	hash_init(pool->users);
 	spillway_share_init();
 	if (pages)
@@ -556,8 +628,13 @@ void spillway_pool_init(unsigned long pages)
 
 void spillway_pool_exit(void)
 {
-	/* Every dma-buf holds a module reference: no buffer can be live. */
+	/*
+	 * Every dma-buf and open file holds a module reference: no buffer
+	 * and no loan can be live; a grow-back may still be queued.
+	 */
+	cancel_work_sync(&pool->growback_work);
 	WARN_ON(pool->used_pages || !list_empty(&pool->buffers));
+	WARN_ON(pool->lent_pages || !list_empty(&pool->loans));
 	spillway_share_exit();
 	spillway_chunks_free(&pool->chunks);
 	pool->nr_pages = 0;
@@ -592,6 +669,7 @@ void spillway_pool_fill_info(struct spillway_info *info)
 	info->floor_bytes = (u64)pool->floor_pages << PAGE_SHIFT;
 	info->released_bytes = (u64)pool->released_pages << PAGE_SHIFT;
 	info->lost_bytes = (u64)pool->lost_pages << PAGE_SHIFT;
+	info->lent_bytes = (u64)pool->lent_pages << PAGE_SHIFT;
 	info->buffers = pool->nr_buffers;
 	spillway_pool_unlock();
 }
@@ -621,4 +699,76 @@ u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity,
 	}
 	spillway_pool_unlock();
 	return n;
+}
+
+/**
+ * spillway_pool_lend - give whole free chunks back to the kernel for a loan
+ * @loan:	asks for @loan->nr_pages (whole chunks) for @loan->uid and
+ *		@loan->share; on success holds the pages lent (more when the
+ *		free chunks that were there do not add up exactly), is charged,
+ *		has its id and is listed
+ * @spare:	a zeroed user entry, used when the uid has none; freed here
+ *
+ * Takes the resize mutex, as a resize does, so that loans and resizes come
+ * one after the other.  The pages are freed, not zeroed: they are zeroed
+ * when they come back into the pool.
+ *
+ * Return: 0, -EDQUOT (the user's or a cgroup's limit), -ENOMEM (at the
+ * critical level, or fewer free chunks than asked for once other cgroups'
+ * guarantees are left aside), -EINTR (a fatal signal while waiting).
+ */
+int spillway_pool_lend(struct spillway_lent *loan, struct spillway_user *spare)
+{
+	unsigned long freed;
+	LIST_HEAD(unlinked);
+	int ret;
+
+	if (mutex_lock_killable(&pool->resize_lock)) {
+		kfree(spare);
+		return -EINTR;
+	}
+	spillway_pool_lock();
+	ret = spillway_pool_check_locked(loan->uid, loan->share, loan->nr_pages);
+	/* The driver's allocation would be the next one the OOM killer sees. */
+	if (!ret && spillway_watchdog_level() >= SPILLWAY_LEVEL_CRITICAL)
+		ret = -ENOMEM;
+	if (ret)
+		goto out;
+	freed = spillway_pool_unlink_free(0, loan->nr_pages, &unlinked);
+	/* Counted as held again until the loan is sure; nothing is freed yet. */
+	pool->nr_pages += freed;
+	if (freed < loan->nr_pages)
+		ret = -ENOMEM;
+	else if (freed > loan->nr_pages)	/* chunks of a lower order */
+		ret = spillway_pool_check_locked(loan->uid, loan->share, freed);
+	if (ret) {
+		list_splice_tail_init(&unlinked, &pool->chunks);
+		goto out;
+	}
+	pool->nr_pages -= freed;
+	loan->nr_pages = freed;
+	loan->user = spillway_charge_locked(loan->uid, loan->share, freed, &spare);
+	loan->id = ++pool->next_loan_id;
+	pool->lent_pages += freed;
+	list_add_tail(&loan->node, &pool->loans);
+out:
+	spillway_pool_unlock();
+	spillway_chunks_free(&unlinked);
+	mutex_unlock(&pool->resize_lock);
+	kfree(spare);
+	return ret;
+}
+
+/*
+ * Ends @loan: unlists and uncharges it; the caller queues the grow-back.
+ * Returns the user entry to free, and puts share nodes to free on @unlinked.
+ */
+struct spillway_user *spillway_pool_end_loan_locked(struct spillway_lent *loan,
+						    struct hlist_head *unlinked)
+{
+	lockdep_assert_held(&pool->lock);
+	list_del(&loan->node);
+	pool->lent_pages -= loan->nr_pages;
+	return spillway_uncharge_locked(loan->user, loan->share, loan->nr_pages,
+					unlinked);
 }

@@ -25,6 +25,7 @@
 /* Pool chunks are order-9 (2 MiB on x86) unless memory is fragmented. */
 #define SPILLWAY_CHUNK_ORDER	9
 #define SPILLWAY_CHUNK_PAGES	BIT(SPILLWAY_CHUNK_ORDER)
+#define SPILLWAY_CHUNK_BYTES	((u64)SPILLWAY_CHUNK_PAGES << PAGE_SHIFT)
 
 /* Module parameters (main.c); read-only after load. */
 extern unsigned int spillway_pool_mb;
@@ -64,9 +65,13 @@ struct spillway_chunk {
  * @lock:		protects every other field, the chunks and the buffers
  * @chunks:		struct spillway_chunk list
  * @buffers:		live struct spillway_buffer list
+ * @loans:		live struct spillway_lent list (loan.c)
  * @nr_pages:		pages held (in buffers or free)
  * @used_pages:		pages in live buffers
- * @requested_pages:	pages last asked for (load or resize)
+ * @lent_pages:		pages lent to GPU drivers: given back to the kernel,
+ *			still counted against @requested_pages
+ * @requested_pages:	pages last asked for (load or resize); the pool aims
+ *			at @requested_pages - @lent_pages
  * @floor_pages:	pressure never shrinks the pool below this
  * @released_pages:	pages given back under pressure, in total
  * @lost_pages:		pages lost at buffer release (still referenced), in total
@@ -75,6 +80,8 @@ struct spillway_chunk {
  * @shares:		struct spillway_share_node by cgroup id (share.c)
  * @guaranteed:		the share nodes whose min_pages is not zero
  * @locked_at:		when @lock was taken (test-only timing), else 0
+ * @next_loan_id:	the id of the last loan made
+ * @growback_work:	grows the pool back after loans end (pool.c)
  *
  * Nothing allocates memory while holding @lock, so that the OOM notifier can
  * always take it: pages are zeroed and chunks freed outside it, and no
@@ -85,8 +92,10 @@ struct spillway_pool {
 	struct mutex lock;		/* the pool's state; nothing allocates under it */
 	struct list_head chunks;
 	struct list_head buffers;
+	struct list_head loans;
 	unsigned long nr_pages;
 	unsigned long used_pages;
+	unsigned long lent_pages;
 	unsigned long requested_pages;
 	unsigned long floor_pages;
 	unsigned long released_pages;
@@ -96,13 +105,15 @@ struct spillway_pool {
 	DECLARE_HASHTABLE(shares, 6);
 	struct list_head guaranteed;
 	u64 locked_at;
+	u64 next_loan_id;
+	struct work_struct growback_work;
 };
 
 /**
- * struct spillway_user - live buffer pages charged to one uid
+ * struct spillway_user - live buffer and loan pages charged to one uid
  * @node:	in spillway_pool.users, under spillway_pool.lock
  * @uid:	real uid of the opener of /dev/spillway (initial user namespace)
- * @pages:	pages in that uid's live buffers
+ * @pages:	pages in that uid's live buffers and loans
  */
 struct spillway_user {
 	struct hlist_node node;
@@ -255,6 +266,28 @@ struct spillway_buffer {
 	struct list_head mappings;
 };
 
+/**
+ * struct spillway_lent - capacity the pool lent to a GPU driver (loan.c)
+ * @node:	in spillway_pool.loans, under spillway_pool.lock
+ * @owner:	the /dev/spillway file it belongs to; compared, never followed
+ * @id:		unique id, never 0
+ * @nr_pages:	pages the pool gave back to the kernel for it
+ * @pid:	thread group that asked for it
+ * @uid:	the uid charged, as for a buffer
+ * @user:	that uid's accounting entry
+ * @share:	the cgroup charged, as for a buffer, referenced
+ */
+struct spillway_lent {
+	struct list_head node;
+	const struct file *owner;
+	u64 id;
+	unsigned long nr_pages;
+	pid_t pid;
+	uid_t uid;
+	struct spillway_user *user;
+	struct spillway_share_node *share;
+};
+
 /* pool.c */
 void spillway_pool_lock(void);
 void spillway_pool_unlock(void);
@@ -274,6 +307,17 @@ u64 spillway_pool_requested_bytes(void);
 void spillway_pool_set_floor(unsigned long pages);
 void spillway_pool_fill_info(struct spillway_info *info);
 u32 spillway_pool_list(struct spillway_buffer_info *out, u32 capacity,
+		       bool filter, uid_t only_uid);
+int spillway_pool_lend(struct spillway_lent *loan, struct spillway_user *spare);
+struct spillway_user *spillway_pool_end_loan_locked(struct spillway_lent *loan,
+						    struct hlist_head *unlinked);
+void spillway_pool_growback(void);
+
+/* loan.c */
+long spillway_loan_lend(struct file *file, struct spillway_loan *req);
+long spillway_loan_return(struct file *file, struct spillway_loan *req);
+void spillway_loan_release(struct file *file);
+u32 spillway_loan_list(struct spillway_buffer_info *out, u32 capacity,
 		       bool filter, uid_t only_uid);
 
 /* share.c */
@@ -330,6 +374,7 @@ void spillway_timing_exit(void);
 /* dev.c, ioctl.c, sysfs.c */
 extern const struct file_operations spillway_fops;
 struct spillway_share_node *spillway_file_share(struct file *file);
+uid_t spillway_file_uid(struct file *file);
 long spillway_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 extern const struct attribute_group *spillway_groups[];
 void spillway_info_fill(struct spillway_info *info);

@@ -33,6 +33,7 @@ SPILLWAY_INFO_ATTR(buffers, info.buffers)
 SPILLWAY_INFO_ATTR(events, info.events)
 SPILLWAY_INFO_ATTR(released_bytes, info.released_bytes)
 SPILLWAY_INFO_ATTR(lost_bytes, info.lost_bytes)
+SPILLWAY_INFO_ATTR(lent_bytes, info.lent_bytes)
 SPILLWAY_INFO_ATTR(watermark_warn_mb, info.watermark_warn >> 20)
 SPILLWAY_INFO_ATTR(watermark_critical_mb, info.watermark_critical >> 20)
 SPILLWAY_INFO_ATTR(pool_floor_mb, info.floor_bytes >> 20)
@@ -124,6 +125,7 @@ static DEVICE_ATTR_RW(watermark_critical_mb);
 static DEVICE_ATTR_RO(events);
 static DEVICE_ATTR_RO(released_bytes);
 static DEVICE_ATTR_RO(lost_bytes);
+static DEVICE_ATTR_RO(lent_bytes);
 static DEVICE_ATTR_RW(pool_floor_mb);
 
 static struct attribute *spillway_attrs[] = {
@@ -138,6 +140,7 @@ static struct attribute *spillway_attrs[] = {
 	&dev_attr_events.attr,
 	&dev_attr_released_bytes.attr,
 	&dev_attr_lost_bytes.attr,
+	&dev_attr_lent_bytes.attr,
 	&dev_attr_pool_floor_mb.attr,
 	NULL,
 };

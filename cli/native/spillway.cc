@@ -122,6 +122,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("swapFree", U64(env, s.swap_free));
   out.Set("swapRate", U64(env, s.swap_rate));
   out.Set("watchdogMs", s.watchdog_ms);
+  out.Set("lentBytes", U64(env, s.lent_bytes));
   return out;
 }
 
@@ -156,8 +157,10 @@ Napi::Value SetWatermarks(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value ListBuffers(const Napi::CallbackInfo& info) {
-  ExpectArgs(info, 2, "listBuffers(fd: number, capacity: number)");
+// LIST_BUFFERS and LIST_LOANS: a struct spillway_list of struct spillway_buffer_info each.
+Napi::Value ListEntries(const Napi::CallbackInfo& info, unsigned long request, const char* name, const char* usage,
+                        const char* key) {
+  ExpectArgs(info, 2, usage);
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   uint64_t capacity = U64Arg(info, 1, "capacity");
@@ -166,9 +169,9 @@ Napi::Value ListBuffers(const Napi::CallbackInfo& info) {
   spillway_list l{};
   l.entries = reinterpret_cast<uintptr_t>(entries.data());
   l.capacity = static_cast<uint32_t>(capacity);
-  DoIoctl(env, fd, SPILLWAY_IOC_LIST_BUFFERS, "SPILLWAY_IOC_LIST_BUFFERS", &l);
+  DoIoctl(env, fd, request, name, &l);
   uint32_t written = l.count < l.capacity ? l.count : l.capacity;
-  Napi::Array buffers = Napi::Array::New(env, written);
+  Napi::Array list = Napi::Array::New(env, written);
   for (uint32_t i = 0; i < written; i++) {
     Napi::Object b = Napi::Object::New(env);
     b.Set("id", U64(env, entries[i].id));
@@ -176,12 +179,23 @@ Napi::Value ListBuffers(const Napi::CallbackInfo& info) {
     b.Set("pid", entries[i].pid);
     b.Set("uid", entries[i].uid);
     b.Set("cgroupId", U64(env, entries[i].cgroup_id));
-    buffers[i] = b;
+    list[i] = b;
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("count", l.count);
-  out.Set("buffers", buffers);
+  out.Set(key, list);
   return out;
+}
+
+Napi::Value ListBuffers(const Napi::CallbackInfo& info) {
+  return ListEntries(info, SPILLWAY_IOC_LIST_BUFFERS, "SPILLWAY_IOC_LIST_BUFFERS",
+                     "listBuffers(fd: number, capacity: number)", "buffers");
+}
+
+// The capacity the pool lent to GPU drivers (ABI 1.3): entries shaped like buffers.
+Napi::Value ListLoans(const Napi::CallbackInfo& info) {
+  return ListEntries(info, SPILLWAY_IOC_LIST_LOANS, "SPILLWAY_IOC_LIST_LOANS",
+                     "listLoans(fd: number, capacity: number)", "loans");
 }
 
 Napi::Object ShareObject(Napi::Env env, const spillway_share& s) {
@@ -350,6 +364,7 @@ Napi::Object Constants(Napi::Env env) {
   SET_CONST(c, SPILLWAY_IOC_LIST_BUFFERS);
   SET_CONST(c, SPILLWAY_IOC_SET_SHARE);
   SET_CONST(c, SPILLWAY_IOC_LIST_SHARES);
+  SET_CONST(c, SPILLWAY_IOC_LIST_LOANS);
   SET_CONST(c, POLLIN);
   SET_CONST(c, POLLPRI);
   SET_CONST(c, POLLERR);
@@ -396,6 +411,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("listBuffers", Napi::Function::New(env, ListBuffers, "listBuffers"));
   exports.Set("setShare", Napi::Function::New(env, SetShare, "setShare"));
   exports.Set("listShares", Napi::Function::New(env, ListShares, "listShares"));
+  exports.Set("listLoans", Napi::Function::New(env, ListLoans, "listLoans"));
   exports.Set("FdWatch", FdWatch::Define(env));
   exports.Set("constants", Constants(env));
   exports.Set("sizes", Sizes(env));

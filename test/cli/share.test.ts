@@ -129,8 +129,8 @@ t.test('share command line', async (t) => {
 
 t.test('ps: a CGROUP column when the module reports cgroups', async (t) => {
   const rows = [
-    { pid: 7, uid: 0, user: 'root', command: 'python3', buffers: 2, bytes: GiB, share: 0.5 },
-    { pid: 12, uid: 0, user: 'root', command: 'x', buffers: 1, bytes: MiB, share: null },
+    { pid: 7, uid: 0, user: 'root', command: 'python3', buffers: 2, bytes: GiB, loans: 0, lentBytes: 0, share: 0.5 },
+    { pid: 12, uid: 0, user: 'root', command: 'x', buffers: 1, bytes: MiB, loans: 0, lentBytes: 0, share: null },
   ]
   const cgroups = new Map([
     [7, '/system.slice/slurmstepd.scope/job_3'],
@@ -139,10 +139,10 @@ t.test('ps: a CGROUP column when the module reports cgroups', async (t) => {
   t.same(
     renderHolders(rows, (h) => cgroups.get(h.pid) ?? '-'),
     [
-      '  PID      USER        BUFFERS  SIZE        SHARE  CGROUP                               COMMAND',
-      '  7        root        2        1 GiB       50.0%  /system.slice/slurmstepd.scope/job_3 python3',
-      '  12       root        1        1 MiB       -      (id 99)                              x',
+      '  PID      USER        BUFFERS  SIZE        LENT        SHARE  CGROUP                               COMMAND',
+      '  7        root        2        1 GiB       -           50.0%  /system.slice/slurmstepd.scope/job_3 python3',
+      '  12       root        1        1 MiB       -           -      (id 99)                              x',
     ],
   )
-  t.equal(renderHolders(rows)[0], '  PID      USER        BUFFERS  SIZE        SHARE  COMMAND', 'without: as before')
+  t.equal(renderHolders(rows)[0], '  PID      USER        BUFFERS  SIZE        LENT        SHARE  COMMAND', 'without: as before')
 })

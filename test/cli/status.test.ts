@@ -20,10 +20,14 @@ function report(over: Partial<StatusReport> = {}): StatusReport {
       floorBytes: 0,
       releasedBytes: 0,
       buffers: 2,
+      lentBytes: 0,
     },
     pressure: { level: 'ok', reasons: [], watermarkWarnBytes: 4096 * MiB, watermarkCriticalBytes: 1024 * MiB },
     buffers: [],
-    holders: [{ pid: 42, uid: 1000, user: 'alice', command: 'python', buffers: 2, bytes: 256 * MiB, share: 0.25 }],
+    loans: [],
+    holders: [
+      { pid: 42, uid: 1000, user: 'alice', command: 'python', buffers: 2, bytes: 256 * MiB, loans: 0, lentBytes: 0, share: 0.25 },
+    ],
     events: [],
     memory: { ramBytes: 8192 * MiB, availableBytes: 4096 * MiB, swapTotalBytes: 0, swapFreeBytes: 0 },
     gpus: [],
@@ -51,7 +55,7 @@ t.test('renderStatus: version line, holders table, colour only when asked', asyn
   t.match(plain, /\nversion {4}spillway 0\.1\.0, kernel 6\.12\.57\+deb13-amd64\n/)
   t.match(
     plain,
-    /pool memory by process:\n {2}PID +USER +BUFFERS +SIZE +SHARE +COMMAND\n {2}42 +alice +2 +256 MiB +25\.0% +python/,
+    /pool memory by process:\n {2}PID +USER +BUFFERS +SIZE +LENT +SHARE +COMMAND\n {2}42 +alice +2 +256 MiB +- +25\.0% +python/,
   )
   t.notMatch(plain, /\u001b/, 'no escape codes without colour')
   const painted = renderStatus(report({ pressure: { ...report().pressure!, level: 'critical' } }), style(true))

@@ -213,6 +213,7 @@ main() {
 	run_case lost pool_mb=64 regrow_ms=1000 watchdog_ms=50
 	run_case suspect pool_mb=256 watchdog_ms=50
 	run_case share pool_mb=64
+	run_case loan pool_mb=128 user_limit_mb=96 watchdog_ms=100 regrow_ms=500
 	case_shim_pool
 	if [ "$(wc -l </proc/swaps)" -gt 1 ]; then
 		run_case swap watermark_warn_mb=2 watermark_critical_mb=1 swap_warn_mb=1048576 \

@@ -1074,7 +1074,8 @@ static void op_read(struct ctx *c)
 static const unsigned long spillway_cmds[] = {
 	SPILLWAY_IOC_VERSION,	SPILLWAY_IOC_INFO,	     SPILLWAY_IOC_ALLOC,
 	SPILLWAY_IOC_RESIZE,	SPILLWAY_IOC_SET_WATERMARKS, SPILLWAY_IOC_LIST_BUFFERS,
-	SPILLWAY_IOC_SET_SHARE, SPILLWAY_IOC_LIST_SHARES,    SPILLWAY_IOC_TEST_PIN,
+	SPILLWAY_IOC_SET_SHARE, SPILLWAY_IOC_LIST_SHARES,    SPILLWAY_IOC_LEND,
+	SPILLWAY_IOC_RETURN,	SPILLWAY_IOC_LIST_LOANS,     SPILLWAY_IOC_TEST_PIN,
 };
 #define N_CMDS (sizeof(spillway_cmds) / sizeof(spillway_cmds[0]))
 
@@ -1152,7 +1153,7 @@ static void op_bad_cmd(struct ctx *c)
 
 		do {
 			nr = rng_below(&c->rng, 256);
-		} while (nr <= _IOC_NR(SPILLWAY_IOC_LIST_SHARES) || nr == 0x40);
+		} while (nr <= _IOC_NR(SPILLWAY_IOC_LIST_LOANS) || nr == 0x40);
 		cmd = _IOC(dirs[rng_below(&c->rng, 4)], SPILLWAY_IOC_MAGIC, nr,
 			   rng_below(&c->rng, 512));
 	} else if (r < 8) {

@@ -56,6 +56,7 @@ export async function poolShow(ctx: PoolShowContext): Promise<number> {
     freeBytes: state.freeBytes,
     buffers: state.buffers,
     floorBytes: state.floorBytes,
+    lentBytes: state.lentBytes,
   }
   if (ctx.json) {
     printJson({ loaded: state !== undefined, pool: pool ?? null, ramBytes: facts.ramBytes, vramBytes: facts.vramBytes, auto })
@@ -63,8 +64,9 @@ export async function poolShow(ctx: PoolShowContext): Promise<number> {
   }
   if (pool) {
     const used = `${formatSize(pool.usedBytes)} used in ${pool.buffers} buffers`
+    const lent = pool.lentBytes ? `, ${formatSize(pool.lentBytes)} lent to GPU drivers` : ''
     print(
-      `pool:   ${formatSize(pool.poolBytes)} (requested ${formatSize(pool.requestedBytes)}), ${used}, ${formatSize(pool.freeBytes)} free`,
+      `pool:   ${formatSize(pool.poolBytes)} (requested ${formatSize(pool.requestedBytes)}), ${used}, ${formatSize(pool.freeBytes)} free${lent}`,
     )
   } else {
     print('pool:   the spillway module is not loaded (`sudo spillway load`)')
@@ -104,18 +106,24 @@ export async function poolSet(ctx: PoolSetContext): Promise<number> {
   requireModule()
   const device = Device.open({ writable: true })
   let result: number
+  // Capacity lent to GPU drivers is part of the request: the pool aims at the rest (ABI 1.3).
+  let lent: number
   try {
     result = device.resize(bytes)
+    lent = device.info().lentBytes
   } finally {
     device.close()
   }
-  if (ctx.json) printJson({ requestedBytes: bytes, poolBytes: result, note, applied: true })
-  else print(`pool is now ${formatSize(result)} (asked for ${formatSize(bytes)}: ${note})`)
-  if (result < bytes) {
+  if (ctx.json) printJson({ requestedBytes: bytes, poolBytes: result, lentBytes: lent, note, applied: true })
+  else {
+    const lentNote = lent ? `, ${formatSize(lent)} more lent to GPU drivers` : ''
+    print(`pool is now ${formatSize(result)}${lentNote} (asked for ${formatSize(bytes)}: ${note})`)
+  }
+  if (result + lent < bytes) {
     const atBoot = 'loading at boot reserves more: see `spillway install --pool`'
     warn(`the kernel had only ${formatSize(result)} to give: free memory is short or fragmented (${atBoot})`)
   }
-  if (result > bytes) warn(`buffers in use keep the pool at ${formatSize(result)}; it shrinks further as they are freed`)
+  if (result + lent > bytes) warn(`buffers in use keep the pool at ${formatSize(result)}; it shrinks further as they are freed`)
   return 0
 }
 

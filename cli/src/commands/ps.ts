@@ -1,7 +1,9 @@
-// spillway ps: who holds pool memory, per process (SPILLWAY_IOC_LIST_BUFFERS summed by pid).
+// spillway ps: who holds pool memory, per process (SPILLWAY_IOC_LIST_BUFFERS and, ABI 1.3,
+// SPILLWAY_IOC_LIST_LOANS summed by pid).
 import { Command } from 'commander'
 import { print, printJson } from '../io/console.js'
 import { Device } from '../io/device.js'
+import type { NativeBuffer } from '../io/native.js'
 import { readText, userName } from '../io/system.js'
 import { cgroupPaths } from '../io/cgroup.js'
 import { cgroupRoot } from '../io/jobs.js'
@@ -16,13 +18,18 @@ export async function psAction(ctx: { json: boolean }): Promise<number> {
   const device = Device.open({ writable: false })
   let rows: Holder[]
   let poolBytes: number
+  let lentBytes: number
   // The cgroup each process's buffers are charged to (ABI 1.2; 0 from older modules): by pid.
   const cgroupIds = new Map<number, number>()
   try {
-    poolBytes = device.info().poolBytes
-    const buffers = device.listBuffers().map((b) => ({ ...b, command: readText(`/proc/${b.pid}/comm`)?.trim() ?? null }))
-    for (const b of buffers) if (b.cgroupId && !cgroupIds.has(b.pid)) cgroupIds.set(b.pid, b.cgroupId)
-    rows = holders(buffers, poolBytes, userName)
+    const info = device.info()
+    poolBytes = info.poolBytes
+    lentBytes = info.lentBytes
+    const withCommand = (b: NativeBuffer) => ({ ...b, command: readText(`/proc/${b.pid}/comm`)?.trim() ?? null })
+    const buffers = device.listBuffers().map(withCommand)
+    const loans = device.listLoans().map(withCommand)
+    for (const b of [...buffers, ...loans]) if (b.cgroupId && !cgroupIds.has(b.pid)) cgroupIds.set(b.pid, b.cgroupId)
+    rows = holders(buffers, poolBytes, userName, loans)
   } finally {
     device.close()
   }
@@ -35,18 +42,21 @@ export async function psAction(ctx: { json: boolean }): Promise<number> {
     return dir === undefined ? `(id ${id})` : displayCgroup(dir, mount)
   }
   if (ctx.json) {
-    printJson({ poolBytes, processes: rows.map((h) => ({ ...h, cgroup: cgroupOf(h.pid) })) })
+    printJson({ poolBytes, lentBytes, processes: rows.map((h) => ({ ...h, cgroup: cgroupOf(h.pid) })) })
     return 0
   }
   const used = rows.reduce((sum, h) => sum + h.bytes, 0)
-  print(`pool ${formatSize(poolBytes)}: ${formatSize(used)} held by ${rows.length} process${rows.length === 1 ? '' : 'es'}`)
+  const lent = lentBytes ? `, ${formatSize(lentBytes)} lent to GPU drivers` : ''
+  print(
+    `pool ${formatSize(poolBytes)}: ${formatSize(used)} held by ${rows.length} process${rows.length === 1 ? '' : 'es'}${lent}`,
+  )
   if (rows.length) print(renderHolders(rows, cgroupIds.size ? (h) => cgroupOf(h.pid) ?? '-' : undefined).join('\n'))
   return 0
 }
 
 export function psCommand(action = psAction): Command {
   return new Command('ps')
-    .description('who holds pool memory: buffers and bytes per process, largest first')
+    .description('who holds pool memory: buffers, bytes and what each lent to its GPU driver, per process')
     .option('--json', 'print JSON')
     .addHelpText(
       'after',

@@ -52,6 +52,7 @@ export async function gatherStatus(): Promise<StatusReport> {
     pool: null,
     pressure: null,
     buffers: null,
+    loans: null,
     holders: null,
     events: [],
     memory,
@@ -84,6 +85,7 @@ export async function gatherStatus(): Promise<StatusReport> {
           floorBytes: info.floorBytes,
           releasedBytes: info.releasedBytes,
           buffers: info.buffers,
+          lentBytes: info.lentBytes,
         }
         report.pressure = {
           level: levelName(info.level),
@@ -95,7 +97,11 @@ export async function gatherStatus(): Promise<StatusReport> {
           ...b,
           command: readText(`/proc/${b.pid}/comm`)?.trim() ?? null,
         }))
-        report.holders = holders(report.buffers, info.poolBytes, userName)
+        report.loans = device.listLoans().map((l) => ({
+          ...l,
+          command: readText(`/proc/${l.pid}/comm`)?.trim() ?? null,
+        }))
+        report.holders = holders(report.buffers, info.poolBytes, userName, report.loans)
         report.events = device.readEvents().slice(-10)
       } finally {
         device.close()
@@ -113,6 +119,7 @@ export async function gatherStatus(): Promise<StatusReport> {
           floorBytes: s.floorBytes,
           releasedBytes: s.releasedBytes,
           buffers: s.buffers,
+          lentBytes: s.lentBytes,
         }
         report.pressure = {
           level: s.level ?? 'unknown',

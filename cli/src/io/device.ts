@@ -107,10 +107,33 @@ export class Device {
 
   /** Every live buffer; asks twice when more appeared between the count and the copy. */
   listBuffers(): NativeBuffer[] {
+    return this.listAll('LIST_BUFFERS', (capacity) => {
+      const { count, buffers } = this.native.listBuffers(this.fd, capacity)
+      return { count, entries: buffers }
+    })
+  }
+
+  /**
+   * Every live loan (pool capacity lent to a GPU driver, ABI 1.3), as listBuffers lists buffers.
+   * A module older than 1.3 lends nothing: it answers ENOTTY, and this an empty list.
+   */
+  listLoans(): NativeBuffer[] {
+    try {
+      return this.listAll('LIST_LOANS', (capacity) => {
+        const { count, loans } = this.native.listLoans(this.fd, capacity)
+        return { count, entries: loans }
+      })
+    } catch (error) {
+      if (error instanceof CliError && errnoCode(error.cause) === 'ENOTTY') return []
+      throw error
+    }
+  }
+
+  private listAll(action: string, list: (capacity: number) => { count: number; entries: NativeBuffer[] }): NativeBuffer[] {
     let capacity = 64
     for (;;) {
-      const { count, buffers } = this.call('LIST_BUFFERS', () => this.native.listBuffers(this.fd, capacity))
-      if (count <= capacity || capacity === LIST_MAX) return buffers
+      const { count, entries } = this.call(action, () => list(capacity))
+      if (count <= capacity || capacity === LIST_MAX) return entries
       capacity = Math.min(LIST_MAX, count + 64)
     }
   }

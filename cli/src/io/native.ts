@@ -26,6 +26,7 @@ export interface NativeInfo extends PoolStatus {
   watchdogMs: number
 }
 
+/** An entry of LIST_BUFFERS, or of LIST_LOANS (ABI 1.3: the id is the loan's). */
 export interface NativeBuffer {
   id: number
   size: number
@@ -59,6 +60,8 @@ export interface NativeBinding {
   resize(fd: number, poolBytes: number): number
   setWatermarks(fd: number, warn: number, critical: number): void
   listBuffers(fd: number, capacity: number): { count: number; buffers: NativeBuffer[] }
+  /** The capacity the pool lent to GPU drivers (ABI 1.3); ENOTTY from older modules. */
+  listLoans(fd: number, capacity: number): { count: number; loans: NativeBuffer[] }
   /** cgroupFd -1 names the cgroup by cgroupId. */
   setShare(fd: number, cgroupFd: number, cgroupId: number, maxBytes: number, minBytes: number): NativeShare
   listShares(fd: number, capacity: number): { count: number; shares: NativeShare[] }

@@ -22,6 +22,8 @@ export interface SysfsState {
   events: number
   releasedBytes: number
   floorBytes: number
+  /** lent_bytes (ABI 1.3); 0 from older modules, which have no such attribute. */
+  lentBytes: number
 }
 
 function readAttr(name: string): string | undefined {
@@ -53,6 +55,7 @@ export function readSysfs(): SysfsState | undefined {
     events: readNumber('events'),
     releasedBytes: readNumber('released_bytes'),
     floorBytes: readNumber('pool_floor_mb') * MiB,
+    lentBytes: readAttr('lent_bytes') === undefined ? 0 : readNumber('lent_bytes'),
   }
 }
 

@@ -14,6 +14,11 @@ export interface PoolStatus {
   floorBytes: number
   releasedBytes: number
   buffers: number
+  /**
+   * Capacity lent to GPU drivers (ABI 1.3; 0 from older modules): no longer in the pool, still part
+   * of the request. requestedBytes > poolBytes + lentBytes is a shortfall.
+   */
+  lentBytes: number
 }
 
 export interface PressureStatus {
@@ -48,7 +53,9 @@ export interface StatusReport {
   pool: PoolStatus | null
   pressure: PressureStatus | null
   buffers: BufferStatus[] | null
-  /** The buffers summed per process, largest first; null when the buffers could not be listed. */
+  /** The loans (pool capacity lent to GPU drivers, ABI 1.3), shaped like buffers; null as buffers. */
+  loans: BufferStatus[] | null
+  /** Buffers and loans summed per process, largest first; null when the buffers could not be listed. */
   holders: Holder[] | null
   events: SpillwayEvent[]
   memory: { ramBytes: number; availableBytes: number; swapTotalBytes: number; swapFreeBytes: number }
@@ -72,13 +79,15 @@ export function statusExitCode(r: StatusReport): number {
   return EXIT.ok
 }
 
-/** The per-process table of `status` and `ps`. */
-/** The holders table; with cgroupOf, a CGROUP column (the cgroup charged) before COMMAND. */
+/**
+ * The per-process table of `status` and `ps`; LENT is what the process lent to its GPU driver. With
+ * cgroupOf, a CGROUP column (the cgroup charged) before COMMAND.
+ */
 export function renderHolders(rows: readonly Holder[], cgroupOf?: (h: Holder) => string): string[] {
   const cgroups = cgroupOf ? rows.map(cgroupOf) : []
   const width = Math.max(6, ...cgroups.map((c) => c.length))
   const cgroupHead = cgroupOf ? `${'CGROUP'.padEnd(width)} ` : ''
-  const lines = [`  PID      USER        BUFFERS  SIZE        SHARE  ${cgroupHead}COMMAND`]
+  const lines = [`  PID      USER        BUFFERS  SIZE        LENT        SHARE  ${cgroupHead}COMMAND`]
   rows.forEach((h, i) => {
     const share = h.share === null ? '-' : `${(h.share * 100).toFixed(1)}%`
     const cells = [
@@ -86,11 +95,20 @@ export function renderHolders(rows: readonly Holder[], cgroupOf?: (h: Holder) =>
       (h.user ?? String(h.uid)).padEnd(11),
       String(h.buffers).padEnd(8),
       formatSize(h.bytes).padEnd(11),
+      (h.loans ? formatSize(h.lentBytes) : '-').padEnd(11),
     ]
     const cgroup = cgroupOf ? `${(cgroups[i] ?? '').padEnd(width)} ` : ''
     lines.push(`  ${cells.join(' ')} ${share.padEnd(6)} ${cgroup}${h.command ?? '?'}`)
   })
   return lines
+}
+
+/** "4 GiB of 8 GiB requested: 1 GiB used in 2 buffers, 3 GiB free, 2 GiB lent to GPU drivers" */
+export function poolLine(p: PoolStatus): string {
+  const short = p.requestedBytes > p.poolBytes + p.lentBytes ? ` of ${formatSize(p.requestedBytes)} requested` : ''
+  const used = `${formatSize(p.usedBytes)} used in ${p.buffers} buffer${p.buffers === 1 ? '' : 's'}`
+  const lent = p.lentBytes ? `, ${formatSize(p.lentBytes)} lent to GPU drivers` : ''
+  return `${formatSize(p.poolBytes)}${short}: ${used}, ${formatSize(p.freeBytes)} free${lent}`
 }
 
 export function renderStatus(r: StatusReport, style: Style = PLAIN): string {
@@ -103,9 +121,7 @@ export function renderStatus(r: StatusReport, style: Style = PLAIN): string {
   }
   if (r.pool) {
     const p = r.pool
-    const short = p.requestedBytes > p.poolBytes ? ` of ${formatSize(p.requestedBytes)} requested` : ''
-    const used = `${formatSize(p.usedBytes)} used in ${p.buffers} buffer${p.buffers === 1 ? '' : 's'}`
-    lines.push(`${pad('pool')} ${formatSize(p.poolBytes)}${short}: ${used}, ${formatSize(p.freeBytes)} free`)
+    lines.push(`${pad('pool')} ${poolLine(p)}`)
     lines.push(`${pad('')} floor ${formatSize(p.floorBytes)}, released under pressure ${formatSize(p.releasedBytes)}`)
   }
   if (r.pressure) {
