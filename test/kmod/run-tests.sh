@@ -102,40 +102,48 @@ case_bad_params() {
 	fi
 }
 
-# The shim's pool backend (test/shim/t_pool.c, built by make -C shim) against
-# the real module: the shim preloaded, the fake libcuda under it.  Its TAP
-# lines are folded into this suite's numbering; here it must not skip, since
-# the device is there.  Root runs it, so the device's group does not matter.
-case_shim_pool() {
+# The shim's pool backend (test/shim/t_pool.c) and its loans for split placement
+# (test/shim/t_loan.c), built by make -C shim, against the real module: the
+# shim preloaded, the fake libcuda under it, a fresh pool of 128 MiB for each.
+# Their TAP lines are folded into this suite's numbering; here they must not
+# skip, since the device is there.  Root runs them, so the device's group does
+# not matter.
+shim_program() { # shim_program PROGRAM LABEL
 	root=$(cd "$here/../.." && pwd)
-	tpool=$root/test/shim/build/t_pool
+	tprog=$root/test/shim/build/$1
 	shim=$root/shim/build/libspillway-cuda.so
-	if [ ! -x "$tpool" ] || [ ! -f "$shim" ]; then
-		fail "shim pool backend: $tpool and $shim built (make -C shim)"
+	label=$2
+	if [ ! -x "$tprog" ] || [ ! -f "$shim" ]; then
+		fail "$label: $tprog and $shim built (make -C shim)"
 		return
 	fi
 	load pool_mb=128 || return
-	tout=$(LD_PRELOAD=$shim LD_LIBRARY_PATH=$root/test/shim/build "$tpool" 2>&1)
+	tout=$(LD_PRELOAD=$shim LD_LIBRARY_PATH=$root/test/shim/build "$tprog" 2>&1)
 	status=$?
 	unload
-	echo "$tout" | awk -v status="$status" '
+	echo "$tout" | awk -v status="$status" -v label="$label" -v prog="$1" '
 		/^(not )?ok [0-9]+ / {
 			n++
 			line = $0
 			sub(/^(not )?ok [0-9]+ (- )?/, "", line)
 			sub(/ # SKIP/, " (skipped: must run here)", line)
-			if ($1 == "ok" && !/# SKIP/) print "ok - shim pool backend: " line
-			else print "not ok - shim pool backend: " line
+			if ($1 == "ok" && !/# SKIP/) print "ok - " label ": " line
+			else print "not ok - " label ": " line
 			next
 		}
 		/^1\.\.[0-9]+$/ { plan = substr($0, 4); next }
-		{ print "# t_pool: " $0 }
+		{ print "# " prog ": " $0 }
 		END {
 			if (plan == "" || plan + 0 != n)
-				print "not ok - shim pool backend: t_pool ran its plan (" n " of " (plan == "" ? "no plan" : plan) ")"
+				print "not ok - " label ": " prog " ran its plan (" n " of " (plan == "" ? "no plan" : plan) ")"
 			if (status != 0)
-				print "not ok - shim pool backend: t_pool exit status " status
+				print "not ok - " label ": " prog " exit status " status
 		}'
+}
+
+case_shim_pool() {
+	shim_program t_pool "shim pool backend"
+	shim_program t_loan "shim pool loans"
 }
 
 # The udev rule gives the device to group spillway, mode 0660.  Bookworm's

@@ -37,8 +37,9 @@ int main(void)
 		printf("ok 1 - pool backend # SKIP /dev/spillway is absent (the VM tests run this)\n1..1\n");
 		return 0;
 	}
-	if (!shim_setup("SPILLWAY_BACKEND=pool", "SPILLWAY_VRAM_LIMIT=4M", "SPILLWAY_HEADROOM=0",
-			"SPILLWAY_CHUNK=32M", NULL))
+	/* The budget is all reserve: large requests spill whole, not split (t_loan splits). */
+	if (!shim_setup("SPILLWAY_BACKEND=pool", "SPILLWAY_VRAM_LIMIT=4M", "SPILLWAY_RESERVE=4M",
+			"SPILLWAY_HEADROOM=0", "SPILLWAY_CHUNK=32M", NULL))
 		return done_testing();
 	ok(cuMemAlloc_v2(&a, 8 * MiB) == CUDA_SUCCESS &&
 		   cuMemAlloc_v2(&b, 40 * MiB) == CUDA_SUCCESS,

@@ -24,6 +24,7 @@ struct dev_usage {
 static struct dev_usage devs[MAX_DEVICES];
 static _Atomic uint64_t spill_now[SPILL_KINDS], spill_ever[SPILL_KINDS];
 static _Atomic uint64_t spill_total_now, spill_total_peak, managed_now;
+static _Atomic uint64_t lent_now, lent_peak;
 
 struct free_cache {
 	_Atomic int64_t free;	   /* driver's figure at the last query, less our growth since */
@@ -99,6 +100,11 @@ void account_managed(int64_t delta)
 	add(&managed_now, delta, NULL);
 }
 
+void account_lent(int64_t delta)
+{
+	add(&lent_now, delta, &lent_peak);
+}
+
 uint64_t account_vram_used(int dev)
 {
 	return dev >= 0 && dev < MAX_DEVICES ? atomic_load(&devs[dev].vram_used) : 0;
@@ -128,6 +134,8 @@ void account_totals(struct account_totals *out)
 	out->spill_used = atomic_load(&spill_total_now);
 	out->spill_peak = atomic_load(&spill_total_peak);
 	out->managed = atomic_load(&managed_now);
+	out->lent = atomic_load(&lent_now);
+	out->lent_peak = atomic_load(&lent_peak);
 	for (int k = 0; k < SPILL_KINDS; k++) {
 		out->spill_now[k] = atomic_load(&spill_now[k]);
 		out->spill_ever[k] = atomic_load(&spill_ever[k]);

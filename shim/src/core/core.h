@@ -76,6 +76,8 @@ void account_spill(int dev, enum spill_kind kind, int64_t delta);
 /* "pool", "host" or "host_numa". */
 const char *spill_kind_name(enum spill_kind kind);
 void account_managed(int64_t delta);
+/* Pool capacity lent for the driver's host memory grew by @delta (backend_pool.c). */
+void account_lent(int64_t delta);
 uint64_t account_vram_used(int dev);
 uint64_t account_spill_used(void);
 /* The driver's free VRAM on @dev (cached when policy_free_cached_ok allows), or UINT64_MAX. */
@@ -88,6 +90,7 @@ int account_device(int dev, struct account_device *out);
 struct account_totals {
 	uint64_t spill_used, spill_peak, managed;
 	uint64_t spill_now[SPILL_KINDS], spill_ever[SPILL_KINDS];
+	uint64_t lent, lent_peak; /* pool capacity lent for host-NUMA memory (pool_lend) */
 };
 void account_totals(struct account_totals *out);
 
@@ -97,7 +100,7 @@ void account_totals(struct account_totals *out);
 	X(passthrough_frees) X(getproc_calls) X(getproc_wrapped) X(dlsym_wrapped) \
 	X(arenas_created) X(arenas_released) X(vmm_host_numa) X(free_queries) X(free_cached) \
 	X(capture_vram) X(capture_held_frees) X(pool_reuses) X(export_refusals) \
-	X(splits)
+	X(splits) X(loans) X(loan_refusals)
 enum counter {
 #define COUNTER_ID(name) CNT_##name,
 	SPW_COUNTERS(COUNTER_ID)
@@ -179,6 +182,25 @@ struct backend_map {
 int pool_map(size_t size, struct backend_map *m);
 uint64_t pool_free_bytes(void);
 int pool_usable(void);
+/* Whether spills go to the pool: SPILLWAY_BACKEND=pool, or auto with /dev/spillway open. */
+int pool_serves_spills(const struct spw_config *c);
+/*
+ * Loans (ABI 1.3): pool capacity lent for host memory the driver allocates (a split's host part,
+ * a spilled cuMemCreate).  @id 0: no loan.
+ */
+struct pool_loan {
+	uint64_t id, size;
+};
+/* Whether the module lends: ABI 1.3 or later, and LEND has not answered ENOTTY. */
+int pool_lends(void);
+/*
+ * Borrow @size bytes (LEND, rounded up to whole pool chunks) before the driver allocates them:
+ * 0, or -errno: -ENOMEM (too few whole free chunks), -EDQUOT (the user's limit), -ENOTTY (the
+ * module does not lend: remembered, pool_lends() answers 0 from then on).  Accounted as lent.
+ */
+int pool_lend(uint64_t size, struct pool_loan *loan);
+/* End @loan (RETURN) once the driver has released the memory; zeroes it.  No-op for id 0. */
+void pool_return(struct pool_loan *loan);
 /* Map @size bytes of memfd memory (SPILL_HOST). */
 int host_map(size_t size, struct backend_map *m);
 uint64_t host_available(void);
@@ -196,15 +218,19 @@ struct vmm_handle {
 	size_t size;
 	int dev;
 	int spilled;
-	long refs;	     /* Protected by vmm_mutex. */
-	CUmemLocation asked; /* where the application asked for it */
+	long refs;	       /* Protected by vmm_mutex. */
+	CUmemLocation asked;   /* where the application asked for it */
+	struct pool_loan loan; /* spilled with the pool backend: returned with the last reference */
 };
 /* Take a reference on a handle we created; NULL when it is not ours. */
 struct vmm_handle *vmm_handle_ref(CUmemGenericAllocationHandle h);
 void vmm_handle_unref(CUmemGenericAllocationHandle h);
-/* A new handle with one reference; @counted: its bytes are already in the account (taken). */
+/*
+ * A new handle with one reference; @counted: its bytes are already in the account (taken).
+ * @loan (or NULL): the pool's loan for its memory, returned once the driver has freed it.
+ */
 void vmm_handle_record(CUmemGenericAllocationHandle h, size_t size, int dev, int spilled,
-		       const CUmemLocation *asked, int counted);
+		       const CUmemLocation *asked, int counted, const struct pool_loan *loan);
 /* Whether @h is one of our spilled handles; then *@asked is where the application asked. */
 int vmm_handle_asked(CUmemGenericAllocationHandle h, CUmemLocation *asked);
 /* Record a cuMemMap of one of our handles (a reference and a range record). */
@@ -252,12 +278,14 @@ struct split {
 	size_t vram_part, host_part; /* mapped at base and at base + vram_part */
 	CUmemGenericAllocationHandle vram_handle, host_handle;
 	int host_node;
-	int oversized; /* larger than the budget: opened the reserve while it lives */
+	int oversized;	       /* larger than the budget: opened the reserve while it lives */
+	struct pool_loan loan; /* the pool's capacity for the host part (pool backend), or id 0 */
 };
 /*
  * Place @size bytes on @dev partly in VRAM (what the budget less the reserve and the card allow)
- * and partly in host memory.  CUDA_ERROR_NOT_SUPPORTED when a split does not apply (too small,
- * no VRAM room, pool backend, no VMM): the caller spills whole.  @why is logged.
+ * and partly in host memory; when the pool serves spills, the host part is lent from it first
+ * (pool_lend).  CUDA_ERROR_NOT_SUPPORTED when a split does not apply (too small, no VRAM room,
+ * the pool lends nothing, no VMM): the caller spills whole.  @why is logged.
  */
 CUresult split_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, const char *why);
 /* Unmap and release a split allocation (the caller has removed it from the registry). */

@@ -4,6 +4,7 @@
  */
 #include "core.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -297,20 +298,12 @@ void placement_drop_context(CUcontext ctx)
  * HOST when the driver has no HOST_NUMA.  Device-only hints (compression, GPUDirect RDMA, usage)
  * are cleared: the driver refuses them on host memory (measured, cuda.md).
  */
-static CUresult create_on_host(CUmemGenericAllocationHandle *handle, size_t size,
-			       const CUmemAllocationProp *prop, unsigned long long flags)
+static CUresult create_host_memory(CUmemGenericAllocationHandle *handle, size_t size,
+				   const CUmemAllocationProp *prop, unsigned long long flags)
 {
-	const struct spw_config *c = spw_config();
 	CUmemAllocationProp host = *prop;
 	CUresult rc;
 
-	if (c->spill_limit && sat_add(account_spill_used(), size) > c->spill_limit)
-		return CUDA_ERROR_OUT_OF_MEMORY;
-	if (!cgroup_fits(size)) {
-		spw_log(LOG_WARN,
-			"cuMemCreate(%zu) on host memory would pass the cgroup's memory.max", size);
-		return CUDA_ERROR_OUT_OF_MEMORY;
-	}
 	host.location.type = CU_MEM_LOCATION_TYPE_HOST_NUMA;
 	host.location.id = host_numa_node(prop->location.id);
 	memset(&host.allocFlags, 0, sizeof(host.allocFlags));
@@ -333,6 +326,44 @@ static CUresult create_on_host(CUmemGenericAllocationHandle *handle, size_t size
 	return rc;
 }
 
+/*
+ * create_host_memory within the spill limit and the cgroup's room.  When the pool serves spills
+ * its capacity is lent first (*@loan): refused, the request fails under SPILLWAY_BACKEND=pool
+ * (as a whole spill that does not fit) and takes host memory without a loan under auto (as a
+ * dma-buf the pool refuses does).  A module that does not lend: no loan, as before ABI 1.3.
+ */
+static CUresult create_on_host(CUmemGenericAllocationHandle *handle, size_t size,
+			       const CUmemAllocationProp *prop, unsigned long long flags,
+			       struct pool_loan *loan)
+{
+	const struct spw_config *c = spw_config();
+	CUresult rc;
+
+	if (c->spill_limit && sat_add(account_spill_used(), size) > c->spill_limit)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (!cgroup_fits(size)) {
+		spw_log(LOG_WARN,
+			"cuMemCreate(%zu) on host memory would pass the cgroup's memory.max", size);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	if (pool_serves_spills(c) && pool_lends()) {
+		int err = pool_lend(size, loan);
+
+		if (err && err != -ENOTTY) {
+			spw_log(c->backend == BACKEND_POOL ? LOG_WARN : LOG_INFO,
+				"cuMemCreate(%zu) on host memory: the pool lends no %zu bytes (%s)%s",
+				size, size, strerror(-err),
+				c->backend == BACKEND_POOL ? "" : "; host memory without a loan");
+			if (c->backend == BACKEND_POOL)
+				return CUDA_ERROR_OUT_OF_MEMORY;
+		}
+	}
+	rc = create_host_memory(handle, size, prop, flags);
+	if (rc != CUDA_SUCCESS)
+		pool_return(loan); /* the driver holds nothing of it */
+	return rc;
+}
+
 static CUresult create_in_vram(const struct spw_config *c, CUmemGenericAllocationHandle *handle,
 			       size_t size, const CUmemAllocationProp *prop,
 			       unsigned long long flags, int dev, int may_use_reserve,
@@ -347,7 +378,7 @@ static CUresult create_in_vram(const struct spw_config *c, CUmemGenericAllocatio
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	rc = REAL(cuMemCreate)(handle, size, prop, flags);
 	if (rc == CUDA_SUCCESS)
-		vmm_handle_record(*handle, size, dev, 0, &prop->location, budgeted);
+		vmm_handle_record(*handle, size, dev, 0, &prop->location, budgeted, NULL);
 	else if (budgeted)
 		account_vram(dev, -(int64_t)size);
 	return rc;
@@ -359,6 +390,7 @@ CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
 	const struct spw_config *c = spw_config();
 	/* The device is named in the request: no context needed (loader threads have none). */
 	int dev = prop->location.id;
+	struct pool_loan loan = { 0 };
 	const char *why = NULL;
 	enum placement where;
 	CUresult rc = CUDA_ERROR_OUT_OF_MEMORY;
@@ -374,7 +406,7 @@ CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
 	}
 	if (rc != CUDA_ERROR_OUT_OF_MEMORY || c->backend == BACKEND_OFF)
 		return rc;
-	rc = create_on_host(handle, size, prop, flags);
+	rc = create_on_host(handle, size, prop, flags, &loan);
 	if (rc != CUDA_SUCCESS && rc != CUDA_ERROR_OUT_OF_MEMORY && prop->requestedHandleTypes) {
 		/* Host memory with these handle types is refused: VRAM keeps them, or the driver says no. */
 		spw_log(LOG_WARN,
@@ -384,7 +416,7 @@ CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
 		counter_inc(CNT_export_refusals);
 		rc = REAL(cuMemCreate)(handle, size, prop, flags);
 		if (rc == CUDA_SUCCESS)
-			vmm_handle_record(*handle, size, dev, 0, &prop->location, 0);
+			vmm_handle_record(*handle, size, dev, 0, &prop->location, 0, NULL);
 		else
 			spw_log(LOG_WARN, "cuMemCreate(%zu, device %d, handle types %#x): %s", size,
 				dev, (unsigned int)prop->requestedHandleTypes, cu_error_name(rc));
@@ -393,11 +425,11 @@ CUresult place_vmm_create(CUmemGenericAllocationHandle *handle, size_t size,
 	if (rc == CUDA_SUCCESS) {
 		counter_inc(CNT_vmm_host_numa);
 		counter_inc(CNT_spills);
-		vmm_handle_record(*handle, size, dev, 1, &prop->location, 0);
+		vmm_handle_record(*handle, size, dev, 1, &prop->location, 0, &loan);
 		spw_log(LOG_INFO,
-			"spill %zu bytes on device %d: 0 in VRAM, %zu in host memory (cuMemCreate, host "
-			"NUMA node %d): %s",
-			size, dev, size, host_numa_node(dev), why);
+			"spill %zu bytes on device %d: 0 in VRAM, %zu in host memory (cuMemCreate, "
+			"%shost NUMA node %d): %s",
+			size, dev, size, loan.id ? "pool-loan, " : "", host_numa_node(dev), why);
 		spw_log(first_host_create++ ? LOG_DEBUG : LOG_INFO,
 			"cuMemCreate(%zu) on host memory (asked: handle types %#x, compression %u, "
 			"rdma %u, usage %u)",

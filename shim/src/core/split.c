@@ -8,6 +8,7 @@
 #include "core.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static _Atomic int oversized_live[MAX_DEVICES];
 
@@ -131,9 +132,12 @@ static CUresult build(struct parts *p, int dev, int node, size_t vram_part, size
 
 static int split_applies(const struct spw_config *c, size_t size)
 {
-	/* The pool's dma-bufs can not sit next to VRAM in one range (docs/split-placement.md). */
-	if (c->backend == BACKEND_OFF || c->backend == BACKEND_POOL ||
-	    (c->backend == BACKEND_AUTO && pool_usable()))
+	/*
+	 * The pool's dma-bufs can not sit next to VRAM in one range (docs/split-placement.md): when
+	 * the pool serves spills, the host part is driver memory the pool lends capacity for; a
+	 * module that does not lend gets the request whole.
+	 */
+	if (c->backend == BACKEND_OFF || (pool_serves_spills(c) && !pool_lends()))
 		return 0;
 	/* Up to an arena's size, spilling whole costs 0.3 us from a pinned arena; a split pins anew. */
 	return size > c->chunk && REAL(cuMemAddressReserve) && REAL(cuMemCreate) &&
@@ -144,6 +148,7 @@ static int split_applies(const struct spw_config *c, size_t size)
 CUresult split_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, const char *why)
 {
 	const struct spw_config *c = spw_config();
+	struct pool_loan loan = { 0 };
 	struct parts p = { 0 };
 	struct alloc_rec *r;
 	struct split *s;
@@ -189,6 +194,20 @@ CUresult split_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, cons
 			return CUDA_ERROR_NOT_SUPPORTED;
 		taken = 1;
 	}
+	if (pool_serves_spills(c)) {
+		/* The pool shrinks by the host part first, so the driver takes reserved capacity. */
+		int err = pool_lend(host_part, &loan);
+
+		if (err) {
+			if (taken)
+				account_vram(dev, -(int64_t)vram_part);
+			spw_log(LOG_INFO,
+				"split of %zu bytes (%zu in VRAM): the pool lends no %zu bytes (%s); "
+				"spilling whole",
+				size, vram_part, host_part, strerror(-err));
+			return CUDA_ERROR_NOT_SUPPORTED;
+		}
+	}
 	node = host_numa_node(dev);
 	s = calloc(1, sizeof(*s));
 	r = calloc(1, sizeof(*r));
@@ -211,6 +230,7 @@ CUresult split_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, cons
 	if (rc != CUDA_SUCCESS) {
 		if (taken)
 			account_vram(dev, -(int64_t)vram_part);
+		pool_return(&loan); /* the driver holds nothing of it */
 		spw_log(LOG_INFO, "split of %zu bytes (%zu in VRAM) failed: %d; spilling whole",
 			size, vram_part, (int)rc);
 		free(s);
@@ -223,6 +243,7 @@ CUresult split_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, cons
 	s->vram_handle = p.vram_handle;
 	s->host_handle = p.host_handle;
 	s->host_node = node;
+	s->loan = loan;
 	if (!taken)
 		account_vram(dev, (int64_t)vram_part);
 	account_spill(dev, SPILL_HOST_NUMA, (int64_t)host_part);
@@ -235,8 +256,9 @@ CUresult split_alloc(size_t size, int dev, CUcontext ctx, CUdeviceptr *out, cons
 	counter_inc(CNT_spills);
 	counter_inc(CNT_splits);
 	spw_log(LOG_INFO,
-		"spill %zu bytes on device %d: %zu in VRAM, %zu in host memory (host NUMA node %d): %s",
-		size, dev, vram_part, host_part, node, why);
+		"spill %zu bytes on device %d: %zu in VRAM, %zu in host memory (%shost NUMA node %d): "
+		"%s",
+		size, dev, vram_part, host_part, loan.id ? "pool-loan, " : "", node, why);
 	*out = p.base;
 	return CUDA_SUCCESS;
 }
@@ -255,6 +277,8 @@ void split_free(struct alloc_rec *r)
 			   .have_host = 1 };
 
 	undo(&p, s->vram_part);
+	/* The driver has released the host part: the pool may grow back. */
+	pool_return(&s->loan);
 	account_vram(r->dev, -(int64_t)s->vram_part);
 	account_spill(r->dev, SPILL_HOST_NUMA, -(int64_t)s->host_part);
 	if (s->oversized)

@@ -53,8 +53,11 @@ int spillway_stats_json(char *buf, size_t len)
 		first = 0;
 	}
 	account_totals(&t);
-	put(&o, "],\"spill_bytes\":%llu,\"spill_peak\":%llu,\"managed_bytes\":%llu,\"backends\":{",
+	put(&o,
+	    "],\"spill_bytes\":%llu,\"spill_peak\":%llu,\"lent_bytes\":%llu,\"lent_peak\":%llu,"
+	    "\"managed_bytes\":%llu,\"backends\":{",
 	    (unsigned long long)t.spill_used, (unsigned long long)t.spill_peak,
+	    (unsigned long long)t.lent, (unsigned long long)t.lent_peak,
 	    (unsigned long long)t.managed);
 	for (int k = 0; k < SPILL_KINDS; k++)
 		put(&o, "%s\"%s\":{\"bytes\":%llu,\"total\":%llu}", k ? "," : "", kinds[k],

@@ -54,6 +54,18 @@ static void account(struct vmm_handle *v, int sign)
 		account_vram(v->dev, sign * (int64_t)v->size);
 }
 
+/*
+ * A handle that could not be recorded lives on untracked: its loan is kept (the memory is the
+ * driver's until the handle goes, which we will not see) and ends when the process exits.
+ */
+static void untracked_loan(const struct pool_loan *loan)
+{
+	if (loan && loan->id)
+		spw_log(LOG_WARN,
+			"loan %llu (%llu bytes) stays until exit: its handle is untracked",
+			(unsigned long long)loan->id, (unsigned long long)loan->size);
+}
+
 struct vmm_handle *vmm_handle_ref(CUmemGenericAllocationHandle h)
 {
 	struct vmm_handle *v;
@@ -79,13 +91,15 @@ void vmm_handle_unref(CUmemGenericAllocationHandle h)
 	}
 	pthread_mutex_unlock(&vmm_mutex);
 	if (gone) {
+		/* Released and unmapped everywhere: the driver has freed the memory. */
 		account(v, -1);
+		pool_return(&v->loan);
 		free(v);
 	}
 }
 
 void vmm_handle_record(CUmemGenericAllocationHandle h, size_t size, int dev, int spilled,
-		       const CUmemLocation *asked, int counted)
+		       const CUmemLocation *asked, int counted, const struct pool_loan *loan)
 {
 	struct vmm_handle *v = calloc(1, sizeof(*v));
 	void *node;
@@ -93,6 +107,7 @@ void vmm_handle_record(CUmemGenericAllocationHandle h, size_t size, int dev, int
 	if (!v) {
 		if (counted)
 			account_vram(dev, -(int64_t)size);
+		untracked_loan(loan);
 		return;
 	}
 	v->handle = h;
@@ -101,12 +116,15 @@ void vmm_handle_record(CUmemGenericAllocationHandle h, size_t size, int dev, int
 	v->spilled = spilled;
 	v->refs = 1;
 	v->asked = *asked;
+	if (loan)
+		v->loan = *loan;
 	pthread_mutex_lock(&vmm_mutex);
 	node = tsearch(v, &handles, by_handle);
 	pthread_mutex_unlock(&vmm_mutex);
 	if (!node || *(struct vmm_handle **)node != v) {
 		if (counted)
 			account_vram(dev, -(int64_t)size);
+		untracked_loan(loan);
 		free(v);
 		return;
 	}
