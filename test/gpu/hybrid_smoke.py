@@ -18,9 +18,11 @@ import spillway  # noqa: E402
 from tests.tiny import tiny  # noqa: E402
 
 
-def check(moe: bool, rows: int) -> None:
+def placed_tiny(moe: bool, rows: int, seed: int):
+    """The tiny model's output for `rows` random tokens, unplaced, and the same model placed with
+    every unit split half and half between the roads."""
     ref_model = tiny(moe).cuda()
-    ids = torch.randint(0, 97, (1, rows), generator=torch.Generator().manual_seed(3)).cuda()
+    ids = torch.randint(0, 97, (1, rows), generator=torch.Generator().manual_seed(seed)).cuda()
     with torch.no_grad():
         ref = ref_model(ids).float()
     model = tiny(moe)
@@ -28,6 +30,11 @@ def check(moe: bool, rows: int) -> None:
     resident = sum(p.numel() * 2 for p in model.parameters()) - sum(f.unit.nbytes for f in found)
     model = spillway.place(model, resident + 16 * 1024, reserve=0, device="cuda",
                            gpu_fraction=0.5, use_pool=False, decode_max_rows=4)
+    return ids, ref, model
+
+
+def check(moe: bool, rows: int) -> None:
+    ids, ref, model = placed_tiny(moe, rows, 3)
     with torch.no_grad():
         for _ in range(3):  # repeated: buffers and flags are reused across calls
             got = model(ids).float()
@@ -46,15 +53,7 @@ def queue_full(moe: bool, calls: int = 300) -> None:
     fills the GPU's launch queue and blocks in the driver while the GPU waits for the CPU worker:
     the full-size models hung there when the worker waited on a CUDA event (2026-12-06). Run
     under `timeout`: a hang is the failure."""
-    ref_model = tiny(moe).cuda()
-    ids = torch.randint(0, 97, (1, 1), generator=torch.Generator().manual_seed(5)).cuda()
-    with torch.no_grad():
-        ref = ref_model(ids).float()
-    model = tiny(moe)
-    found = spillway.find_units(model)
-    resident = sum(p.numel() * 2 for p in model.parameters()) - sum(f.unit.nbytes for f in found)
-    model = spillway.place(model, resident + 16 * 1024, reserve=0, device="cuda",
-                           gpu_fraction=0.5, use_pool=False, decode_max_rows=4)
+    ids, ref, model = placed_tiny(moe, 1, 5)
     t0 = time.perf_counter()
     with torch.no_grad():
         for _ in range(calls):
