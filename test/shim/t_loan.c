@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spillway.h"
+#include "pool_test.h"
 
 static int fd = -1; /* the test's own /dev/spillway, for INFO and the lists */
 static CUcontext ctx;
@@ -40,21 +40,6 @@ static int loans_of(pid_t pid, long long *bytes)
 		}
 	}
 	return n;
-}
-
-/* Bytes of live pool buffers of this process. */
-static long long my_buffer_bytes(void)
-{
-	static struct spillway_buffer_info entries[1024];
-	struct spillway_list list = { .entries = (uintptr_t)entries, .capacity = 1024 };
-	long long bytes = 0;
-
-	if (ioctl(fd, SPILLWAY_IOC_LIST_BUFFERS, &list) != 0)
-		return -1;
-	for (unsigned int i = 0; i < list.count && i < list.capacity; i++)
-		if (entries[i].pid == getpid())
-			bytes += (long long)entries[i].size;
-	return bytes;
 }
 
 static struct spillway_info info(void)
@@ -104,7 +89,7 @@ TEST(a_split_borrows_its_host_part_from_the_pool)
 		   stat_of("\"host_numa\"", "bytes") == (long long)(44 * MiB) &&
 		   stat_of("\"pool\"", "bytes") == 0 && stat_of(NULL, "loans") == 1,
 	   "the statistics: 44 MiB lent, the host part under host_numa, no dma-buf, one loan");
-	ok(my_buffer_bytes() == 0, "no dma-buf of this process");
+	ok(pool_buffer_bytes_of(fd, getpid()) == 0, "no dma-buf of this process");
 	memset((void *)p, 0x6b, 100 * MiB);
 	ok(filled(p, 100 * MiB, 0x6b), "one pointer: data across the VRAM/host boundary");
 	ok(logged("spill 104857600 bytes on device 0: 58720256 in VRAM, 46137344 in host memory "
@@ -181,7 +166,7 @@ TEST(a_loan_larger_than_the_pool_fails_as_a_whole_spill_does)
 	   "the loan was refused with ENOMEM, then the whole spill");
 	after = info();
 	ok(loans_of(getpid(), &bytes) == 0 && after.lent_bytes == before.lent_bytes &&
-		   after.pool_bytes == before.pool_bytes && my_buffer_bytes() == 0,
+		   after.pool_bytes == before.pool_bytes && pool_buffer_bytes_of(fd, getpid()) == 0,
 	   "nothing left behind: no loan, no buffer, the pool as it was");
 	ok(stat_of(NULL, "loan_refusals") == 1 && stat_of(NULL, "splits") == 1 &&
 		   stat_of(NULL, "spill_bytes") == 0,
@@ -226,7 +211,8 @@ TEST(in_a_fragmented_pool_a_refused_loan_spills_whole_as_a_dma_buf)
 	ok(cuMemAlloc_v2(&p, 100 * MiB) == CUDA_SUCCESS && stat_of(NULL, "splits") == 1 &&
 		   stat_of("\"pool\"", "bytes") == (long long)(100 * MiB),
 	   "100 MiB: the loan is refused, the request spilled whole into a pool dma-buf");
-	ok(loans_of(getpid(), &bytes) == 0 && my_buffer_bytes() == held + (long long)(100 * MiB),
+	ok(loans_of(getpid(), &bytes) == 0 &&
+		   pool_buffer_bytes_of(fd, getpid()) == held + (long long)(100 * MiB),
 	   "no loan; the module lists the 100 MiB buffer under this process");
 	ok(logged("the pool lends no 46137344 bytes (Cannot allocate memory); spilling whole") &&
 		   logged("spill 104857600 bytes on device 0: 0 in VRAM, 104857600 in host memory "
@@ -234,10 +220,10 @@ TEST(in_a_fragmented_pool_a_refused_loan_spills_whole_as_a_dma_buf)
 	   "the info lines: the refusal, then the whole spill through the pool");
 	memset((void *)p, 0x71, 100 * MiB);
 	ok(filled(p, 100 * MiB, 0x71), "the dma-buf holds data");
-	ok(cuMemFree_v2(p) == CUDA_SUCCESS && my_buffer_bytes() == held, "freed");
+	ok(cuMemFree_v2(p) == CUDA_SUCCESS && pool_buffer_bytes_of(fd, getpid()) == held, "freed");
 	for (int i = 0; i < pairs; i++)
 		close(small[i].fd);
-	ok(my_buffer_bytes() == 0, "the fragmenting buffers are gone");
+	ok(pool_buffer_bytes_of(fd, getpid()) == 0, "the fragmenting buffers are gone");
 }
 
 /*

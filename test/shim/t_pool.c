@@ -10,22 +10,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "spillway.h"
-
-/* Bytes of live pool buffers owned by this process. */
-static long long my_pool_bytes(int fd)
-{
-	static struct spillway_buffer_info entries[1024];
-	struct spillway_list list = { .entries = (uintptr_t)entries, .capacity = 1024 };
-	long long bytes = 0;
-
-	if (ioctl(fd, SPILLWAY_IOC_LIST_BUFFERS, &list) != 0)
-		return -1;
-	for (unsigned int i = 0; i < list.count && i < list.capacity; i++)
-		if (entries[i].pid == getpid())
-			bytes += (long long)entries[i].size;
-	return bytes;
-}
+#include "pool_test.h"
 
 int main(void)
 {
@@ -46,13 +31,14 @@ int main(void)
 	   "two spills with SPILLWAY_BACKEND=pool");
 	ok(stat_of("\"pool\"", "bytes") == (long long)(48 * MiB), "both came from the pool (%lld)",
 	   stat_of("\"pool\"", "bytes"));
-	ok(my_pool_bytes(fd) == (long long)(72 * MiB),
+	ok(pool_buffer_bytes_of(fd, getpid()) == (long long)(72 * MiB),
 	   "the module lists this process's buffers: a 32 MiB arena and a 40 MiB one (%lld)",
-	   my_pool_bytes(fd));
+	   pool_buffer_bytes_of(fd, getpid()));
 	memset((void *)b, 0x3c, 40 * MiB);
 	ok(((unsigned char *)b)[40 * MiB - 1] == 0x3c && ((unsigned char *)b)[0] == 0x3c,
 	   "pool memory holds data");
-	ok(cuMemFree_v2(b) == CUDA_SUCCESS && my_pool_bytes(fd) == (long long)(32 * MiB),
+	ok(cuMemFree_v2(b) == CUDA_SUCCESS &&
+		   pool_buffer_bytes_of(fd, getpid()) == (long long)(32 * MiB),
 	   "freeing the large spill returns its buffer to the pool");
 	ok(ioctl(fd, SPILLWAY_IOC_INFO, &info) == 0, "SPILLWAY_IOC_INFO");
 	ok(cuMemAlloc_v2(&b, (size_t)info.free_bytes + 64 * MiB) == CUDA_ERROR_OUT_OF_MEMORY,
