@@ -13,10 +13,17 @@ from __future__ import annotations
 import ctypes
 import os
 import queue
+import sys
 import threading
+import time
 from typing import Callable, Optional
 
 import torch
+
+
+# A task whose input has not come after this long is reported once on stderr: a stalled GPU
+# must not look like a slow one.
+STALL_WARN_S = 10.0
 
 
 class Flag:
@@ -46,8 +53,15 @@ class Flag:
         looks. Makes no CUDA call: the worker must never wait in the driver while the GPU waits
         for the worker (a launch blocked on a full queue holds the driver, and the GPU waits
         for this thread: seen on the H100 as a hang of the whole decode, 2026-12-06)."""
+        spins, start, warned = 0, time.monotonic(), False
         while not self.reached(value):
             os.sched_yield()
+            spins += 1
+            if not warned and spins % 4096 == 0 and time.monotonic() - start > STALL_WARN_S:
+                warned = True
+                print(f"spillway: the CPU worker has waited {STALL_WARN_S:.0f} s for the input of "
+                      f"task {value} (the GPU's ready word is at {self.load()}): the GPU is not "
+                      "reaching this layer", file=sys.stderr, flush=True)
 
 
 class CpuWorker:

@@ -38,6 +38,19 @@ class WorkerTest(unittest.TestCase):
         self.assertEqual(self.flag.load(), 3)
         t.join()
 
+    def test_a_long_wait_is_reported_once(self):
+        import io
+        from unittest import mock
+        import spillway.worker as W
+        t = threading.Timer(0.3, lambda: self.flag.store(4))
+        t.start()
+        err = io.StringIO()
+        with mock.patch.object(W, "STALL_WARN_S", 0.05), mock.patch.object(W.sys, "stderr", err):
+            self.flag.wait_until(4)
+        t.join()
+        self.assertEqual(err.getvalue().count("has waited"), 1, err.getvalue())
+        self.assertIn("task 4", err.getvalue())
+
     def test_flag_needs_int32_cpu(self):
         with self.assertRaises(ValueError):
             Flag(torch.zeros(1, dtype=torch.int64))
