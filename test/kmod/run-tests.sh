@@ -119,7 +119,7 @@ fold_tap() {
 			next
 		}
 		/^1\.\.[0-9]+$/ { plan = substr($0, 4); next }
-		{ print "# " prog ": " $0 }
+		{ sub(/^# /, ""); print "# " prog ": " $0 }
 		END {
 			if (!skipped && (plan == "" || plan + 0 != n))
 				print "not ok - " label ": " prog " ran its plan (" n " of " (plan == "" ? "no plan" : plan) ")"
@@ -157,7 +157,7 @@ case_shim_pool() {
 # python/spillway's spill tier (memory.open_pool, pool_map, HostArena without
 # CUDA) against the real module: test/python/pool_vm.py with the host's
 # /usr/bin/python3 and python3-torch, a fresh pool of 64 MiB; afterwards the
-# exit must have given its last arena back.  Importing torch takes 21 to 41 s
+# exit must have given its last arena back.  Importing torch takes 15 to 41 s
 # under TCG, so by default only the 6.1 guest (bookworm's kernel, the one
 # python3-torch ships with) runs it; SPILLWAY_PYTHON_POOL_KERNELS="6.1 6.12 7.2"
 # runs it on more.
@@ -170,7 +170,7 @@ case_python_pool() {
 		case " $(echo "$kernels" | tr , ' ') " in
 		*" $SPILLWAY_KERNEL "*) ;;
 		*)
-			pass "$label # SKIP runs on $kernels only: import torch takes 21 to 41 s under TCG (SPILLWAY_PYTHON_POOL_KERNELS)"
+			pass "$label # SKIP runs on $kernels only: import torch takes 15 to 41 s under TCG (SPILLWAY_PYTHON_POOL_KERNELS)"
 			return ;;
 		esac
 	fi
@@ -179,7 +179,7 @@ case_python_pool() {
 		return
 	fi
 	load pool_mb=64 || return
-	echo "# pool_vm.py: importing torch (21 to 41 s under TCG)..."
+	echo "# pool_vm.py: importing torch (15 to 41 s under TCG)..."
 	t0=$(date +%s)
 	tout=$(OMP_NUM_THREADS=1 "$py" "$root/test/python/pool_vm.py" 2>&1)
 	status=$?
