@@ -49,7 +49,9 @@ def open_pool(path: Optional[str] = None) -> Tuple[Optional[int], str]:
         return None, f"{path} not present"
     u = uapi_mod.load()
     if u is None:
-        return None, "the spillway UAPI header was not found (SPILLWAY_UAPI_HEADER)"
+        looked = " or ".join(uapi_mod.header_candidates())
+        return None, (f"the spillway UAPI header was not found at {looked} "
+                      "(set SPILLWAY_UAPI_HEADER to the module's kmod/include/uapi/spillway.h)")
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except OSError as e:

@@ -26,12 +26,14 @@ class Uapi:
 
 
 def header_candidates() -> List[str]:
-    here = os.path.dirname(os.path.abspath(__file__))
+    """Where load() looks, in order. SPILLWAY_UAPI_HEADER, when set, is the only place: a header
+    named on purpose and missing must not be replaced by another one silently."""
     env = os.environ.get("SPILLWAY_UAPI_HEADER")
-    paths = [env] if env else []
-    paths += [os.path.join(here, "..", "..", "kmod", "include", "uapi", "spillway.h"),
-              "/usr/include/linux/spillway.h"]
-    return paths
+    if env:
+        return [env]
+    here = os.path.dirname(os.path.abspath(__file__))
+    in_checkout = os.path.join(here, "..", "..", "kmod", "include", "uapi", "spillway.h")
+    return [os.path.normpath(in_checkout), "/usr/include/linux/spillway.h"]
 
 
 def parse_header(text: str) -> Uapi:

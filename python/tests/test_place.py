@@ -1,8 +1,11 @@
 """spillway.place on a tiny model with both roads simulated on the CPU: the same units, worker,
 flag and arena as on a GPU, checked against the unplaced model."""
 
+import errno
 import os
+import tempfile
 import unittest
+from unittest import mock
 
 import torch
 
@@ -135,6 +138,28 @@ class UapiTest(unittest.TestCase):
         fd, why = open_pool("/nonexistent/spillway")
         self.assertIsNone(fd)
         self.assertIn("not present", why)
+
+    def test_missing_header_is_a_reason(self):
+        # SPILLWAY_UAPI_HEADER naming a missing file is not replaced by the checkout's header.
+        # (The real device, a wrong ABI major and ENOMEM: test/python/pool_vm.py in the VM suite.)
+        from spillway.memory import open_pool
+        with tempfile.NamedTemporaryFile() as dev, \
+                mock.patch.dict(os.environ, {"SPILLWAY_UAPI_HEADER": "/nonexistent/spillway.h"}):
+            self.assertEqual(uapi.header_candidates(), ["/nonexistent/spillway.h"])
+            self.assertIsNone(uapi.load())
+            fd, why = open_pool(dev.name)
+        self.assertIsNone(fd)
+        self.assertEqual(why, "the spillway UAPI header was not found at /nonexistent/spillway.h "
+                              "(set SPILLWAY_UAPI_HEADER to the module's kmod/include/uapi/spillway.h)")
+
+    def test_not_the_device_is_a_reason(self):
+        from spillway.memory import open_pool
+        if uapi.load() is None:
+            self.skipTest("kmod/include/uapi/spillway.h not found next to the package")
+        with tempfile.NamedTemporaryFile() as dev:
+            fd, why = open_pool(dev.name)
+        self.assertIsNone(fd)
+        self.assertEqual(why, f"{dev.name}: version ioctl failed: {os.strerror(errno.ENOTTY)}")
 
 
 if __name__ == "__main__":

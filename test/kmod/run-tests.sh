@@ -102,12 +102,37 @@ case_bad_params() {
 	fi
 }
 
+# fold_tap PROGRAM LABEL STATUS < TAP: a program's numbered TAP folded into this
+# suite as "LABEL: name" lines.  A skipped test fails (the device is there), and
+# so do a short plan and a non-zero exit status; "1..0 # SKIP why" (the program
+# could not run at all) is one skip.
+fold_tap() {
+	awk -v status="$3" -v label="$2" -v prog="$1" '
+		/^1\.\.0 # SKIP/ { sub(/^1\.\.0 # SKIP */, ""); print "ok - " label " # SKIP " $0; skipped = 1; next }
+		/^(not )?ok [0-9]+ / {
+			n++
+			line = $0
+			sub(/^(not )?ok [0-9]+ (- )?/, "", line)
+			sub(/ # SKIP/, " (skipped: must run here)", line)
+			if ($1 == "ok" && !/# SKIP/) print "ok - " label ": " line
+			else print "not ok - " label ": " line
+			next
+		}
+		/^1\.\.[0-9]+$/ { plan = substr($0, 4); next }
+		{ sub(/^# /, ""); print "# " prog ": " $0 }
+		END {
+			if (!skipped && (plan == "" || plan + 0 != n))
+				print "not ok - " label ": " prog " ran its plan (" n " of " (plan == "" ? "no plan" : plan) ")"
+			if (status != 0)
+				print "not ok - " label ": " prog " exit status " status
+		}'
+}
+
 # The shim's pool backend (test/shim/t_pool.c) and its loans for split placement
 # (test/shim/t_loan.c), built by make -C shim, against the real module: the
 # shim preloaded, the fake libcuda under it, a fresh pool of 128 MiB for each.
-# Their TAP lines are folded into this suite's numbering; here they must not
-# skip, since the device is there.  Root runs them, so the device's group does
-# not matter.
+# Their TAP lines are folded into this suite's numbering.  Root runs them, so
+# the device's group does not matter.
 shim_program() { # shim_program PROGRAM LABEL
 	root=$(cd "$here/../.." && pwd)
 	tprog=$root/test/shim/build/$1
@@ -121,29 +146,52 @@ shim_program() { # shim_program PROGRAM LABEL
 	tout=$(LD_PRELOAD=$shim LD_LIBRARY_PATH=$root/test/shim/build "$tprog" 2>&1)
 	status=$?
 	unload
-	echo "$tout" | awk -v status="$status" -v label="$label" -v prog="$1" '
-		/^(not )?ok [0-9]+ / {
-			n++
-			line = $0
-			sub(/^(not )?ok [0-9]+ (- )?/, "", line)
-			sub(/ # SKIP/, " (skipped: must run here)", line)
-			if ($1 == "ok" && !/# SKIP/) print "ok - " label ": " line
-			else print "not ok - " label ": " line
-			next
-		}
-		/^1\.\.[0-9]+$/ { plan = substr($0, 4); next }
-		{ print "# " prog ": " $0 }
-		END {
-			if (plan == "" || plan + 0 != n)
-				print "not ok - " label ": " prog " ran its plan (" n " of " (plan == "" ? "no plan" : plan) ")"
-			if (status != 0)
-				print "not ok - " label ": " prog " exit status " status
-		}'
+	echo "$tout" | fold_tap "$1" "$label" "$status"
 }
 
 case_shim_pool() {
 	shim_program t_pool "shim pool backend"
 	shim_program t_loan "shim pool loans"
+}
+
+# python/spillway's spill tier (memory.open_pool, pool_map, HostArena without
+# CUDA) against the real module: test/python/pool_vm.py with the host's
+# /usr/bin/python3 and python3-torch, a fresh pool of 64 MiB; afterwards the
+# exit must have given its last arena back.  Importing torch takes 15 to 41 s
+# under TCG, so by default only the 6.1 guest (bookworm's kernel, the one
+# python3-torch ships with) runs it; SPILLWAY_PYTHON_POOL_KERNELS="6.1 6.12 7.2"
+# runs it on more.
+case_python_pool() {
+	root=$(cd "$here/../.." && pwd)
+	label="python/spillway pool path"
+	py=${SPILLWAY_PYTHON:-/usr/bin/python3}
+	kernels=${SPILLWAY_PYTHON_POOL_KERNELS:-6.1}
+	if [ -n "${SPILLWAY_KERNEL:-}" ]; then
+		case " $(echo "$kernels" | tr , ' ') " in
+		*" $SPILLWAY_KERNEL "*) ;;
+		*)
+			pass "$label # SKIP runs on $kernels only: import torch takes 15 to 41 s under TCG (SPILLWAY_PYTHON_POOL_KERNELS)"
+			return ;;
+		esac
+	fi
+	if [ ! -x "$py" ]; then
+		pass "$label # SKIP no $py in the guest"
+		return
+	fi
+	load pool_mb=64 || return
+	echo "# pool_vm.py: importing torch (15 to 41 s under TCG)..."
+	t0=$(date +%s)
+	tout=$(OMP_NUM_THREADS=1 "$py" "$root/test/python/pool_vm.py" 2>&1)
+	status=$?
+	echo "$tout" | fold_tap pool_vm.py "$label" "$status"
+	case $tout in
+	*"1..0 # SKIP"*) ;;
+	*)
+		check "$label: its exit gave the pool back (used_bytes 0, buffers 0)" \
+			test "$(cat /sys/class/misc/spillway/used_bytes) $(cat /sys/class/misc/spillway/buffers)" = "0 0" ;;
+	esac
+	unload
+	echo "# pool_vm.py: $(($(date +%s) - t0)) s"
 }
 
 # The udev rule gives the device to group spillway, mode 0660.  Bookworm's
@@ -215,6 +263,7 @@ main() {
 	run_case share pool_mb=64
 	run_case loan pool_mb=128 user_limit_mb=96 watchdog_ms=100 regrow_ms=500
 	case_shim_pool
+	case_python_pool
 	if [ "$(wc -l </proc/swaps)" -gt 1 ]; then
 		run_case swap watermark_warn_mb=2 watermark_critical_mb=1 swap_warn_mb=1048576 \
 			swap_rate_warn=0 swap_rate_critical=64 watchdog_ms=100
