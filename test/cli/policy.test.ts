@@ -1,5 +1,5 @@
 import t from 'tap'
-import { DEFAULT_POLICY, effectiveLevel, initialState, nextDeadline, step } from '../../cli/src/lib/policy.js'
+import { DEFAULT_POLICY, afterFailures, effectiveLevel, initialState, nextDeadline, step } from '../../cli/src/lib/policy.js'
 import type { Action, PolicyConfig, PolicyState, Signal } from '../../cli/src/lib/policy.js'
 
 function run(
@@ -64,6 +64,31 @@ t.test('a job registered during critical is frozen at the next step; ended jobs 
     [{ kind: 'thaw', jobId: 'late' }],
   )
   t.same(state.frozen, [])
+})
+
+t.test('a freeze that failed is tried again at the next step; a thaw that failed too', async (t) => {
+  const critical = { source: 'module', level: 'critical' } as const
+  const first = step(initialState(), { now: 0, signal: critical, jobs: ['a', 'b'] }, DEFAULT_POLICY)
+  t.same(first.state.frozen, ['a', 'b'])
+  // the cgroup write for a threw
+  const failedA = first.actions.filter((a) => a.kind === 'freeze' && a.jobId === 'a')
+  const state = afterFailures(first.state, failedA)
+  t.same(state.frozen, ['b'], 'a is not frozen')
+  const again = step(state, { now: 1000, jobs: ['a', 'b'] }, DEFAULT_POLICY)
+  t.same(again.actions, [{ kind: 'freeze', jobId: 'a' }], 'the tick tries a again, and only a')
+  const ok = step(again.state, { now: 2000, signal: { source: 'module', level: 'ok' }, jobs: ['a', 'b'] }, DEFAULT_POLICY)
+  const thaws = ok.actions.filter((a) => a.kind === 'thaw')
+  t.same(thaws, [
+    { kind: 'thaw', jobId: 'b' },
+    { kind: 'thaw', jobId: 'a' },
+  ])
+  // the thaw of b threw: b is still frozen and the next step at ok thaws it again
+  const stuck = afterFailures(ok.state, thaws.slice(0, 1))
+  t.same(stuck.frozen, ['b'])
+  const retry = step(stuck, { now: 3000, jobs: ['a', 'b'] }, DEFAULT_POLICY)
+  t.same(retry.actions, [{ kind: 'thaw', jobId: 'b' }])
+  t.same(retry.state.frozen, [])
+  t.equal(afterFailures(ok.state, []), ok.state, 'no failure, same state')
 })
 
 t.test('freezing can be turned off', async (t) => {

@@ -14,7 +14,7 @@ import { psiTriggerLine } from '../lib/config.js'
 import type { Config } from '../lib/config.js'
 import type { LogLine } from '../lib/watch-log.js'
 import type { JobRecord } from '../lib/jobs.js'
-import { initialState, step } from '../lib/policy.js'
+import { afterFailures, initialState, step } from '../lib/policy.js'
 import type { Action, PolicyConfig, PolicyState, Signal } from '../lib/policy.js'
 import { knownLevel, parseLevelName } from '../lib/uapi.js'
 import type { LevelName } from '../lib/uapi.js'
@@ -206,34 +206,35 @@ export class Watcher implements DaemonView {
     const jobs = listJobs((file, problem) => this.log({ event: 'bad-job-file', file, problem }))
     const now = Date.now()
     const result = step(this.policyState, { now, signal, jobs: jobs.map((j) => j.id) }, this.policy)
-    this.policyState = result.state
-    for (const action of result.actions) this.perform(action, jobs)
+    const failed = result.actions.filter((action) => !this.perform(action, jobs))
+    this.policyState = afterFailures(result.state, failed)
     this.forEachModule('step', (m) => m.onStep?.(now))
   }
 
-  private perform(action: Action, jobs: JobRecord[]): void {
+  /** Performs one action; false when it failed (logged as an error event). */
+  private perform(action: Action, jobs: JobRecord[]): boolean {
     const job = 'jobId' in action ? jobs.find((j) => j.id === action.jobId) : undefined
     try {
       switch (action.kind) {
         case 'level':
           this.log({ event: 'level', level: action.level, prev: action.prev })
           this.forEachModule('level', (m) => m.onLevel?.(action.level, action.prev))
-          return
+          return true
         case 'hooks':
           for (const command of this.settings.watch.hooks[action.level]) this.runHook(command, action.level, action.prev)
-          return
+          return true
         case 'freeze':
           if (job) setFrozen(job.cgroup, true)
           this.log({ event: 'freeze', job: action.jobId, pid: job?.pid })
-          return
+          return true
         case 'thaw':
           if (job) setFrozen(job.cgroup, false)
           this.log({ event: 'thaw', job: action.jobId, pid: job?.pid })
-          return
+          return true
         case 'kill':
           if (job) killCgroup(job.cgroup)
           this.log({ event: 'kill', job: action.jobId, pid: job?.pid })
-          return
+          return true
       }
     } catch (error) {
       this.log({
@@ -242,7 +243,9 @@ export class Watcher implements DaemonView {
         job: 'jobId' in action ? action.jobId : undefined,
         why: (error as Error).message,
       })
+      return false
     }
+    return true
   }
 
   private runHook(command: string, level: string, prev: string): void {

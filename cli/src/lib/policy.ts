@@ -104,6 +104,22 @@ export function step(
   return { state: next, actions }
 }
 
+/**
+ * The state after some of a step's actions failed (the cgroup write threw): a job whose freeze
+ * failed is not frozen, so the next step (a signal or the daemon's tick) tries again while the
+ * level is critical; a job whose thaw failed is still frozen, so the next step at ok thaws it again
+ * rather than leave it stopped.
+ */
+export function afterFailures(state: PolicyState, failed: readonly Action[]): PolicyState {
+  if (failed.length === 0) return state
+  const frozen = new Set(state.frozen)
+  for (const action of failed) {
+    if (action.kind === 'freeze') frozen.delete(action.jobId)
+    if (action.kind === 'thaw') frozen.add(action.jobId)
+  }
+  return { ...state, frozen: [...frozen] }
+}
+
 /** When the daemon must wake up next even without a signal: when a PSI hold or the kill delay ends. */
 export function nextDeadline(state: PolicyState, now: number, config: PolicyConfig): number | null {
   const times = [state.psiUntil.warn, state.psiUntil.critical].filter((t) => t > now)
