@@ -5,7 +5,7 @@ what one GPU -> CPU -> GPU round trip of a split unit costs."""
 from __future__ import annotations
 
 import time
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,15 @@ def _cpu_pass(engine: Engine, x: torch.Tensor, mats: List[torch.Tensor], passes:
                 F.linear(x, w)
         out["s"] = time.perf_counter() - t0
     engine.seq += 1
-    engine.worker.submit(None, work, engine.seq)
+    engine.worker.submit(_at_once(work), engine.seq)
+
+
+def _at_once(work: Callable[[], None]) -> Callable[[int], bool]:
+    """A worker task without an input to wait for."""
+    def run(spins: int) -> bool:
+        work()
+        return True
+    return run
 
 
 def measure_roads(engine: Engine, hidden: int = 4096, mib_per_road: int = 1024,
@@ -84,7 +92,7 @@ def measure_worker_handoff(engine: Engine, reps: int = 2000) -> Dict[str, float]
         engine.seq += 1
         seq = engine.seq
         t0 = time.perf_counter()
-        engine.worker.submit(None, lambda: None, seq)
+        engine.worker.submit(_at_once(lambda: None), seq)
         while engine.flag.load() < seq:
             pass
         times.append(time.perf_counter() - t0)

@@ -5,8 +5,9 @@ A split unit's decode step (spillway.units) is:
   main thread: copy x to pinned memory (async), queue "write seq to the ready flag", submit
                the CPU part to the worker, queue the GPU part, queue "wait until the done flag
                >= seq", queue the join.
-  worker:      poll the ready flag until it reaches seq, compute the CPU part into pinned
-               memory, store seq in the done flag.
+  worker:      run the unit's task (spillway.tasks, compiled: no GIL): poll the ready flag
+               until it reaches seq, compute the CPU part into pinned memory, store seq in the
+               done flag.
 The main thread never blocks, so it keeps queueing the GPU's work ahead; the GPU waits only
 where it needs the CPU's result. The worker makes no CUDA call at all: the main thread runs
 so far ahead that its launches block on a full queue, inside the driver, while the GPU waits
@@ -14,18 +15,19 @@ for the worker; a worker that then called the driver (to wait for an event, or t
 one) hung the whole decode on the H100 (2026-12-06).
 
 With device "cpu" the engine simulates the GPU road on the CPU (same units, same worker, same
-flag; the join waits on the flag in the calling thread): the whole mechanism runs in tests
-without a GPU.
+tasks and flags; the "GPU" has its input ready at once, and the join waits for the worker):
+the whole mechanism runs in tests without a GPU.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
+from . import tasks as T
 from .cudaops import StreamOps
 from .memory import cuda_view
 from .worker import CpuWorker, Flag
@@ -65,24 +67,27 @@ class Engine:
         self._flag_mem = torch.zeros(32, dtype=torch.int32, pin_memory=self.on_gpu)
         self.flag = Flag(self._flag_mem[:16])
         self.ready = Flag(self._flag_mem[16:])
-        self.worker = CpuWorker(self.flag, self.cpu_threads)
+        self.task_mode = T.compile_tasks()
+        self.worker = CpuWorker(self.flag, self.cpu_threads, self.ready)
         self.ops = StreamOps() if self.on_gpu else None
         self.seq = 0
         self.streamer: Optional["PrefillStreamer"] = None
         self.stats = dict(cpu_tasks=0, prefill_blocks=0, prefill_sync_copies=0)
 
-    def submit(self, work: Callable[[], None]) -> int:
-        """After the main stream's work queued so far (the input copies), runs `work` on the
-        CPU. Returns the sequence number to join on."""
-        wait = None
+    def submit(self, task: str, *args) -> int:
+        """After the main stream's work queued so far (the input copies), runs the CPU task
+        `task` (a name in spillway.tasks.TASKS) on `args`. Returns the sequence number to join
+        on."""
         self.seq += 1
+        seq = self.seq
         if self.ops is not None:
-            seq, ready = self.seq, self.ready
-            self.ops.write(torch.cuda.current_stream().cuda_stream, ready.address, seq)
-            wait = lambda: ready.wait_until(seq)  # noqa: E731
-        self.worker.submit(wait, work, self.seq)
+            self.ops.write(torch.cuda.current_stream().cuda_stream, self.ready.address, seq)
+        else:
+            self.ready.store(seq)  # simulation: the input is there already
+        fn, ready, done = T.task(task), self.ready.tensor, self.flag.tensor
+        self.worker.submit(lambda spins: fn(ready, done, seq, spins, *args), seq)
         self.stats["cpu_tasks"] += 1
-        return self.seq
+        return seq
 
     def join(self, seq: int) -> None:
         """Makes the current stream wait until the CPU task `seq` is done."""

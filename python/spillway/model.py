@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import torch
 from torch import nn
 
+from . import kernels as K
 from . import plan as P
 from .engine import Engine, PrefillStreamer
 from .memory import HostArena, arena_bytes
@@ -22,6 +23,15 @@ class Found:
     module: nn.Module              # the module that owns the weights
     path: str                      # its name in the model
     params: List[nn.Parameter] = field(default_factory=list)
+    act: int = -1                  # activation code (spillway.kernels.ACTIVATIONS) of an MLP
+
+
+def _act(path: str, fn: Any) -> int:
+    code = K.act_code(fn)
+    if code is None:
+        raise ValueError(f"{path}: its activation ({type(fn).__name__}) is none of those the "
+                         f"CPU road computes ({', '.join(K.ACTIVATIONS)})")
+    return code
 
 
 def _nbytes(t: torch.Tensor) -> int:
@@ -51,7 +61,7 @@ def find_units(model: nn.Module, top_k: Optional[int] = None) -> List[Found]:
                 and callable(getattr(mod, "act_fn", None)):
             ws = [mod.gate_proj.weight, mod.up_proj.weight, mod.down_proj.weight]
             found.append(Found(P.Unit(path, sum(map(_nbytes, ws)), 1.0, ws[0].shape[0]), "mlp",
-                               mod, path, ws))
+                               mod, path, ws, _act(path, mod.act_fn)))
         elif isinstance(getattr(mod, "gate_up_proj", None), nn.Parameter) \
                 and isinstance(getattr(mod, "down_proj", None), nn.Parameter) \
                 and mod.gate_up_proj.dim() == 3 and callable(getattr(mod, "act_fn", None)):
@@ -62,7 +72,8 @@ def find_units(model: nn.Module, top_k: Optional[int] = None) -> List[Found]:
                                  "is unknown: pass top_k")
             ws = [mod.gate_up_proj, mod.down_proj]
             found.append(Found(P.Unit(path, sum(map(_nbytes, ws)), k / e,
-                                      mod.gate_up_proj.shape[1] // 2), "experts", mod, path, ws))
+                                      mod.gate_up_proj.shape[1] // 2), "experts", mod, path, ws,
+                               _act(path, mod.act_fn)))
     return found
 
 
@@ -96,7 +107,8 @@ class Placed:
                     host_source=self.arena.source if self.arena else None,
                     pool_note=self.arena.pool_note if self.arena else None,
                     calibration=self.calibration, setup_s=self.setup_s, notes=p.notes,
-                    cpu_threads=self.engine.cpu_threads if self.engine else None)
+                    cpu_threads=self.engine.cpu_threads if self.engine else None,
+                    cpu_tasks=self.engine.task_mode if self.engine else None)
 
 
 def _set(model: nn.Module, path: str, new: nn.Module) -> None:
@@ -177,12 +189,12 @@ def place(model: nn.Module, vram_budget: int, reserve: int = 1 << 30,
             mod.o_proj = lin
             streamed.extend(lin.blocks())
         elif f.kind == "mlp":
-            new = SplitMLP(*f.params, mod.act_fn, g, arena, engine)
+            new = SplitMLP(*f.params, f.act, g, arena, engine)
             _set(model, f.path, new)
             streamed.extend(new.blocks())
         else:
             k = top_k or getattr(getattr(model, "config", None), "num_experts_per_tok")
-            new = SplitExperts(f.params[0], f.params[1], mod.act_fn, k, g, arena, engine)
+            new = SplitExperts(f.params[0], f.params[1], f.act, k, g, arena, engine)
             _set(model, f.path, new)
         f.params.clear()
     found.clear()

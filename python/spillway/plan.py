@@ -91,10 +91,15 @@ def plan_placement(units: Sequence[Unit], budget_bytes: int, resident_bytes: int
 
     resident_bytes: what always stays in VRAM (norms, embeddings, the output head, buffers).
     reserve_bytes: kept free for the KV cache and activations.
-    Units read by every token are kept in VRAM first (in model order); units read by a fraction
-    of tokens (routed experts) spill first, since a spilled byte of them costs that fraction of a
-    read per token. The prefill staging (two buffers of the largest spilled block, see
-    spillway.prefill) is charged to the budget too, which can spill one more unit.
+    Units read by every token are kept in VRAM first; units read by a fraction of tokens (routed
+    experts) spill first, since a spilled byte of them costs that fraction of a read per token.
+    Among units read alike, the smaller ones stay first (a spilled unit costs a hand-off to the
+    CPU and a join every token, whatever its size: per byte, small units cost most), then the
+    later ones in the model: the thread that queues the GPU's work gets ahead of the GPU while
+    it waits on spilled units, so units in VRAM late in a step run without waiting for it, but
+    units in VRAM early in a step run at the pace that thread queues them. The prefill staging
+    (two buffers of the largest spilled block, see spillway.prefill) is charged to the budget
+    too, which can spill one more unit.
     """
     if budget_bytes <= 0:
         raise ValueError(f"VRAM budget must be positive, got {budget_bytes}")
@@ -107,7 +112,8 @@ def plan_placement(units: Sequence[Unit], budget_bytes: int, resident_bytes: int
             f"the VRAM budget ({budget_bytes / GIB:.2f} GiB) is smaller than what must stay in VRAM "
             f"({resident_bytes / GIB:.2f} GiB of embeddings, norms and head) plus the reserve "
             f"({reserve_bytes / GIB:.2f} GiB): raise the budget or lower the reserve")
-    order = sorted(range(len(units)), key=lambda i: (-units[i].read_fraction, i))
+    order = sorted(range(len(units)),
+                   key=lambda i: (-units[i].read_fraction, units[i].nbytes, -i))
     in_vram = [False] * len(units)
     staging = 0
     # Two passes: the staging size depends on what spills, and what spills on the staging.

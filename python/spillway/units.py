@@ -5,7 +5,7 @@ VRAM instead (spillway.engine.PrefillStreamer)."""
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -81,7 +81,7 @@ class RowSplitLinear(_Split):
             y = nn.functional.linear(x2, self.w_gpu)
         else:
             xh, yh, w = self._stage(x2), self.y_host[:m], self.w_cpu
-            seq = self.engine.submit(lambda: K.rows_part(xh, w, out=yh))
+            seq = self.engine.submit("rows", xh, w, yh)
             yg = nn.functional.linear(x2, self.w_gpu) if self.gpu_rows else None
             self.engine.join(seq)
             yc = self._cpu_result(m)
@@ -125,9 +125,8 @@ class SplitMLP(_Split):
     """A gated MLP (gate/up/down) split along its intermediate size: each road computes
     act(gate) * up for its rows and its partial down projection; the join adds them."""
 
-    def __init__(self, gate: torch.Tensor, up: torch.Tensor, down: torch.Tensor,
-                 act: Callable[[torch.Tensor], torch.Tensor], gpu_rows: int, arena: HostArena,
-                 engine: Engine):
+    def __init__(self, gate: torch.Tensor, up: torch.Tensor, down: torch.Tensor, act: int,
+                 gpu_rows: int, arena: HostArena, engine: Engine):
         inter, hidden = gate.shape
         dtype = gate.dtype
         super().__init__(engine, hidden, hidden, dtype)
@@ -154,7 +153,7 @@ class SplitMLP(_Split):
         for gu, n in ((self.gu_g, self.g), (self.gu_c, self.c)):
             if gu is not None:
                 a = nn.functional.linear(x2, get(gu))
-                hs.append(self.act(a[:, :n]) * a[:, n:])
+                hs.append(K.activate(a[:, :n], self.act) * a[:, n:])
         y = None
         for h, dn in zip(hs, [d for d in (self.dn_g, self.dn_c) if d is not None]):
             part = nn.functional.linear(h, get(dn))
@@ -171,8 +170,7 @@ class SplitMLP(_Split):
             y = K.mlp_part(x2, self.gu_g_dev, self.dn_g_dev, self.act)
         else:
             xh, yh = self._stage(x2), self.y_host[:m]
-            gu_c, dn_c, act = self.gu_c, self.dn_c, self.act
-            seq = self.engine.submit(lambda: yh.copy_(K.mlp_part(xh, gu_c, dn_c, act)))
+            seq = self.engine.submit("mlp", xh, self.gu_c, self.dn_c, self.act, yh)
             yg = K.mlp_part(x2, self.gu_g_dev, self.dn_g_dev, self.act) if self.g else None
             self.engine.join(seq)
             yc = self._cpu_result(m)
@@ -186,9 +184,8 @@ class SplitExperts(_Split):
     synchronisation), the CPU loops over them. Large batches: every routed expert is read
     zero-copy by the GPU, both roads' rows (one host synchronisation per layer, as eager)."""
 
-    def __init__(self, gate_up: torch.Tensor, down: torch.Tensor,
-                 act: Callable[[torch.Tensor], torch.Tensor], top_k: int, gpu_rows: int,
-                 arena: HostArena, engine: Engine):
+    def __init__(self, gate_up: torch.Tensor, down: torch.Tensor, act: int, top_k: int,
+                 gpu_rows: int, arena: HostArena, engine: Engine):
         e, two_i, hidden = gate_up.shape
         inter = two_i // 2
         dtype = gate_up.dtype
@@ -245,9 +242,7 @@ class SplitExperts(_Split):
         ih, wh = self.idx_host[:m], self.w_host[:m]
         ih.copy_(top_k_index, non_blocking=True)
         wh.copy_(top_k_weights.float(), non_blocking=True)
-        gu_c, dn_c, act = self.gu_c, self.dn_c, self.act
-        seq = self.engine.submit(
-            lambda: yh.copy_(K.experts_part_loop(xh, ih, wh, gu_c, dn_c, act)))
+        seq = self.engine.submit("experts", xh, ih, wh, self.gu_c, self.dn_c, self.act, yh)
         d = self.dev
         yg = None
         if self.g:

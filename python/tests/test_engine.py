@@ -2,7 +2,6 @@
 test/gpu/hybrid_smoke.py): the worker waits for the ready flag the stream writes, and calls no
 CUDA while it waits."""
 
-import threading
 import time
 import unittest
 from unittest import mock
@@ -39,16 +38,20 @@ class EngineGpuPathTest(unittest.TestCase):
         self.addCleanup(self.engine.close)
 
     def test_task_runs_once_the_stream_writes_ready(self):
-        ran = threading.Event()
+        x, w = torch.randn(1, 32), torch.randn(24, 32)
+        out = torch.zeros(1, 24)
         with mock.patch.object(torch.cuda, "Event", side_effect=AssertionError("no CUDA event")):
-            seq = self.engine.submit(ran.set)
+            seq = self.engine.submit("rows", x, w, out)
         (stream, address, value), = self.ops.writes
         self.assertEqual((stream, address, value), (77, self.engine.ready.address, seq))
         time.sleep(0.05)
-        self.assertFalse(ran.is_set())          # input not in host memory yet
+        self.assertEqual(float(out.abs().sum()), 0.0)   # input not in host memory yet
         self.assertFalse(self.engine.flag.reached(seq))
         self.engine.ready.store(value)          # what the GPU's write does
-        self.assertTrue(ran.wait(5))
+        t0 = time.monotonic()
+        while not self.engine.flag.reached(seq) and time.monotonic() - t0 < 5:
+            time.sleep(0.001)
+        torch.testing.assert_close(out, x @ w.t())
         self.engine.join(seq)
         self.assertEqual(self.ops.waits, [(77, self.engine.flag.address, seq)])
         self.engine.worker.drain(5)

@@ -9,6 +9,7 @@ from spillway import kernels as K
 
 # bf16 has an 8-bit mantissa: results of sums of ~100 products agree to about 1e-2 relative.
 RTOL = 2e-2
+SILU = K.ACTIVATIONS["silu"]
 
 
 def close(test, got, ref):
@@ -30,11 +31,22 @@ class Kernels(unittest.TestCase):
             parts = [K.rows_part(self.x, w[:g]), K.rows_part(self.x, w[g:])]
             close(self, torch.cat(parts, -1), ref)
 
-    def test_rows_part_writes_out(self):
-        w = torch.randn(32, self.h, dtype=torch.bfloat16)
-        out = torch.empty(3, 32, dtype=torch.bfloat16)
-        K.rows_part(self.x, w, out=out)
-        close(self, out, F.linear(self.x.float(), w.float()))
+    def test_activation_codes_are_found_by_value(self):
+        from torch import nn
+        cases = [(nn.SiLU(), "silu"), (F.silu, "silu"), (nn.GELU(), "gelu"),
+                 (nn.GELU(approximate="tanh"), "gelu_tanh"), (nn.ReLU(), "relu"),
+                 (lambda t: t * torch.sigmoid(t), "silu")]
+        for fn, name in cases:
+            self.assertEqual(K.act_code(fn), K.ACTIVATIONS[name], name)
+        for unknown in (nn.Tanh(), lambda t: t * torch.sigmoid(1.702 * t), lambda t: 0,
+                        lambda t: torch.relu(t) ** 2):
+            self.assertIsNone(K.act_code(unknown))
+        for name, code in K.ACTIVATIONS.items():
+            h = torch.linspace(-3, 3, 7)
+            self.assertEqual(K.act_code(lambda t, c=code: K.activate(t, c)), code, name)
+            self.assertFalse(torch.equal(K.activate(h, code), h), name)
+        with self.assertRaises(ValueError):
+            K.activate(torch.zeros(1), 99)
 
     def test_mlp_split_adds_to_reference(self):
         gate = torch.randn(self.i, self.h, dtype=torch.bfloat16) / 8
@@ -49,7 +61,7 @@ class Kernels(unittest.TestCase):
                     gu, dn = K.mlp_road_blocks(gate, up, down, lo, hi)
                     self.assertEqual(gu.shape, (2 * (hi - lo), self.h))
                     self.assertTrue(dn.is_contiguous())
-                    y += K.mlp_part(self.x, gu, dn, F.silu).float()
+                    y += K.mlp_part(self.x, gu, dn, SILU).float()
             close(self, y, ref)
 
     def test_experts_gather_and_loop_match_reference(self):
@@ -70,12 +82,12 @@ class Kernels(unittest.TestCase):
                    for j in range(self.e)]
             blocks.append((torch.stack([p[0] for p in per]), torch.stack([p[1] for p in per])))
         (gu_g, dn_g), (gu_c, dn_c) = blocks
-        gpu_road = K.experts_part_gather(self.x, idx, wt, gu_g, dn_g, F.silu)
-        cpu_road = K.experts_part_loop(self.x, idx, wt, gu_c, dn_c, F.silu)
+        gpu_road = K.experts_part_gather(self.x, idx, wt, gu_g, dn_g, SILU)
+        cpu_road = K.experts_part_loop(self.x, idx, wt, gu_c, dn_c, SILU)
         close(self, gpu_road.float() + cpu_road.float(), ref)
         # The two implementations agree with each other on the same rows.
-        close(self, K.experts_part_gather(self.x, idx, wt, gu_c, dn_c, F.silu),
-              K.experts_part_loop(self.x, idx, wt, gu_c, dn_c, F.silu))
+        close(self, K.experts_part_gather(self.x, idx, wt, gu_c, dn_c, SILU),
+              K.experts_part_loop(self.x, idx, wt, gu_c, dn_c, SILU))
 
 
 if __name__ == "__main__":

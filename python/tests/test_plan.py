@@ -75,6 +75,18 @@ class Placement(unittest.TestCase):
         self.assertTrue(by["attn"].in_vram and by["attn2"].in_vram)
         self.assertFalse(by["experts"].in_vram)
 
+    def test_small_and_late_units_stay_first(self):
+        # 8 layers of qkv (0.1 GiB) and MLP (0.3 GiB), 1.9 GiB free for weights less the
+        # staging: every qkv stays, then MLPs from the last layer backwards.
+        us = dense(layers=8)
+        p = P.plan_placement(us, 2 * GIB + GIB // 2, GIB // 4, GIB // 4, 0.4)
+        by = p.by_name()
+        self.assertTrue(all(by[f"l{i}.qkv"].in_vram for i in range(8)))
+        kept = [i for i in range(8) if by[f"l{i}.mlp"].in_vram]
+        self.assertEqual(kept, list(range(8 - len(kept), 8)))
+        self.assertGreater(len(kept), 0)
+        self.assertLess(len(kept), 8)
+
     def test_budget_too_small_is_a_clear_error(self):
         with self.assertRaisesRegex(ValueError, "smaller than what must stay in VRAM"):
             P.plan_placement(dense(), GIB, GIB, GIB // 2, 0.5)
