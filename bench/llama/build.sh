@@ -14,7 +14,9 @@ if [ -x "$work/build/bin/llama-bench" ] && [ -x "$work/build/bin/llama-completio
 fi
 mkdir -p "$work/src"
 echo "build.sh: unpacking $tarball"
+rm -f "$work/src.unpacked"
 tar xJf "$tarball" -C "$work/src"
+touch "$work/src.unpacked" # gpu.sh's models stage waits for gguf-py
 echo "build.sh: configuring (CUDA arch $arch)"
 cmake -S "$work/src" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
 	-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" -DGGML_CUDA_NCCL=OFF \

@@ -7,21 +7,33 @@
 #   build        llama.cpp (bench/llama/build.sh) into $LLAMA_WORK (default /tmp/llama), in the
 #                background; "wait-build" waits for it
 #   shim         make the shim (and shim-before/, the tree to compare with, if present)
-#   models       write the dense and MoE models into $MODELS (default /dev/shm/models)
-#   dense, moe   bench/llama/run.py for that model -> $OUT/<date>-llama-<model>.json
+#   models       write the dense and MoE models into $MODELS (default /dev/shm/models), weights of
+#                type $WTYPE (q8_0, the default, or bf16): <model>-$WTYPE.gguf
+#   dense, moe   bench/llama/run.py for that model (type $WTYPE, budget $BUDGET_GIB GiB when set,
+#                else run.py's 40 % of the model) -> $OUT/<date>-llama-<model>.json (q8_0) or
+#                $OUT/<date>-llama-<model>-$WTYPE.json
 #   alloc        bench/alloc_latency.cu without the shim, with shim-before/ and with shim/
 #   jax          bench/jax_prealloc.py without the shim and under an 8 GiB budget, each report mode
 #   numa         the driver's CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID for device 0
 #   bw           the GPU's read rate of pinned host memory (bench/bandwidth.cu), used for the
 #                bound of the dense and moe stages after it
-# Logs of every command end up in $OUT/logs.tar.gz.
+# Logs of every command end up in $OUT/logs.tar.gz (gathered in $BENCH_LOGS, default /tmp/bench-logs).
 set -u
 here=$(pwd)
 out=${OUT:?set OUT}
 work=${LLAMA_WORK:-/tmp/llama}
 models=${MODELS:-/dev/shm/models}
+wtype=${WTYPE:-q8_0}
+case $wtype in
+q8_0) suffix= ;;
+bf16) suffix=-$wtype ;;
+*)
+	echo "gpu.sh: WTYPE=$wtype: expected q8_0 or bf16" >&2
+	exit 2
+	;;
+esac
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-logs=/tmp/bench-logs
+logs=${BENCH_LOGS:-/tmp/bench-logs}
 mkdir -p "$logs" "$work"
 shim=$here/shim/build/libspillway-cuda.so
 before=$here/shim-before/build/libspillway-cuda.so
@@ -33,6 +45,8 @@ for stage in "$@"; do
 	case $stage in
 	build)
 		say "llama.cpp build started in the background"
+		rm -f "$work/build.rc"
+		build_started=1
 		(sh bench/llama/build.sh llama-src.tar.xz "$work" >"$logs/build.txt" 2>&1; echo $? >"$work/build.rc") &
 		;;
 	wait-build)
@@ -49,18 +63,23 @@ for stage in "$@"; do
 		say "shim built"
 		;;
 	models)
+		# gguf-py comes from the source that the build stage unpacks in the background
+		if [ -n "${build_started:-}" ]; then
+			while [ ! -f "$work/src.unpacked" ] && [ ! -f "$work/build.rc" ]; do sleep 1; done
+		fi
 		mkdir -p "$models"
 		for m in dense moe; do
-			[ -f "$models/$m-q8_0.gguf" ] && continue
+			[ -f "$models/$m-$wtype.gguf" ] && continue
 			python3 bench/llama/make_gguf.py --gguf-py "$work/src/gguf-py" --shape $m \
-				"$models/$m-q8_0.gguf" || exit 1
+				--type "$wtype" "$models/$m-$wtype.gguf" || exit 1
 		done
 		;;
 	dense | moe)
 		say "llama.cpp $stage"
 		python3 bench/llama/run.py --bin "$work/build/bin" --gguf-py "$work/src/gguf-py" \
-			--shim "$shim" --models-dir "$models" --shapes $stage \
-			--out "$out/$stamp-llama-$stage.json" --work "$logs/llama-$stage" \
+			--shim "$shim" --models-dir "$models" --shapes $stage --type "$wtype" \
+			${BUDGET_GIB:+--budget-gib "$BUDGET_GIB"} \
+			--out "$out/$stamp-llama-$stage$suffix.json" --work "$logs/llama-$stage$suffix" \
 			--label "${LABEL:-}" ${PCIE_GBPS:+--pcie-gbps "$PCIE_GBPS"} ${RUN_ARGS:-}
 		;;
 	alloc)

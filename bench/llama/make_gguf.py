@@ -1,11 +1,12 @@
-"""Write a random-weight Q8_0 GGUF model for llama.cpp with the bundled gguf-py.
+"""Write a random-weight Q8_0 or BF16 GGUF model for llama.cpp with the bundled gguf-py.
 
-  python3 bench/llama/make_gguf.py --gguf-py SRC/gguf-py --shape dense OUT.gguf
+  python3 bench/llama/make_gguf.py --gguf-py SRC/gguf-py --shape dense [--type bf16] OUT.gguf
 
-Weights are random int8 blocks with one fp16 scale (about 0.02 standard deviation),
-norms are 1: their values do not change the speed, only their size and placement.
-The data repeats with a period of 64 MiB (shifted per tensor) so that writing 7.7 GB
-costs what the disk costs. The vocabulary is a small SentencePiece-style ("llama")
+Weights are random, about 0.02 standard deviation: Q8_0 int8 blocks with one fp16
+scale, or BF16 values of a normal distribution; norms are 1 (F32). Their values do not
+change the speed, only their size and placement. The data repeats with a period of
+64 MiB (shifted per tensor) so that writing 7.7 GB (Q8_0) or 14.5 GB (BF16) costs what
+the disk costs. The vocabulary is a small SentencePiece-style ("llama")
 one: 3 special tokens, 256 byte tokens, then short words, so that llama.cpp can
 tokenize a prompt and print what it generates.
 """
@@ -17,11 +18,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shapes import Q8_0_BLOCK_BYTES, SHAPES, Shape, tensors
+from shapes import BF16, F32, Q8_0, SHAPES, WEIGHT_TYPES, GgmlType, Shape, tensors
 
-PERIOD_BLOCKS = (64 << 20) // Q8_0_BLOCK_BYTES
-SCALE = 0.02 / 73.3  # int8 uniform on [-127, 127] has a standard deviation of 73.3
+if TYPE_CHECKING:
+    import numpy as np
+
+PERIOD_BYTES = 64 << 20
+WEIGHT_STD = 0.02
+SCALE = WEIGHT_STD / 73.3  # Q8_0: int8 uniform on [-127, 127] has a standard deviation of 73.3
 
 
 def vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
@@ -48,19 +54,36 @@ def vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
     return toks, scores, types
 
 
-def write(gguf, shape: Shape, path: Path, seed: int = 1) -> int:
+def period_bytes(weight_type: GgmlType, rng: np.random.Generator) -> np.ndarray:
+    """Random weights of weight_type as bytes: the whole blocks that fit in PERIOD_BYTES."""
+    import numpy as np
+
+    n_blocks = PERIOD_BYTES // weight_type.block_bytes
+    if weight_type == Q8_0:
+        period = np.empty((n_blocks, Q8_0.block_bytes), dtype=np.uint8)
+        quants = rng.integers(-127, 128, size=(n_blocks, Q8_0.block), dtype=np.int8)
+        period[:, 2:] = quants.view(np.uint8)
+        period[:, :2] = np.frombuffer(np.float16(SCALE).tobytes(), dtype=np.uint8)
+    elif weight_type == BF16:
+        bits = (rng.standard_normal(n_blocks, dtype=np.float32) * WEIGHT_STD).view(np.uint32)
+        # float32 to bfloat16, rounding to nearest even (the values are finite)
+        period = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2")
+    else:
+        raise ValueError(f"no random weights for {weight_type.name}")
+    return period.reshape(-1).view(np.uint8)
+
+
+def write(gguf, shape: Shape, weight_type: GgmlType, path: Path, seed: int = 1) -> int:
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    period = np.empty((PERIOD_BLOCKS, Q8_0_BLOCK_BYTES), dtype=np.uint8)
-    period[:, 2:] = rng.integers(-127, 128, size=(PERIOD_BLOCKS, 32), dtype=np.int8).view(np.uint8)
-    period[:, :2] = np.frombuffer(np.float16(SCALE).tobytes(), dtype=np.uint8)
-    period = period.reshape(-1)
+    period = period_bytes(weight_type, rng)
+    period_blocks = period.size // weight_type.block_bytes
     ones = None
 
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name(f"spillway-bench-{shape.name}")
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    w.add_file_type(gguf.LlamaFileType[f"MOSTLY_{weight_type.name.upper()}"])
     w.add_vocab_size(shape.n_vocab)
     w.add_context_length(shape.n_ctx_train)
     w.add_embedding_length(shape.n_embd)
@@ -83,21 +106,22 @@ def write(gguf, shape: Shape, path: Path, seed: int = 1) -> int:
     w.add_eos_token_id(2)
     w.add_add_bos_token(True)
 
-    ts = tensors(shape)
+    ts = tensors(shape, weight_type)
     for t in ts:
-        if t.quantized:
-            byte_dims = t.dims[:-1] + (t.dims[-1] // 32 * Q8_0_BLOCK_BYTES,)
-            w.add_tensor_info(t.name, byte_dims, np.dtype(np.uint8), t.nbytes,
-                              raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-        else:
+        if t.ggml_type == F32:
             w.add_tensor_info(t.name, t.dims, np.dtype(np.float32), t.nbytes)
+        else:  # raw bytes: gguf-py turns the row's byte length back into elements
+            tt = t.ggml_type
+            byte_dims = t.dims[:-1] + (tt.nbytes(t.dims[-1]),)
+            w.add_tensor_info(t.name, byte_dims, np.dtype(np.uint8), t.nbytes,
+                              raw_dtype=gguf.GGMLQuantizationType[tt.name.upper()])
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
     for i, t in enumerate(ts):
-        if t.quantized:
+        if t.ggml_type != F32:
             data = np.empty(t.nbytes, dtype=np.uint8)
-            start = (i * 7919 % PERIOD_BLOCKS) * Q8_0_BLOCK_BYTES
+            start = (i * 7919 % period_blocks) * weight_type.block_bytes
             pos = 0
             while pos < t.nbytes:
                 n = min(t.nbytes - pos, period.size - start)
@@ -119,6 +143,8 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gguf-py", required=True, help="the gguf-py folder of the llama.cpp source")
     ap.add_argument("--shape", required=True, choices=sorted(SHAPES))
+    ap.add_argument("--type", default=Q8_0.name, choices=sorted(WEIGHT_TYPES),
+                    help="the weight matrices' type (default %(default)s)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("out", type=Path)
     a = ap.parse_args(argv)
@@ -129,10 +155,10 @@ def main(argv: list[str]) -> int:
 
     t0 = time.monotonic()
     tmp = a.out.with_suffix(".tmp")
-    size = write(gguf, SHAPES[a.shape], tmp, a.seed)
+    size = write(gguf, SHAPES[a.shape], WEIGHT_TYPES[a.type], tmp, a.seed)
     os.replace(tmp, a.out)
-    print(f"{a.out}: {SHAPES[a.shape].name}, {size} bytes in {time.monotonic() - t0:.1f} s",
-          flush=True)
+    print(f"{a.out}: {SHAPES[a.shape].name} {a.type}, {size} bytes in "
+          f"{time.monotonic() - t0:.1f} s", flush=True)
     return 0
 
 

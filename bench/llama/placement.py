@@ -17,7 +17,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from shapes import Shape, tensors
+from shapes import GgmlType, Shape, tensors
 
 VRAM_GBPS = 3000.0
 PCIE_GBPS = 51.0
@@ -55,11 +55,12 @@ def _on_gpu(shape: Shape, layer: int, name: str, p: Placement) -> bool:
     return il >= shape.n_layer + 1 - p.n_gpu_layers
 
 
-def split(shape: Shape, p: Placement) -> Split:
-    """Bytes one decoded token reads from VRAM, spilled memory and the CPU."""
+def split(shape: Shape, weight_type: GgmlType, p: Placement) -> Split:
+    """Bytes one decoded token reads from VRAM, spilled memory and the CPU, for the model
+    whose weight matrices are of weight_type."""
     out = Split()
     offset = 0
-    for t in tensors(shape):
+    for t in tensors(shape, weight_type):
         read = int(t.nbytes * t.read_fraction)
         if not _on_gpu(shape, t.layer, t.name, p):
             out.cpu += read

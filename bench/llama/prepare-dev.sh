@@ -5,6 +5,8 @@
 # DEST gets bench/, shim/ (this tree's), shim-before/ (BEFORE_REV's shim, default main), kmod/include
 # and llama-src.tar.xz (fetched with fetch.sh unless given). Then, on the GPU machine:
 #   cd DEST && OUT=$OUT sh bench/llama/gpu.sh numa shim build jax models wait-build alloc dense
+# or, for llama.cpp on BF16 models under an 8 GiB budget (the hybrid decode's comparison):
+#   cd DEST && WTYPE=bf16 BUDGET_GIB=8 OUT=$OUT sh bench/llama/gpu.sh shim build models wait-build dense moe
 set -eu
 dest=${1:?usage: prepare-dev.sh DEST [BEFORE_REV] [LLAMA_TARBALL]}
 before=${2:-main}

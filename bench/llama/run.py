@@ -1,10 +1,12 @@
 """llama.cpp under a VRAM budget: each placement side by side, against its physical bound.
 
   python3 bench/llama/run.py --bin BUILD/bin --gguf-py SRC/gguf-py --shim libspillway-cuda.so \
-      --models-dir /dev/shm/models --out bench/results/DATE-llama.json [--shapes dense,moe]
+      --models-dir /dev/shm/models --out bench/results/DATE-llama.json [--shapes dense,moe] \
+      [--type q8_0|bf16] [--budget-gib 8]
 
-For each model (written first if missing, random Q8_0 weights), with a budget of
---budget-fraction of the model file (SPILLWAY_VRAM_LIMIT):
+For each model (MODELS_DIR/<shape>-<type>.gguf, written first if missing, random
+weights), with a budget (SPILLWAY_VRAM_LIMIT) of --budget-gib GiB, or else of
+--budget-fraction of the model file:
   vram      -ngl 99, no shim: everything in VRAM (the ceiling)
   fit       the shim with the budget, default report; llama.cpp's own fit
             (llama-fit-params) picks -ngl/-ot, which must equal what it picks under
@@ -36,11 +38,12 @@ sys.path.insert(0, str(HERE))
 import placement  # noqa: E402
 from placement import (Placement, bench_args, parse_bench_json, parse_fit_args,  # noqa: E402
                        parse_shim_log, placement_from_args, split)
-from shapes import SHAPES  # noqa: E402
+from shapes import Q8_0, SHAPES, WEIGHT_TYPES  # noqa: E402
 
 PROMPT = "the quick brown fox jumps over the lazy dog and then"
 CONFIGS = ("vram", "fit", "shim", "exps-cpu")
 MIB = 1 << 20
+GIB = 1 << 30
 
 
 class Runner:
@@ -96,15 +99,28 @@ def fit(run: Runner, a, model: Path, shim: Path, budget: int, tag: str, report: 
     return parse_fit_args(out)
 
 
+def budget_bytes(model_size: int, budget_gib: float | None, budget_fraction: float) -> int:
+    """The VRAM budget: budget_gib GiB when given, else a fraction of the model; whole MiB."""
+    if budget_gib is not None:
+        return int(budget_gib * GIB) // MIB * MIB
+    return int(model_size * budget_fraction) // MIB * MIB
+
+
 def run_model(run: Runner, a, shape_name: str) -> dict:
     shape = SHAPES[shape_name]
-    model = a.models_dir / f"{shape_name}-q8_0.gguf"
+    weight_type = WEIGHT_TYPES[a.type]
+    model = a.models_dir / f"{shape_name}-{a.type}.gguf"
     if not model.exists():
         run(f"write-{shape_name}", [sys.executable, str(HERE / "make_gguf.py"), "--gguf-py",
-                                    str(a.gguf_py), "--shape", shape_name, str(model)], {})
+                                    str(a.gguf_py), "--shape", shape_name, "--type", a.type,
+                                    str(model)], {})
     size = model.stat().st_size if model.exists() else 0
-    budget = int(size * a.budget_fraction) // MIB * MIB
-    res: dict = dict(shape=shape.__dict__, model_bytes=size, budget_bytes=budget, configs={})
+    budget = budget_bytes(size, a.budget_gib, a.budget_fraction)
+    if size and budget >= size:
+        print(f"note: the budget ({budget} bytes) holds all of {model.name} ({size} bytes)",
+              flush=True)
+    res: dict = dict(shape=shape.__dict__, weight_type=a.type, model_bytes=size,
+                     budget_bytes=budget, configs={})
 
     fits = {}
     if "fit" in a.configs:
@@ -151,7 +167,7 @@ def run_model(run: Runner, a, shape_name: str) -> dict:
         p = placement_from_args(args)
         if shimmed and shim_log and shim_log["largest"]:
             p.vram_part = shim_log["largest"]["vram"]
-        s = split(shape, p)
+        s = split(shape, weight_type, p)
         r["per_token"] = dict(vram_bytes=s.vram, host_bytes=s.host, cpu_bytes=s.cpu)
         r["gpu_weight_buffer"] = s.gpu_buffer
         r["gpu_weights_in_vram"] = s.gpu_in_vram
@@ -201,7 +217,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--work", type=Path, help="logs of every command (default: OUT without .json)")
     ap.add_argument("--shapes", default="dense,moe")
     ap.add_argument("--configs", default=",".join(CONFIGS))
-    ap.add_argument("--budget-fraction", type=float, default=0.4)
+    ap.add_argument("--type", default=Q8_0.name, choices=sorted(WEIGHT_TYPES),
+                    help="the models' weight type (default %(default)s)")
+    ap.add_argument("--budget-gib", type=float,
+                    help="the VRAM budget in GiB (overrides --budget-fraction)")
+    ap.add_argument("--budget-fraction", type=float, default=0.4,
+                    help="the VRAM budget as a share of each model file (default %(default)s)")
     ap.add_argument("--n-prompt", type=int, default=512)
     ap.add_argument("--n-gen", type=int, default=32)
     ap.add_argument("--reps", type=int, default=2)
@@ -228,6 +249,9 @@ def main(argv: list[str]) -> int:
             ap.error(f"--configs: unknown configuration {c!r} (known: {', '.join(CONFIGS)})")
     if not 0 < a.budget_fraction <= 1:
         ap.error(f"--budget-fraction {a.budget_fraction}: must be in (0, 1]")
+    if a.budget_gib is not None and not MIB <= a.budget_gib * GIB < 1 << 50:
+        ap.error(f"--budget-gib {a.budget_gib}: must be a number of GiB from 1/1024 (1 MiB) "
+                 "to 1 PiB")
     if not a.dry_run:
         for tool in ("llama-bench", "llama-fit-params", "llama-completion"):
             if not (a.bin / tool).is_file():
@@ -241,9 +265,11 @@ def main(argv: list[str]) -> int:
 
     result: dict = dict(date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                         label=a.label, machine=machine() if not a.dry_run else {},
-                        settings=dict(budget_fraction=a.budget_fraction, n_prompt=a.n_prompt,
-                                      n_gen=a.n_gen, reps=a.reps, ctx=a.ctx, greedy=a.greedy,
-                                      prompt=PROMPT),
+                        settings=dict(weight_type=a.type, budget_gib=a.budget_gib,
+                                      budget_fraction=(a.budget_fraction if a.budget_gib is None
+                                                       else None),
+                                      n_prompt=a.n_prompt, n_gen=a.n_gen, reps=a.reps, ctx=a.ctx,
+                                      greedy=a.greedy, prompt=PROMPT),
                         bandwidth_gbps=dict(vram=placement.VRAM_GBPS, pcie=placement.PCIE_GBPS,
                                             cpu=placement.CPU_GBPS), models={})
     for s in a.shapes:

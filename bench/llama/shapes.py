@@ -4,14 +4,36 @@ Pure logic (no numpy): used by the GGUF writer, by the bound computation and by
 the tests. Tensors are listed in the order llama.cpp creates them for the
 "llama" architecture (token embedding, output norm, output, then each layer),
 which is the order they take in llama.cpp's single weight buffer per device.
+The weight matrices take the model's weight type (Q8_0 or BF16); norms and the
+MoE router stay F32, as llama.cpp's converter leaves them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-Q8_0_BLOCK = 32
-Q8_0_BLOCK_BYTES = 34  # fp16 scale + 32 int8
+
+@dataclass(frozen=True)
+class GgmlType:
+    """A ggml tensor type: its name (as gguf-py's GGMLQuantizationType spells it, lower
+    case) and its block, the unit its rows are stored in (ggml's type traits)."""
+
+    name: str
+    block: int  # elements per block
+    block_bytes: int
+
+    def nbytes(self, n_elements: int) -> int:
+        if n_elements % self.block:
+            raise ValueError(f"{n_elements} elements: not a whole number of {self.name} blocks "
+                             f"of {self.block}")
+        return n_elements // self.block * self.block_bytes
+
+
+F32 = GgmlType("f32", 1, 4)
+BF16 = GgmlType("bf16", 1, 2)
+Q8_0 = GgmlType("q8_0", 32, 34)  # fp16 scale + 32 int8
+# The types the weight matrices of a benchmark model can take (run.py's and make_gguf.py's --type).
+WEIGHT_TYPES = {t.name: t for t in (Q8_0, BF16)}
 
 
 @dataclass(frozen=True)
@@ -36,7 +58,7 @@ class Shape:
 class Tensor:
     name: str
     dims: tuple[int, ...]  # numpy order: the last is the row (contiguous) dimension
-    quantized: bool  # Q8_0 when true, F32 otherwise
+    ggml_type: GgmlType
     read_fraction: float  # share of the tensor one decoded token reads
     layer: int  # -1 outside the repeating layers
 
@@ -49,19 +71,19 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
-        if self.quantized:
-            return self.n_elements // Q8_0_BLOCK * Q8_0_BLOCK_BYTES
-        return self.n_elements * 4
+        return self.ggml_type.nbytes(self.n_elements)
 
     @property
     def is_expert(self) -> bool:
         return "_exps" in self.name
 
 
-# A Mistral-7B shape (GQA, vocab 32000): 7.69 GB in Q8_0, as in issue 12.
+# A Mistral-7B shape (GQA, vocab 32000): 7.70 GB in Q8_0, as in issue 12; 14.48 GB in BF16,
+# bench/models.py's "dense".
 DENSE = Shape("dense", n_embd=4096, n_ff=14336, n_layer=32, n_head=32, n_head_kv=8,
               n_vocab=32000)
-# Mixtral-style: 8 experts of 3584, top-2, 18 layers: 7.8 GB in Q8_0.
+# Mixtral-style: 8 experts of 3584, top-2, 18 layers: 7.82 GB in Q8_0; 14.72 GB in BF16,
+# bench/models.py's "moe".
 MOE = Shape("moe", n_embd=4096, n_ff=3584, n_layer=18, n_head=32, n_head_kv=8,
             n_vocab=32000, n_expert=8, n_expert_used=2)
 # For checking the scripts without a GPU (a few hundred KB).
@@ -73,42 +95,44 @@ TINY_MOE = Shape("tiny-moe", n_embd=64, n_ff=64, n_layer=2, n_head=4, n_head_kv=
 SHAPES = {s.name: s for s in (DENSE, MOE, TINY, TINY_MOE)}
 
 
-def tensors(shape: Shape) -> list[Tensor]:
-    """Every tensor of the model, in llama.cpp's creation order."""
+def tensors(shape: Shape, weight_type: GgmlType) -> list[Tensor]:
+    """Every tensor of the model with its weight matrices in weight_type, in llama.cpp's
+    creation order."""
     e, f, kv, v = shape.n_embd, shape.n_ff, shape.n_embd_kv, shape.n_vocab
+    w = weight_type
     out = [
         # llama.cpp keeps the input embedding on the CPU and reads one row per token.
-        Tensor("token_embd.weight", (v, e), True, 0.0, -1),
-        Tensor("output_norm.weight", (e,), False, 1.0, -1),
-        Tensor("output.weight", (v, e), True, 1.0, -1),
+        Tensor("token_embd.weight", (v, e), w, 0.0, -1),
+        Tensor("output_norm.weight", (e,), F32, 1.0, -1),
+        Tensor("output.weight", (v, e), w, 1.0, -1),
     ]
     for i in range(shape.n_layer):
         p = f"blk.{i}."
         out += [
-            Tensor(p + "attn_norm.weight", (e,), False, 1.0, i),
-            Tensor(p + "attn_q.weight", (e, e), True, 1.0, i),
-            Tensor(p + "attn_k.weight", (kv, e), True, 1.0, i),
-            Tensor(p + "attn_v.weight", (kv, e), True, 1.0, i),
-            Tensor(p + "attn_output.weight", (e, e), True, 1.0, i),
-            Tensor(p + "ffn_norm.weight", (e,), False, 1.0, i),
+            Tensor(p + "attn_norm.weight", (e,), F32, 1.0, i),
+            Tensor(p + "attn_q.weight", (e, e), w, 1.0, i),
+            Tensor(p + "attn_k.weight", (kv, e), w, 1.0, i),
+            Tensor(p + "attn_v.weight", (kv, e), w, 1.0, i),
+            Tensor(p + "attn_output.weight", (e, e), w, 1.0, i),
+            Tensor(p + "ffn_norm.weight", (e,), F32, 1.0, i),
         ]
         if shape.n_expert:
             share = shape.n_expert_used / shape.n_expert
             n = shape.n_expert
             out += [
-                Tensor(p + "ffn_gate_inp.weight", (n, e), False, 1.0, i),
-                Tensor(p + "ffn_gate_exps.weight", (n, f, e), True, share, i),
-                Tensor(p + "ffn_down_exps.weight", (n, e, f), True, share, i),
-                Tensor(p + "ffn_up_exps.weight", (n, f, e), True, share, i),
+                Tensor(p + "ffn_gate_inp.weight", (n, e), F32, 1.0, i),
+                Tensor(p + "ffn_gate_exps.weight", (n, f, e), w, share, i),
+                Tensor(p + "ffn_down_exps.weight", (n, e, f), w, share, i),
+                Tensor(p + "ffn_up_exps.weight", (n, f, e), w, share, i),
             ]
         else:
             out += [
-                Tensor(p + "ffn_gate.weight", (f, e), True, 1.0, i),
-                Tensor(p + "ffn_down.weight", (e, f), True, 1.0, i),
-                Tensor(p + "ffn_up.weight", (f, e), True, 1.0, i),
+                Tensor(p + "ffn_gate.weight", (f, e), w, 1.0, i),
+                Tensor(p + "ffn_down.weight", (e, f), w, 1.0, i),
+                Tensor(p + "ffn_up.weight", (f, e), w, 1.0, i),
             ]
     return out
 
 
-def model_bytes(shape: Shape) -> int:
-    return sum(t.nbytes for t in tensors(shape))
+def model_bytes(shape: Shape, weight_type: GgmlType) -> int:
+    return sum(t.nbytes for t in tensors(shape, weight_type))
