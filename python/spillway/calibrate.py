@@ -35,6 +35,11 @@ def _cpu_pass(engine: Engine, x: torch.Tensor, mats: List[torch.Tensor], passes:
             for w in mats:
                 F.linear(x, w)
         out["s"] = time.perf_counter() - t0
+    on_worker(engine, work)
+
+
+def on_worker(engine: Engine, work: Callable[[], None]) -> None:
+    """Queues `work` on the CPU worker (its thread and OpenMP team), without waiting."""
     engine.seq += 1
     engine.worker.submit(_at_once(work), engine.seq)
 
@@ -137,3 +142,45 @@ def measure_round_trip(engine: Engine, hidden: int = 4096, reps: int = 300,
         torch.cuda.synchronize()
         engine.worker.drain()
         arena.close()
+
+
+def measure_unit(unit: torch.nn.Module, reps: int = 10) -> Dict[str, float]:
+    """One spilled MLP's (SplitMLP) decode step: each road alone and the unit as the model runs
+    it (both roads and the joins), in ms, with each road's GB/s. Tells whether the roads reach
+    the calibrated rates on the model's own shapes, and what a unit adds to a step."""
+    from .kernels import mlp_part
+    engine = unit.engine
+    x = torch.randn(1, unit.hidden, device=engine.device, dtype=unit.gu_c.dtype)
+    xh = x.cpu()
+
+    def gpu() -> None:
+        mlp_part(x, unit.gu_g_dev, unit.dn_g_dev, unit.act)
+
+    def nbytes(*ts: torch.Tensor) -> int:
+        return sum(t.numel() * t.element_size() for t in ts)
+    sync = torch.cuda.synchronize if engine.on_gpu else engine.worker.drain
+    out: Dict[str, float] = {}
+    for name, fn in (("gpu_alone", gpu), ("together", lambda: unit(x.view(1, 1, -1)))):
+        fn()
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        sync()
+        out[f"{name}_ms"] = (time.perf_counter() - t0) / reps * 1e3
+    cpu: Dict[str, float] = {}
+
+    def work() -> None:
+        mlp_part(xh, unit.gu_c, unit.dn_c, unit.act)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            mlp_part(xh, unit.gu_c, unit.dn_c, unit.act)
+        cpu["s"] = time.perf_counter() - t0
+    on_worker(engine, work)
+    engine.worker.drain()
+    out["cpu_alone_ms"] = cpu["s"] / reps * 1e3
+    gb, cb = nbytes(unit.gu_g, unit.dn_g), nbytes(unit.gu_c, unit.dn_c)
+    out.update(gpu_bytes=gb, cpu_bytes=cb, gpu_alone_gbps=gb / out["gpu_alone_ms"] / 1e6,
+               cpu_alone_gbps=cb / out["cpu_alone_ms"] / 1e6,
+               together_gbps=(gb + cb) / out["together_ms"] / 1e6)
+    return out

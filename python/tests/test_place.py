@@ -8,6 +8,7 @@ import unittest
 from unittest import mock
 
 import torch
+from torch import nn
 
 import spillway
 from spillway import uapi
@@ -106,6 +107,23 @@ class PlaceTest(unittest.TestCase):
         if not torch.cuda.is_available():
             with self.assertRaisesRegex(RuntimeError, "no CUDA device"):
                 spillway.place(tiny(), 1 << 20)
+
+    def test_unknown_activation_is_a_clear_error(self):
+        model = tiny()
+        model.layers[0].mlp.act_fn = nn.Tanh()
+        with self.assertRaisesRegex(ValueError, r"layers\.0\.mlp: its activation \(Tanh\)"):
+            spillway.place(model, 1 << 20, device="cpu", gpu_fraction=0.5)
+
+    def test_measure_unit(self):
+        from spillway.calibrate import measure_unit
+        from spillway.units import SplitMLP
+        model = self.run_case(False, 2)
+        unit = next(m for m in model.modules() if isinstance(m, SplitMLP) and m.g and m.c)
+        r = measure_unit(unit, reps=3)
+        for k in ("gpu_alone_ms", "cpu_alone_ms", "together_ms"):
+            self.assertGreater(r[k], 0, k)
+        self.assertEqual(r["gpu_bytes"] + r["cpu_bytes"],
+                         sum(b.numel() * b.element_size() for b in unit.blocks()))
 
     def test_everything_in_budget_leaves_model_alone(self):
         model = tiny()
