@@ -13,7 +13,8 @@ from . import kernels as K
 from . import plan as P
 from .engine import Engine, PrefillStreamer
 from .memory import HostArena, arena_bytes
-from .units import FusedProjection, ProjectionGroup, RowSplitLinear, SplitExperts, SplitMLP
+from .units import (FusedProjection, ProjectionGroup, ResidentExperts, RowSplitLinear,
+                    SplitExperts, SplitMLP)
 
 
 @dataclass
@@ -169,6 +170,7 @@ def place(model: nn.Module, vram_budget: int, reserve: int = 1 << 30,
         sizes.extend(_nbytes(p) for p in f.params)
     arena = HostArena(arena_bytes(sizes) + 4 * 4096 * max(1, len(spilled)), use_pool=use_pool,
                       register=device.type == "cuda") if spilled else None
+    k = top_k or getattr(getattr(model, "config", None), "num_experts_per_tok", None)
     groups: Dict[str, ProjectionGroup] = {}
     streamed: List[torch.Tensor] = []
     for f in spilled:
@@ -193,10 +195,12 @@ def place(model: nn.Module, vram_budget: int, reserve: int = 1 << 30,
             _set(model, f.path, new)
             streamed.extend(new.blocks())
         else:
-            k = top_k or getattr(getattr(model, "config", None), "num_experts_per_tok")
             new = SplitExperts(f.params[0], f.params[1], f.act, k, g, arena, engine)
             _set(model, f.path, new)
         f.params.clear()
+    for f in found:
+        if f.kind == "experts" and byname[f.unit.name].in_vram:
+            _set(model, f.path, ResidentExperts(f.module, f.act, k))
     found.clear()
     model.to(device)
     if device.type == "cuda":

@@ -15,6 +15,11 @@ from .engine import Engine
 from .memory import HostArena
 
 
+# Decode gathers the routed experts' rows for up to this many (token, expert) pairs; more
+# tokens read each routed expert once instead.
+GATHER_MAX_PAIRS = 4
+
+
 def _to_host(dst: torch.Tensor, src: torch.Tensor) -> None:
     # From VRAM straight into the registered pages (one DMA), else through the CPU.
     src = src.detach()
@@ -236,7 +241,7 @@ class SplitExperts(_Split):
         m = hidden_states.shape[0]
         # The GPU road gathers its rows of every routed (token, expert) pair: worth it for a
         # token or two; more tokens read each routed expert once, zero-copy, on the GPU.
-        if m * self.top_k > 4 or not self.c:
+        if m * self.top_k > GATHER_MAX_PAIRS or not self.c:
             return self._all_experts_gpu(hidden_states, top_k_index, top_k_weights)
         xh, yh = self._stage(hidden_states), self.y_host[:m]
         ih, wh = self.idx_host[:m], self.w_host[:m]
@@ -251,3 +256,22 @@ class SplitExperts(_Split):
         self.engine.join(seq)
         yc = self._cpu_result(m)
         return yg + yc if yg is not None else yc
+
+
+class ResidentExperts(nn.Module):
+    """Routed experts kept in VRAM, with the same decode path as the GPU road of SplitExperts:
+    the routed experts' weights gathered on the GPU, no host synchronisation. transformers'
+    eager experts loop synchronises with the host at every layer (to list the experts hit),
+    which stops the thread that queues the GPU's work from getting ahead of the GPU across
+    these layers. Larger batches run the original module."""
+
+    def __init__(self, experts: nn.Module, act: int, top_k: int):
+        super().__init__()
+        self.inner, self.act, self.top_k = experts, act, top_k
+
+    def forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor,
+                top_k_weights: torch.Tensor) -> torch.Tensor:
+        if hidden_states.shape[0] * self.top_k > GATHER_MAX_PAIRS:
+            return self.inner(hidden_states, top_k_index, top_k_weights)
+        return K.experts_part_gather(hidden_states, top_k_index, top_k_weights,
+                                     self.inner.gate_up_proj, self.inner.down_proj, self.act)

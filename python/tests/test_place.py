@@ -108,6 +108,33 @@ class PlaceTest(unittest.TestCase):
             with self.assertRaisesRegex(RuntimeError, "no CUDA device"):
                 spillway.place(tiny(), 1 << 20)
 
+    def test_resident_experts_decode_without_the_eager_loop(self):
+        from spillway.units import ResidentExperts
+        ref_model, model = tiny(True), tiny(True)
+        found = spillway.find_units(model)
+        resident = sum(p.numel() * 2 for p in model.parameters()) - sum(f.unit.nbytes for f in found)
+        experts = [f.unit.nbytes for f in found if f.kind == "experts"]
+        attn = sum(f.unit.nbytes for f in found if f.kind != "experts")
+        # Room for the attention units and one layer's experts: the last layer's stay.
+        model = spillway.place(model, resident + attn + experts[-1] + 1024, reserve=0,
+                               device="cpu", gpu_fraction=0.5, cpu_threads=1, use_pool=False,
+                               decode_max_rows=4)
+        self.addCleanup(model.spillway.engine.close)
+        kept = [m for m in model.modules() if isinstance(m, ResidentExperts)]
+        self.assertEqual(len(kept), 1)
+        self.assertIs(model.layers[-1].mlp.experts, kept[0])
+        ids = torch.randint(0, 97, (1, 1), generator=torch.Generator().manual_seed(9))
+        with torch.no_grad():
+            ref = ref_model(ids).float()
+            with mock.patch.object(type(kept[0].inner), "forward",
+                                   side_effect=AssertionError("eager loop at decode")):
+                got = model(ids).float()
+            err = (got - ref).abs().max().item() / ref.abs().max().item()
+            self.assertLess(err, RTOL)
+            ids9 = torch.randint(0, 97, (1, 9), generator=torch.Generator().manual_seed(9))
+            big = (model(ids9).float() - ref_model(ids9).float()).abs().max().item()
+            self.assertLess(big / ref_model(ids9).float().abs().max().item(), RTOL)
+
     def test_unknown_activation_is_a_clear_error(self):
         model = tiny()
         model.layers[0].mlp.act_fn = nn.Tanh()
