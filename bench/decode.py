@@ -196,7 +196,8 @@ def place_hybrid(model, config, a, res):
         torch.cuda.empty_cache()
     phase("place")
     model = spillway.place(model, int(a.budget_gib * models.GIB),
-                           reserve=int(a.reserve_gib * models.GIB))
+                           reserve=int(a.reserve_gib * models.GIB),
+                           gather_resident_experts=not a.eager_resident_experts)
     info = model.spillway.summary()
     plan = model.spillway.plan
     cal = info["calibration"]
@@ -241,6 +242,8 @@ def main():
     ap.add_argument("--cpu-dtype", choices=["float32", "bfloat16"], default="float32")
     ap.add_argument("--check-tokens", type=int, default=0,
                     help="hybrid: greedy tokens compared with the all-in-VRAM model first")
+    ap.add_argument("--eager-resident-experts", action="store_true",
+                    help="hybrid: routed experts kept in VRAM run transformers' own loop")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     trace = float(os.environ.get("SPILLWAY_BENCH_TRACE") or 0)

@@ -120,7 +120,8 @@ def _set(model: nn.Module, path: str, new: nn.Module) -> None:
 def place(model: nn.Module, vram_budget: int, reserve: int = 1 << 30,
           device: Any = "cuda", gpu_fraction: Optional[float] = None,
           cpu_threads: Optional[int] = None, use_pool: bool = True,
-          decode_max_rows: int = 16, top_k: Optional[int] = None) -> nn.Module:
+          decode_max_rows: int = 16, top_k: Optional[int] = None,
+          gather_resident_experts: bool = True) -> nn.Module:
     """Places `model` under `vram_budget` bytes of VRAM and returns it (the same object, with
     its spilled parts replaced); run it as before (forward, generate()).
 
@@ -129,6 +130,8 @@ def place(model: nn.Module, vram_budget: int, reserve: int = 1 << 30,
     lasts (minus `reserve` for the KV cache and activations, and the prefill staging); the rest
     goes to host memory (the spillway pool when /dev/spillway is there), split between the GPU
     and the CPU by the measured rates of both roads (or `gpu_fraction`).
+    Routed experts that stay in VRAM decode through a gather without host synchronisation
+    (units.ResidentExperts) unless `gather_resident_experts` is False.
     `model.spillway` holds the plan and the measurements.
     """
     t0 = time.perf_counter()
@@ -199,7 +202,7 @@ def place(model: nn.Module, vram_budget: int, reserve: int = 1 << 30,
             _set(model, f.path, new)
         f.params.clear()
     for f in found:
-        if f.kind == "experts" and byname[f.unit.name].in_vram:
+        if f.kind == "experts" and byname[f.unit.name].in_vram and gather_resident_experts:
             _set(model, f.path, ResidentExperts(f.module, f.act, k))
     found.clear()
     model.to(device)
