@@ -4,7 +4,7 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { kernelProblemLines, kernelsUnderTest, parseTap, repoRoot, runInVm, tapPlan } from './harness.js'
+import { kernelProblemLines, kernelsUnderTest, panickedBeforeCommand, parseTap, repoRoot, runInVm, tapPlan } from './harness.js'
 
 const here = path.join(repoRoot, 'test', 'vm')
 
@@ -47,6 +47,22 @@ t.test('kernelProblemLines finds kernel splats but not test names', async (t) =>
   t.same(
     lines.map((l) => l.slice(0, 12)),
     ['[ 5.1] WARNI', '[ 6.0] BUG: ', '[ 7.0] Oops:', '[ 8.0] gener', 'ok 5 - buffe'],
+  )
+})
+
+t.test('panickedBeforeCommand: only a panic before the command started', async (t) => {
+  const panic =
+    'run-vm: 6.12: the guest kernel panicked: [    1.827170] Kernel panic - not syncing: Fatal exception in interrupt. Last 40 console lines:'
+  t.ok(panickedBeforeCommand(`${panic}\n...\nrun-vm: 6.12: command started at ? s, total 5.5 s, exit 125\n`))
+  t.notOk(
+    panickedBeforeCommand(`${panic}\nrun-vm: 6.12: command started at 20.4 s, total 60.1 s, exit 125\n`),
+    'the test ran: its panic counts',
+  )
+  t.notOk(panickedBeforeCommand('run-vm: 6.1: command started at ? s, total 900.0 s, exit 124\n'), 'a timeout is not retried')
+  t.notOk(
+    panickedBeforeCommand(
+      "run-vm: 6.1: the guest's init failed: no job. Last 40 console lines:\nrun-vm: 6.1: command started at ? s, total 3.0 s, exit 125\n",
+    ),
   )
 })
 

@@ -185,7 +185,14 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
     env[k] = v
   }
   const what = `VM with kernel ${opts.kernel}: ${opts.command.join(' ').slice(0, 80)}`
-  const r = await withProgress(what, () => spawnCollect(process.execPath, args, env))
+  let r = await withProgress(what, () => spawnCollect(process.execPath, args, env))
+  if (panickedBeforeCommand(r.stderr)) {
+    // Nothing of the test has run yet (no module loaded, no command started): the guest's boot
+    // under TCG failed (seen once: 6.12, "Fatal exception in interrupt" in the idle loop at
+    // 1.8 s, 2026-12-06). Boot it once more, and say so.
+    progress(`${what}: the guest kernel panicked while booting, before the command started: booting it again`)
+    r = await withProgress(`${what} (second boot)`, () => spawnCollect(process.execPath, args, env))
+  }
   const failure =
     /^run-vm: [^:]+: (.*?)\. Last \d+ console lines:$/m.exec(r.stderr)?.[1] ??
     (r.code === 124 || r.code === 125 ? r.stderr.trim() || `run-vm exited ${r.code}` : null)
@@ -198,6 +205,11 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
     bootSeconds: boot,
     totalSeconds: timing?.[2] ? Number(timing[2]) : Number.NaN,
   }
+}
+
+/** Whether run-vm's report says the guest panicked before the command started. */
+export function panickedBeforeCommand(stderr: string): boolean {
+  return /^run-vm: [^:]+: the guest kernel panicked: /m.test(stderr) && /command started at \? s/.test(stderr)
 }
 
 /**

@@ -331,7 +331,19 @@ export async function runVm(opts) {
     '-virtfs',
     'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
   ]
-  const append = ['console=ttyS0', 'loglevel=5', 'panic=-1', 'rdinit=/init', `spillway.job=${jobFile}`, `spillway.nonce=${nonce}`]
+  // watchdog_thresh=60: under TCG on a shared 2-core host a vCPU can go without host CPU for tens
+  // of seconds, and the soft-lockup detector (20 s by default) then names whatever ran there (seen
+  // once: kcompactd on 6.1, 2026-12-06). A lockup must now last 120 s to be reported; the tests'
+  // own timeouts catch hangs.
+  const append = [
+    'console=ttyS0',
+    'loglevel=5',
+    'panic=-1',
+    'watchdog_thresh=60',
+    'rdinit=/init',
+    `spillway.job=${jobFile}`,
+    `spillway.nonce=${nonce}`,
+  ]
   const disk = opts.nvme ? 'nvme' : opts.swap ? 'virtio' : null
   if (disk) {
     const img = path.join(tmp, 'disk.img')
