@@ -111,7 +111,7 @@ def task(name: str) -> Callable[..., bool]:
 
 def optimizations_off():
     """For the worker thread: TorchScript's profiling executor would spend its first calls of
-    each task profiling (60 us a poll, measured) and may fuse; the graphs run as written. The
+    each task profiling (60 us a poll on the development machine, torch 1.13) and may fuse; the graphs run as written. The
     setting is per thread."""
     return torch.jit.optimized_execution(False)
 
